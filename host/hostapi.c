@@ -1,0 +1,211 @@
+/* The services table.  Every plugin instance gets its own copy whose ctx names it, so
+ * log lines and metrics say which instance spoke.  Slots whose components are not built
+ * yet answer GGL_UNAVAILABLE; their issues fill them in place (ABI 1.0 is complete). */
+#include "ggl-build.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "hostapi.h"
+#include "log.h"
+#include "metrics.h"
+
+static _Thread_local char reason[256];
+
+static uint64_t real_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static clock_fn clock_source = real_clock;
+
+uint64_t clock_now_ms(void) { return clock_source(); }
+void clock_set(clock_fn fn) { clock_source = fn ? fn : real_clock; }
+
+const char *hostapi_take_reason(void)
+{
+    static _Thread_local char taken[sizeof reason];
+    memcpy(taken, reason, sizeof taken);
+    reason[0] = '\0';
+    return taken;
+}
+
+void hostapi_clear_reason(void) { reason[0] = '\0'; }
+
+static void api_log(const struct ggl_host *h, enum ggl_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, h->ctx, fmt, ap);
+    va_end(ap);
+}
+
+static void api_set_reason(const struct ggl_host *h, const char *fmt, ...)
+{
+    (void)h;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+}
+
+static void *api_alloc(size_t n) { return malloc(n ? n : 1); }
+static void api_free(void *p) { free(p); }
+static uint64_t api_now(const struct ggl_host *h) { (void)h; return clock_source(); }
+
+/* The block's setting for key, or the declared default's text via *def. */
+static const config_setting_t *conf_find(const struct ggl_conf *c, const char *key,
+                                         enum ggl_setting_type *type, const char **def)
+{
+    const struct ggl_setting *s = c->settings;
+    while (s && s->name && strcmp(s->name, key) != 0)
+        s++;
+    if (!s || !s->name)
+        return *def = NULL, NULL;
+    *type = s->type;
+    *def = s->default_value;
+    return c->block ? config_setting_get_member(c->block, key) : NULL;
+}
+
+static enum ggl_status conf_int(const struct ggl_conf *c, const char *key, int64_t *out)
+{
+    enum ggl_setting_type t = 0;
+    const char *def;
+    const config_setting_t *s = conf_find(c, key, &t, &def);
+    if (t != GGL_SETTING_INT || (!s && !def))
+        return GGL_NOTFOUND;
+    *out = s ? config_setting_get_int64(s) : strtoll(def, NULL, 0);
+    return GGL_OK;
+}
+
+static enum ggl_status conf_float(const struct ggl_conf *c, const char *key, double *out)
+{
+    enum ggl_setting_type t = 0;
+    const char *def;
+    const config_setting_t *s = conf_find(c, key, &t, &def);
+    if (t != GGL_SETTING_FLOAT || (!s && !def))
+        return GGL_NOTFOUND;
+    if (!s)
+        *out = strtod(def, NULL);
+    else
+        *out = config_setting_type(s) == CONFIG_TYPE_FLOAT ? config_setting_get_float(s)
+                                                            : (double)config_setting_get_int64(s);
+    return GGL_OK;
+}
+
+static enum ggl_status conf_bool(const struct ggl_conf *c, const char *key, int *out)
+{
+    enum ggl_setting_type t = 0;
+    const char *def;
+    const config_setting_t *s = conf_find(c, key, &t, &def);
+    if (t != GGL_SETTING_BOOL || (!s && !def))
+        return GGL_NOTFOUND;
+    *out = s ? config_setting_get_bool(s) : strcasecmp(def, "true") == 0;
+    return GGL_OK;
+}
+
+static enum ggl_status conf_string(const struct ggl_conf *c, const char *key, const char **out)
+{
+    enum ggl_setting_type t = 0;
+    const char *def;
+    const config_setting_t *s = conf_find(c, key, &t, &def);
+    if (t != GGL_SETTING_STRING || (!s && !def))
+        return GGL_NOTFOUND;
+    *out = s ? config_setting_get_string(s) : def;
+    return GGL_OK;
+}
+
+static struct ggl_metric *api_metric_new(const struct ggl_host *h, enum ggl_metric_type type,
+                                         const char *name, const char *help)
+{
+    return metrics_register(type, name, help, h->ctx);
+}
+
+/* Services whose components come in later issues. */
+static enum ggl_status unavailable(const char *what)
+{
+    snprintf(reason, sizeof reason, "%s is not provided by this host yet", what);
+    return GGL_UNAVAILABLE;
+}
+
+static enum ggl_status api_mem_get(const struct ggl_host *h, const void *k, size_t kl, void **v,
+                                   size_t *vl)
+{
+    (void)h, (void)k, (void)kl, (void)v, (void)vl;
+    return unavailable("mem_get");
+}
+
+static enum ggl_status api_mem_put(const struct ggl_host *h, const void *k, size_t kl,
+                                   const void *v, size_t vl, uint64_t ttl, double imp)
+{
+    (void)h, (void)k, (void)kl, (void)v, (void)vl, (void)ttl, (void)imp;
+    return unavailable("mem_put");
+}
+
+static enum ggl_status api_mem_del(const struct ggl_host *h, const void *k, size_t kl)
+{
+    (void)h, (void)k, (void)kl;
+    return unavailable("mem_del");
+}
+
+static enum ggl_status api_submit_task(const struct ggl_host *h, const struct ggl_task *t,
+                                       ggl_done_fn done, void *arg, uint64_t *id)
+{
+    (void)h, (void)t, (void)done, (void)arg, (void)id;
+    return unavailable("submit_task");
+}
+
+static enum ggl_status api_submit_action(const struct ggl_host *h, const struct ggl_action *a,
+                                         ggl_done_fn done, void *arg, uint64_t *id)
+{
+    (void)h, (void)a, (void)done, (void)arg, (void)id;
+    return unavailable("submit_action");
+}
+
+static enum ggl_status api_state_get(const struct ggl_host *h, const char *k, char **v, size_t *vl)
+{
+    (void)h, (void)k, (void)v, (void)vl;
+    return unavailable("state_get");
+}
+
+static enum ggl_status api_state_set(const struct ggl_host *h, const char *k, const char *v,
+                                     size_t vl)
+{
+    (void)h, (void)k, (void)v, (void)vl;
+    return unavailable("state_set");
+}
+
+void hostapi_init(struct ggl_host *h, const char *label)
+{
+    *h = (struct ggl_host){
+        .size = sizeof *h,
+        .abi_minor = GGL_ABI_MINOR,
+        .ctx = (void *)label,
+        .log = api_log,
+        .set_reason = api_set_reason,
+        .alloc = api_alloc,
+        .free = api_free,
+        .now = api_now,
+        .conf_int = conf_int,
+        .conf_float = conf_float,
+        .conf_bool = conf_bool,
+        .conf_string = conf_string,
+        .metric_new = api_metric_new,
+        .metric_add = metrics_add,
+        .metric_set = metrics_set,
+        .metric_observe = metrics_observe,
+        .mem_get = api_mem_get,
+        .mem_put = api_mem_put,
+        .mem_del = api_mem_del,
+        .submit_task = api_submit_task,
+        .submit_action = api_submit_action,
+        .state_get = api_state_get,
+        .state_set = api_state_set,
+    };
+}

@@ -1,0 +1,28 @@
+/* The services table (struct ggl_host) the host gives each plugin instance, the host
+ * clock, per-call error reasons and the plugin-side view of an instance's config. */
+#ifndef GGL_HOST_HOSTAPI_H
+#define GGL_HOST_HOSTAPI_H
+
+#include <libconfig.h>
+#include <ganglion/ganglion.h>
+
+/* An instance's config block as plugins see it: the block plus declared defaults. */
+struct ggl_conf {
+    const config_setting_t *block;
+    const struct ggl_setting *settings;
+};
+
+typedef uint64_t (*clock_fn)(void);
+
+/* The host clock in ms since the epoch; clock_set(NULL) restores the real clock. */
+uint64_t clock_now_ms(void);
+void clock_set(clock_fn fn);
+
+/* Fill `h` for an instance whose log lines start with `label` (kept by pointer). */
+void hostapi_init(struct ggl_host *h, const char *label);
+
+/* The reason a plugin left on this thread with set_reason, then cleared ("" if none). */
+const char *hostapi_take_reason(void);
+void hostapi_clear_reason(void);
+
+#endif

@@ -1,0 +1,194 @@
+/* ganglion: the host daemon.  Parses arguments, loads the config and plugins, runs
+ * until SIGTERM/SIGINT, then closes plugin instances in reverse order and exits 0. */
+#include "ggl-build.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "instance.h"
+#include "loader.h"
+#include "log.h"
+#include "metrics.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: ganglion [-c FILE] [-t] [--describe KIND/NAME] [-v] [-h]\n"
+            "  -c, --config FILE      configuration file (default %s)\n"
+            "  -t, --test             check the configuration and its plugins, then exit\n"
+            "      --describe K/N     print plugin K/N's settings (e.g. tier/mem)\n"
+            "  -v, --version          print the version and ABI\n",
+            GGL_DEFAULT_CONFIG);
+}
+
+/* Plugin directories: the config's, else the build tree when this binary runs from it,
+ * else the installed $(pkglibdir). */
+static const char *const *plugin_dirs(const struct config *c)
+{
+    static const char *build[] = {GGL_BUILD_PLUGINDIR, NULL};
+    static const char *installed[] = {GGL_PLUGINDIR, NULL};
+    if (c && c->plugin_dirs && c->plugin_dirs[0])
+        return c->plugin_dirs;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        if (strcmp(exe, GGL_BUILD_HOSTDIR) == 0 || strcmp(exe, GGL_BUILD_HOSTDIR "/.libs") == 0)
+            return build;
+    }
+    return installed;
+}
+
+static int describe(const char *spec)
+{
+    char kind_name[64], err[512];
+    const char *slash = strchr(spec, '/');
+    enum ggl_kind kind = 0;
+    if (slash && (size_t)(slash - spec) < sizeof kind_name) {
+        memcpy(kind_name, spec, (size_t)(slash - spec));
+        kind_name[slash - spec] = '\0';
+        for (uint32_t k = GGL_KIND_TIER; k <= GGL_KIND_SENSOR; k++)
+            if (strcmp(kind_name, ggl_kind_str(k)) == 0)
+                kind = (enum ggl_kind)k;
+    }
+    if (!kind) {
+        fprintf(stderr, "ganglion: --describe wants KIND/NAME, KIND one of tier, processor, executor, sensor\n");
+        return 2;
+    }
+    if (loader_init(plugin_dirs(NULL), err, sizeof err) < 0) {
+        fprintf(stderr, "ganglion: %s\n", err);
+        return 1;
+    }
+    struct module *m = loader_load(kind, slash + 1, err, sizeof err);
+    int rc = 1;
+    if (m) {
+        static const char *const types[] = {"", "int", "float", "bool", "string"};
+        const struct ggl_plugin *d = m->desc;
+        printf("%s/%s %s (ABI %u.%u)\n  %s\n  file: %s\nsettings:\n", ggl_kind_str(d->kind),
+               d->name, d->version, d->abi_major, d->min_host_minor,
+               d->description ? d->description : "", m->path);
+        printf("  %-20s %-7s %-12s %s\n", "plugin", "string", "(required)", "plugin name");
+        printf("  %-20s %-7s %-12s %s\n", "required", "bool", "false",
+               "refusal or open failure stops the host");
+        if (d->kind == GGL_KIND_SENSOR)
+            printf("  %-20s %-7s %-12s %s\n", "interval_ms", "int", "1000", "sampling interval");
+        for (const struct ggl_setting *s = d->settings; s && s->name; s++)
+            printf("  %-20s %-7s %-12s %s\n", s->name, types[s->type],
+                   s->default_value ? s->default_value : "(none)",
+                   s->description ? s->description : "");
+        rc = 0;
+    }
+    loader_fini();
+    return rc;
+}
+
+static int apply_log_level(const struct config *c)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; c->log_level && i < 4; i++)
+        if (strcmp(c->log_level, levels[i]) == 0)
+            log_set_level((enum ggl_log_level)i);
+    return 0;
+}
+
+/* Wait for SIGTERM or SIGINT (blocked in every thread, taken here with sigwait). */
+static void run_until_signal(const sigset_t *set)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(set, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("signal %d: shutting down", sig);
+            return;
+        }
+        if (sig == SIGHUP)
+            log_info("SIGHUP: reload is not implemented yet; ignored");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"test", no_argument, NULL, 't'},
+                                         {"describe", required_argument, NULL, 'D'},
+                                         {"version", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = GGL_DEFAULT_CONFIG;
+    int test_only = 0, opt;
+    while ((opt = getopt_long(argc, argv, "c:tvh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 't': test_only = 1; break;
+        case 'D': return describe(optarg);
+        case 'v':
+            printf("ganglion %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, GGL_ABI_MAJOR, GGL_ABI_MINOR);
+            return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    /* Signals are taken by sigwait in main; every thread started later inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct conf_error cerr;
+    char err[512];
+    struct config *c = config_load(path, &cerr);
+    if (!c) {
+        fprintf(stderr, "%s\n", cerr.msg);
+        return 1;
+    }
+    apply_log_level(c);
+    if (loader_init(plugin_dirs(c), err, sizeof err) < 0) {
+        fprintf(stderr, "ganglion: %s\n", err);
+        config_free(c);
+        return 1;
+    }
+
+    int rc = 0;
+    if (test_only) {
+        rc = instances_check(c, &cerr) < 0;
+        if (rc)
+            fprintf(stderr, "%s\n", cerr.msg);
+        else
+            printf("%s: configuration OK (%zu instances)\n", path, c->n_instances);
+    } else {
+        struct instance *inst = NULL;
+        size_t n = 0;
+        if (instances_open(c, &inst, &n, &cerr) < 0) {
+            log_error("%s", cerr.msg);
+            rc = 1;
+        } else {
+            log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
+            run_until_signal(&set);
+        }
+        instances_close(inst, n);
+    }
+    loader_fini();
+    config_free(c);
+    metrics_fini();
+    if (!test_only && rc == 0)
+        log_info("ganglion stopped");
+    return rc;
+}

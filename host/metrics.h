@@ -1,0 +1,38 @@
+/* Metrics registry: counters, gauges and fixed-bucket histograms that every component
+ * and plugin registers into; updates are lock-free, registration takes a mutex. */
+#ifndef GGL_HOST_METRICS_H
+#define GGL_HOST_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <ganglion/host.h>
+
+#define METRIC_BUCKETS 12 /* upper bounds in metrics.c; the last is +Inf */
+
+struct ggl_metric {
+    enum ggl_metric_type type;
+    char *name;
+    char *help;
+    const char *label;            /* owning instance or NULL; borrowed, outlives the metric */
+    _Atomic uint64_t value;       /* bits of a double: counter / gauge; histogram: sum */
+    _Atomic uint64_t count;       /* histogram: observations */
+    _Atomic uint64_t buckets[METRIC_BUCKETS];
+    struct ggl_metric *next;
+};
+
+extern const double metric_bucket_bounds[METRIC_BUCKETS];
+
+/* Register (or find, by name and label) a metric.  Never fails: on allocation failure
+ * returns a shared sink that accepts updates and is never rendered. */
+struct ggl_metric *metrics_register(enum ggl_metric_type type, const char *name,
+                                    const char *help, const char *label);
+void metrics_add(struct ggl_metric *m, double delta);
+void metrics_set(struct ggl_metric *m, double value);
+void metrics_observe(struct ggl_metric *m, double value);
+double metrics_value(const struct ggl_metric *m);
+
+/* Visit every registered metric in registration order. */
+void metrics_foreach(void (*fn)(const struct ggl_metric *m, void *arg), void *arg);
+void metrics_fini(void);
+
+#endif

@@ -1,0 +1,211 @@
+/* tier/mem: the in-process tier (embedded default for STM and IM when no Redis is set).
+ * A chained hash table under one mutex, bounded by max_entries, honouring versions,
+ * conditional writes and absolute expiry on the host clock. */
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+
+#include <ganglion/ganglion.h>
+
+struct item {
+    struct item *next;
+    struct ggl_entry e; /* e.key and e.value point into the same allocation */
+};
+
+struct mem {
+    const struct ggl_host *host;
+    pthread_mutex_t lock;
+    struct item **buckets;
+    size_t nbuckets, count, max_entries;
+    uint64_t bytes;
+};
+
+static const struct ggl_setting settings[] = {
+    GGL_SETTING("max_entries", GGL_SETTING_INT, "100000", "entries held; puts beyond it get RETRY"),
+    GGL_SETTINGS_END};
+
+static uint64_t hash(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    while (len--)
+        h = (h ^ *p++) * 1099511628211ull;
+    return h;
+}
+
+static enum ggl_status mem_open(const struct ggl_host *host, const struct ggl_conf *conf, void **self)
+{
+    int64_t max = 0;
+    if (host->conf_int(conf, "max_entries", &max) != GGL_OK || max < 1) {
+        host->set_reason(host, "max_entries must be >= 1");
+        return GGL_INVALID;
+    }
+    struct mem *m = calloc(1, sizeof *m);
+    if (!m)
+        return GGL_NOMEM;
+    m->host = host;
+    m->max_entries = (size_t)max;
+    m->nbuckets = 1024;
+    while (m->nbuckets < m->max_entries && m->nbuckets < (1u << 24))
+        m->nbuckets <<= 1;
+    m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
+    if (!m->buckets) {
+        free(m);
+        return GGL_NOMEM;
+    }
+    pthread_mutex_init(&m->lock, NULL);
+    *self = m;
+    return GGL_OK;
+}
+
+static void mem_close(void *self)
+{
+    struct mem *m = self;
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (struct item *it = m->buckets[i], *next; it; it = next) {
+            next = it->next;
+            free(it);
+        }
+    free(m->buckets);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+/* The link pointing at key's item (or at the NULL ending its chain).  Lock held. */
+static struct item **find(struct mem *m, const void *key, size_t len)
+{
+    struct item **p = &m->buckets[hash(key, len) & (m->nbuckets - 1)];
+    for (; *p; p = &(*p)->next)
+        if ((*p)->e.key_len == len && memcmp((*p)->e.key, key, len) == 0)
+            break;
+    return p;
+}
+
+static int expired(struct mem *m, const struct item *it)
+{
+    return it->e.expires_ms && it->e.expires_ms <= m->host->now(m->host);
+}
+
+static void unlink_item(struct mem *m, struct item **p)
+{
+    struct item *it = *p;
+    *p = it->next;
+    m->count--;
+    m->bytes -= it->e.key_len + it->e.value_len;
+    free(it);
+}
+
+static enum ggl_status mem_get(void *self, const void *key, size_t len, struct ggl_entry *out)
+{
+    struct mem *m = self;
+    enum ggl_status st = GGL_NOTFOUND;
+    pthread_mutex_lock(&m->lock);
+    struct item **p = find(m, key, len);
+    if (*p && expired(m, *p))
+        unlink_item(m, p);
+    else if (*p) {
+        void *v = m->host->alloc((*p)->e.value_len);
+        if (!v) {
+            st = GGL_NOMEM;
+        } else {
+            memcpy(v, (*p)->e.value, (*p)->e.value_len);
+            uint32_t size = out->size;
+            *out = (*p)->e;
+            out->size = size;
+            out->key = key;
+            out->value = v;
+            st = GGL_OK;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    return st;
+}
+
+/* Does the stored item (or its absence) satisfy `expect` for a write of `version`? */
+static int condition_holds(const struct item *it, uint64_t expect, uint64_t version)
+{
+    if (expect == GGL_VERSION_ANY)
+        return 1;
+    if (expect == GGL_VERSION_OLDER)
+        return !it || it->e.version < version;
+    return it && it->e.version == expect;
+}
+
+static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t expect)
+{
+    struct mem *m = self;
+    struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
+    if (!it)
+        return GGL_NOMEM;
+    it->e = *e;
+    it->e.size = sizeof it->e;
+    it->e.key = memcpy((char *)(it + 1), e->key, e->key_len);
+    it->e.value = memcpy((char *)(it + 1) + e->key_len, e->value, e->value_len);
+
+    pthread_mutex_lock(&m->lock);
+    struct item **p = find(m, e->key, e->key_len);
+    if (*p && expired(m, *p))
+        unlink_item(m, p);
+    enum ggl_status st = GGL_OK;
+    if (!condition_holds(*p, expect, e->version))
+        st = GGL_CONFLICT;
+    else if (!*p && m->count >= m->max_entries)
+        st = GGL_RETRY;
+    if (st != GGL_OK) {
+        pthread_mutex_unlock(&m->lock);
+        free(it);
+        if (st == GGL_RETRY)
+            m->host->set_reason(m->host, "full: %zu entries", m->max_entries);
+        return st;
+    }
+    if (*p)
+        unlink_item(m, p);
+    it->next = *p;
+    *p = it;
+    m->count++;
+    m->bytes += e->key_len + e->value_len;
+    pthread_mutex_unlock(&m->lock);
+    return GGL_OK;
+}
+
+static enum ggl_status mem_del(void *self, const void *key, size_t len, uint64_t expect)
+{
+    struct mem *m = self;
+    enum ggl_status st = GGL_NOTFOUND;
+    pthread_mutex_lock(&m->lock);
+    struct item **p = find(m, key, len);
+    if (*p && expired(m, *p))
+        unlink_item(m, p);
+    else if (*p && !condition_holds(*p, expect, 0))
+        st = GGL_CONFLICT;
+    else if (*p) {
+        unlink_item(m, p);
+        st = GGL_OK;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return st;
+}
+
+static enum ggl_status mem_stats(void *self, struct ggl_tier_stats *out)
+{
+    struct mem *m = self;
+    pthread_mutex_lock(&m->lock);
+    out->entries = m->count;
+    out->bytes = m->bytes;
+    pthread_mutex_unlock(&m->lock);
+    return GGL_OK;
+}
+
+static const struct ggl_tier vtable = {
+    .size = sizeof(struct ggl_tier),
+    .flags = GGL_READS_CONCURRENT | GGL_WRITES_CONCURRENT,
+    .open = mem_open,
+    .close = mem_close,
+    .get = mem_get,
+    .put = mem_put,
+    .del = mem_del,
+    .stats = mem_stats,
+};
+
+GGL_PLUGIN_DEFINE(GGL_KIND_TIER, "mem", "0.1.0", "in-process tier with TTL (embedded STM/IM)",
+                  settings, &vtable);
