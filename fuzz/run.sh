@@ -10,5 +10,6 @@ bin=${FUZZ_BUILD:-$here}/$target
 [ -x "$bin" ] || { echo "fuzz/run.sh: $bin not built (configure CC=clang --enable-fuzzing; make)" >&2; exit 2; }
 work=$(mktemp -d)
 cp -r "$here/corpus/$target/." "$work/" 2>/dev/null || true
-"$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$work"
+LSAN_OPTIONS="suppressions=$here/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
+    "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$work"
 rm -rf "$work"
