@@ -186,6 +186,33 @@ static enum ggl_status mem_del(void *self, const void *key, size_t len, uint64_t
     return st;
 }
 
+/* The cursor is the next bucket index; a call visits whole buckets until it has seen
+ * `count` live entries, so an entry is visited once per pass unless it moves buckets
+ * (it never does: the table does not resize). */
+static enum ggl_status mem_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn,
+                                void *arg)
+{
+    struct mem *m = self;
+    size_t seen = 0, b = (size_t)*cursor;
+    pthread_mutex_lock(&m->lock);
+    for (; b < m->nbuckets && seen < count; b++)
+        for (struct item **p = &m->buckets[b]; *p;) {
+            if (expired(m, *p)) {
+                unlink_item(m, p);
+                continue;
+            }
+            seen++;
+            if (fn(arg, &(*p)->e)) {
+                b = m->nbuckets; /* the callback asked to stop */
+                break;
+            }
+            p = &(*p)->next;
+        }
+    pthread_mutex_unlock(&m->lock);
+    *cursor = b >= m->nbuckets ? 0 : b;
+    return GGL_OK;
+}
+
 static enum ggl_status mem_stats(void *self, struct ggl_tier_stats *out)
 {
     struct mem *m = self;
@@ -204,6 +231,7 @@ static const struct ggl_tier vtable = {
     .get = mem_get,
     .put = mem_put,
     .del = mem_del,
+    .scan = mem_scan,
     .stats = mem_stats,
 };
 

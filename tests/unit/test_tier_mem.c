@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "testhost.h"
+#include "tier_conformance.h"
 
 extern const struct ggl_plugin ggl_plugin_entry;
 static const struct ggl_tier *vt;
@@ -140,5 +141,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_returns_retry_with_reason, setup, teardown),
         cmocka_unit_test(test_bad_config_refused),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    static const char *const pairs[] = {"max_entries", "1000", NULL};
+    static const struct tier_fixture fixture = {&ggl_plugin_entry, pairs, NULL, NULL};
+    return cmocka_run_group_tests(tests, NULL, NULL) | tier_conformance_run("tier/mem conformance", &fixture);
 }
