@@ -1,0 +1,478 @@
+/* tier/sqlite: long-term memory in a SQLite file.  WAL, prepared statements, a pool of
+ * connections (each used by one thread at a time), batches in one transaction,
+ * conditional writes in SQL (upsert ... WHERE excluded.version > version), and a
+ * versioned schema created on first open.  A commit is durable across kill -9. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include <ganglion/ganglion.h>
+
+#define SCHEMA_VERSION 1
+
+/* Statements, each prepared once per connection.  Parameters: ?1 key, ?2 value,
+ * ?3 version, ?4 importance, ?5 flags, ?6 created, ?7 last access, ?8 access count,
+ * ?9 expiry, ?10 expected version, ?11 now.  A row past its expiry is absent. */
+#define LIVE "(expires_ms = 0 OR expires_ms > ?11)"
+#define COLS "value, version, importance, flags, created_ms, last_access_ms, access_count, expires_ms"
+#define UPSERT                                                                              \
+    "INSERT INTO entries(key, " COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "         \
+    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, "     \
+    "importance = excluded.importance, flags = excluded.flags, created_ms = excluded.created_ms, " \
+    "last_access_ms = excluded.last_access_ms, access_count = excluded.access_count, "       \
+    "expires_ms = excluded.expires_ms"
+enum stmt { GET, PUT_ANY, PUT_NEWER, PUT_EQUAL, DEL_ANY, DEL_EQUAL, SCAN, STATS, BEGIN, COMMIT,
+            ROLLBACK, NSTMT };
+static const char *const sql[NSTMT] = {
+    [GET] = "SELECT " COLS " FROM entries WHERE key = ?1 AND " LIVE,
+    [PUT_ANY] = UPSERT,
+    [PUT_NEWER] = UPSERT " WHERE excluded.version > entries.version "
+                  "OR (entries.expires_ms != 0 AND entries.expires_ms <= ?11)",
+    [PUT_EQUAL] = "UPDATE entries SET value = ?2, version = ?3, importance = ?4, flags = ?5, "
+                  "created_ms = ?6, last_access_ms = ?7, access_count = ?8, expires_ms = ?9 "
+                  "WHERE key = ?1 AND version = ?10 AND " LIVE,
+    [DEL_ANY] = "DELETE FROM entries WHERE key = ?1 AND " LIVE,
+    [DEL_EQUAL] = "DELETE FROM entries WHERE key = ?1 AND version = ?10 AND " LIVE,
+    [SCAN] = "SELECT " COLS ", key, id FROM entries WHERE id > ?12 AND " LIVE
+             " ORDER BY id LIMIT ?13",
+    [STATS] = "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM entries",
+    [BEGIN] = "BEGIN IMMEDIATE",
+    [COMMIT] = "COMMIT",
+    [ROLLBACK] = "ROLLBACK",
+};
+
+struct conn {
+    sqlite3 *db;
+    sqlite3_stmt *st[NSTMT];
+    struct conn *next;
+};
+
+struct ltm {
+    const struct ggl_host *host;
+    const char *path, *synchronous;
+    int64_t busy_ms, mmap_bytes;
+    int schema_checked;
+    pthread_mutex_t lock;
+    struct conn *idle; /* connections not in use */
+};
+
+static const struct ggl_setting settings[] = {
+    GGL_SETTING("path", GGL_SETTING_STRING, "ltm.db", "database file (created if missing)"),
+    GGL_SETTING("synchronous", GGL_SETTING_STRING, "NORMAL",
+                "NORMAL (durable across process crashes) or FULL (also power loss)"),
+    GGL_SETTING("busy_timeout_ms", GGL_SETTING_INT, "5000", "wait for a lock this long, then RETRY"),
+    GGL_SETTING("mmap_bytes", GGL_SETTING_INT, "268435456", "memory-mapped I/O size; 0 = off"),
+    GGL_SETTINGS_END};
+
+/* Map a SQLite result to a status, leaving the reason with the host. */
+static enum ggl_status fail(struct ltm *l, sqlite3 *db, int rc, const char *what)
+{
+    l->host->set_reason(l->host, "%s: %s: %s", l->path, what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL: return GGL_RETRY;
+    case SQLITE_NOMEM: return GGL_NOMEM;
+    default: return GGL_ERROR;
+    }
+}
+
+static void conn_free(struct conn *c)
+{
+    for (int i = 0; i < NSTMT; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static int exec(sqlite3 *db, const char *text) { return sqlite3_exec(db, text, NULL, NULL, NULL); }
+
+/* Create the schema on first open; refuse a file from a newer plugin. */
+static enum ggl_status schema(struct ltm *l, sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int version = -1, rc = exec(db, "BEGIN IMMEDIATE");
+    if (rc != SQLITE_OK)
+        return fail(l, db, rc, "schema");
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version == 0)
+        rc = exec(db, "CREATE TABLE entries (id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE, "
+                      "value BLOB NOT NULL, version INTEGER NOT NULL, importance REAL NOT NULL, "
+                      "flags INTEGER NOT NULL, created_ms INTEGER NOT NULL, "
+                      "last_access_ms INTEGER NOT NULL, access_count INTEGER NOT NULL, "
+                      "expires_ms INTEGER NOT NULL);"
+                      "CREATE INDEX entries_expiry ON entries(expires_ms) WHERE expires_ms != 0;"
+                      "PRAGMA user_version = 1");
+    if (rc == SQLITE_OK && version != 0 && version != SCHEMA_VERSION) {
+        exec(db, "ROLLBACK");
+        l->host->set_reason(l->host, "%s: schema version %d, this plugin knows %d", l->path,
+                            version, SCHEMA_VERSION);
+        return GGL_INVALID;
+    }
+    if (rc != SQLITE_OK || (rc = exec(db, "COMMIT")) != SQLITE_OK) {
+        enum ggl_status s = fail(l, db, rc, "schema");
+        exec(db, "ROLLBACK");
+        return s;
+    }
+    return GGL_OK;
+}
+
+static enum ggl_status conn_open(struct ltm *l, struct conn **out)
+{
+    char pragmas[256];
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return GGL_NOMEM;
+    int rc = sqlite3_open_v2(l->path, &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    enum ggl_status s = GGL_OK;
+    if (rc != SQLITE_OK) {
+        s = fail(l, c->db, rc, "open");
+        goto out;
+    }
+    sqlite3_busy_timeout(c->db, (int)l->busy_ms);
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; PRAGMA mmap_size = %lld",
+             l->synchronous, (long long)l->mmap_bytes);
+    if ((rc = exec(c->db, pragmas)) != SQLITE_OK) {
+        s = fail(l, c->db, rc, "pragmas");
+        goto out;
+    }
+    if (!l->schema_checked) { /* the first connection, opened by sq_open, checks it */
+        if ((s = schema(l, c->db)) != GGL_OK)
+            goto out;
+        l->schema_checked = 1;
+    }
+    for (int i = 0; i < NSTMT; i++)
+        if ((rc = sqlite3_prepare_v3(c->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i],
+                                     NULL)) != SQLITE_OK) {
+            s = fail(l, c->db, rc, "prepare");
+            goto out;
+        }
+out:
+    if (s != GGL_OK)
+        conn_free(c);
+    else
+        *out = c;
+    return s;
+}
+
+/* A connection for this call: an idle one, or a new one. */
+static struct conn *acquire(struct ltm *l, enum ggl_status *s)
+{
+    pthread_mutex_lock(&l->lock);
+    struct conn *c = l->idle;
+    if (c)
+        l->idle = c->next;
+    pthread_mutex_unlock(&l->lock);
+    *s = GGL_OK;
+    if (!c)
+        *s = conn_open(l, &c);
+    return c;
+}
+
+static void release(struct ltm *l, struct conn *c)
+{
+    pthread_mutex_lock(&l->lock);
+    c->next = l->idle;
+    l->idle = c;
+    pthread_mutex_unlock(&l->lock);
+}
+
+static enum ggl_status sq_open(const struct ggl_host *host, const struct ggl_conf *conf, void **self)
+{
+    struct ltm *l = calloc(1, sizeof *l);
+    if (!l)
+        return GGL_NOMEM;
+    l->host = host;
+    host->conf_string(conf, "path", &l->path);
+    host->conf_string(conf, "synchronous", &l->synchronous);
+    host->conf_int(conf, "busy_timeout_ms", &l->busy_ms);
+    host->conf_int(conf, "mmap_bytes", &l->mmap_bytes);
+    if (strcmp(l->synchronous, "NORMAL") != 0 && strcmp(l->synchronous, "FULL") != 0) {
+        host->set_reason(host, "synchronous must be \"NORMAL\" or \"FULL\", not \"%s\"", l->synchronous);
+        free(l);
+        return GGL_INVALID;
+    }
+    pthread_mutex_init(&l->lock, NULL);
+    struct conn *c;
+    enum ggl_status s = conn_open(l, &c); /* creates the file and schema now */
+    if (s != GGL_OK) {
+        pthread_mutex_destroy(&l->lock);
+        free(l);
+        return s;
+    }
+    l->idle = c;
+    *self = l;
+    return GGL_OK;
+}
+
+static void sq_close(void *self)
+{
+    struct ltm *l = self;
+    while (l->idle) {
+        struct conn *c = l->idle;
+        l->idle = c->next;
+        conn_free(c);
+    }
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
+static void bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
+{
+    sqlite3_bind_blob64(st, i, p ? p : "", n, SQLITE_STATIC); /* NULL would bind SQL NULL */
+}
+
+static void bind_entry(sqlite3_stmt *st, const struct ggl_entry *e, uint64_t expect, uint64_t now)
+{
+    bind_blob(st, 1, e->key, e->key_len);
+    bind_blob(st, 2, e->value, e->value_len);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)e->version);
+    sqlite3_bind_double(st, 4, e->importance);
+    sqlite3_bind_int64(st, 5, e->flags);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)e->created_ms);
+    sqlite3_bind_int64(st, 7, (sqlite3_int64)e->last_access_ms);
+    sqlite3_bind_int64(st, 8, (sqlite3_int64)e->access_count);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)e->expires_ms);
+    if (sqlite3_bind_parameter_count(st) >= 10)
+        sqlite3_bind_int64(st, 10, (sqlite3_int64)expect);
+    if (sqlite3_bind_parameter_count(st) >= 11)
+        sqlite3_bind_int64(st, 11, (sqlite3_int64)now);
+}
+
+/* Run a write statement to completion; *changed gets the rows it touched. */
+static enum ggl_status step_write(struct ltm *l, struct conn *c, sqlite3_stmt *st, int *changed)
+{
+    int rc = sqlite3_step(st);
+    *changed = sqlite3_changes(c->db);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? GGL_OK : fail(l, c->db, rc, "write");
+}
+
+/* Fill *out from a row whose first columns are COLS.  The value is copied. */
+static enum ggl_status read_row(struct ltm *l, sqlite3_stmt *st, struct ggl_entry *out)
+{
+    size_t n = (size_t)sqlite3_column_bytes(st, 0);
+    const void *v = sqlite3_column_blob(st, 0);
+    void *copy = l->host->alloc(n);
+    if (!copy)
+        return GGL_NOMEM;
+    if (n)
+        memcpy(copy, v, n);
+    out->value = copy;
+    out->value_len = n;
+    out->version = (uint64_t)sqlite3_column_int64(st, 1);
+    out->importance = sqlite3_column_double(st, 2);
+    out->flags = (uint32_t)sqlite3_column_int64(st, 3);
+    out->created_ms = (uint64_t)sqlite3_column_int64(st, 4);
+    out->last_access_ms = (uint64_t)sqlite3_column_int64(st, 5);
+    out->access_count = (uint64_t)sqlite3_column_int64(st, 6);
+    out->expires_ms = (uint64_t)sqlite3_column_int64(st, 7);
+    return GGL_OK;
+}
+
+static enum ggl_status get_on(struct ltm *l, struct conn *c, const void *key, size_t len,
+                              struct ggl_entry *out)
+{
+    sqlite3_stmt *st = c->st[GET];
+    bind_blob(st, 1, key, len);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)l->host->now(l->host));
+    int rc = sqlite3_step(st);
+    enum ggl_status s = rc == SQLITE_ROW ? read_row(l, st, out)
+                        : rc == SQLITE_DONE ? GGL_NOTFOUND : fail(l, c->db, rc, "get");
+    if (s == GGL_OK)
+        out->key = key, out->key_len = len;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return s;
+}
+
+static enum ggl_status put_on(struct ltm *l, struct conn *c, const struct ggl_entry *e,
+                              uint64_t expect, uint64_t now)
+{
+    enum stmt which = expect == GGL_VERSION_ANY ? PUT_ANY
+                      : expect == GGL_VERSION_OLDER ? PUT_NEWER : PUT_EQUAL;
+    int changed;
+    bind_entry(c->st[which], e, expect, now);
+    enum ggl_status s = step_write(l, c, c->st[which], &changed);
+    return s == GGL_OK && changed == 0 ? GGL_CONFLICT : s;
+}
+
+static enum ggl_status sq_get(void *self, const void *key, size_t len, struct ggl_entry *out)
+{
+    struct ltm *l = self;
+    enum ggl_status s;
+    struct conn *c = acquire(l, &s);
+    if (!c)
+        return s;
+    s = get_on(l, c, key, len, out);
+    release(l, c);
+    return s;
+}
+
+static enum ggl_status sq_put(void *self, const struct ggl_entry *e, uint64_t expect)
+{
+    struct ltm *l = self;
+    enum ggl_status s;
+    struct conn *c = acquire(l, &s);
+    if (!c)
+        return s;
+    s = put_on(l, c, e, expect, l->host->now(l->host));
+    release(l, c);
+    return s;
+}
+
+static enum ggl_status sq_del(void *self, const void *key, size_t len, uint64_t expect)
+{
+    struct ltm *l = self;
+    enum ggl_status s;
+    struct conn *c = acquire(l, &s);
+    if (!c)
+        return s;
+    sqlite3_stmt *st = c->st[expect == GGL_VERSION_ANY ? DEL_ANY : DEL_EQUAL];
+    int changed;
+    bind_blob(st, 1, key, len);
+    if (expect != GGL_VERSION_ANY)
+        sqlite3_bind_int64(st, 10, (sqlite3_int64)expect);
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)l->host->now(l->host));
+    s = step_write(l, c, st, &changed);
+    if (s == GGL_OK && changed == 0) {
+        /* Absent, or present with another version? */
+        struct ggl_entry e = {.size = sizeof e};
+        s = get_on(l, c, key, len, &e);
+        if (s == GGL_OK) {
+            l->host->free(e.value);
+            s = GGL_CONFLICT;
+        }
+    }
+    release(l, c);
+    return s;
+}
+
+/* Run a statement from the BEGIN/COMMIT/ROLLBACK rows. */
+static enum ggl_status txn(struct ltm *l, struct conn *c, enum stmt which)
+{
+    int changed;
+    return step_write(l, c, c->st[which], &changed);
+}
+
+static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size_t n,
+                                    uint64_t expect, enum ggl_status *status)
+{
+    struct ltm *l = self;
+    enum ggl_status s;
+    struct conn *c = acquire(l, &s);
+    if (!c)
+        return s;
+    uint64_t now = l->host->now(l->host);
+    if ((s = txn(l, c, BEGIN)) == GGL_OK) {
+        for (size_t i = 0; i < n; i++)
+            status[i] = put_on(l, c, &es[i], expect, now);
+        if ((s = txn(l, c, COMMIT)) != GGL_OK)
+            txn(l, c, ROLLBACK);
+    }
+    for (size_t i = 0; s != GGL_OK && i < n; i++)
+        status[i] = s; /* nothing was committed */
+    release(l, c);
+    return s;
+}
+
+static enum ggl_status sq_get_batch(void *self, const void *const *keys, const size_t *lens,
+                                    size_t n, struct ggl_entry *out, enum ggl_status *status)
+{
+    struct ltm *l = self;
+    enum ggl_status s;
+    struct conn *c = acquire(l, &s);
+    if (!c)
+        return s;
+    exec(c->db, "BEGIN"); /* one read transaction for the batch */
+    for (size_t i = 0; i < n; i++)
+        status[i] = get_on(l, c, keys[i], lens[i], &out[i]);
+    exec(c->db, "COMMIT");
+    release(l, c);
+    return GGL_OK;
+}
+
+static enum ggl_status sq_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn, void *arg)
+{
+    struct ltm *l = self;
+    enum ggl_status s;
+    struct conn *c = acquire(l, &s);
+    if (!c)
+        return s;
+    sqlite3_stmt *st = c->st[SCAN];
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)l->host->now(l->host));
+    sqlite3_bind_int64(st, 12, (sqlite3_int64)*cursor);
+    sqlite3_bind_int64(st, 13, (sqlite3_int64)count);
+    size_t seen = 0;
+    int rc, stop = 0;
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct ggl_entry e = {.size = sizeof e};
+        e.value = (void *)sqlite3_column_blob(st, 0); /* borrowed for the callback */
+        e.value_len = (size_t)sqlite3_column_bytes(st, 0);
+        e.version = (uint64_t)sqlite3_column_int64(st, 1);
+        e.importance = sqlite3_column_double(st, 2);
+        e.flags = (uint32_t)sqlite3_column_int64(st, 3);
+        e.created_ms = (uint64_t)sqlite3_column_int64(st, 4);
+        e.last_access_ms = (uint64_t)sqlite3_column_int64(st, 5);
+        e.access_count = (uint64_t)sqlite3_column_int64(st, 6);
+        e.expires_ms = (uint64_t)sqlite3_column_int64(st, 7);
+        e.key = sqlite3_column_blob(st, 8);
+        e.key_len = (size_t)sqlite3_column_bytes(st, 8);
+        *cursor = (uint64_t)sqlite3_column_int64(st, 9);
+        seen++;
+        stop = fn(arg, &e);
+    }
+    if (!stop && rc != SQLITE_DONE)
+        s = fail(l, c->db, rc, "scan");
+    else if (!stop && seen < count)
+        *cursor = 0; /* the end */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    release(l, c);
+    return s;
+}
+
+static enum ggl_status sq_stats(void *self, struct ggl_tier_stats *out)
+{
+    struct ltm *l = self;
+    enum ggl_status s;
+    struct conn *c = acquire(l, &s);
+    if (!c)
+        return s;
+    sqlite3_stmt *st = c->st[STATS];
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->entries = (uint64_t)sqlite3_column_int64(st, 0);
+        out->bytes = (uint64_t)sqlite3_column_int64(st, 1);
+    } else {
+        s = fail(l, c->db, rc, "stats");
+    }
+    sqlite3_reset(st);
+    release(l, c);
+    return s;
+}
+
+static const struct ggl_tier vtable = {
+    .size = sizeof(struct ggl_tier),
+    .flags = GGL_READS_CONCURRENT | GGL_WRITES_CONCURRENT,
+    .open = sq_open,
+    .close = sq_close,
+    .get = sq_get,
+    .put = sq_put,
+    .del = sq_del,
+    .put_batch = sq_put_batch,
+    .get_batch = sq_get_batch,
+    .scan = sq_scan,
+    .stats = sq_stats,
+};
+
+GGL_PLUGIN_DEFINE(GGL_KIND_TIER, "sqlite", "0.1.0", "long-term memory in a SQLite file (WAL)",
+                  settings, &vtable);
