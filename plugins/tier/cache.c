@@ -1,0 +1,380 @@
+/* tier/cache: the in-process cache in front of the other tiers.  Bounded by entries and
+ * bytes, GGL_NONBLOCKING, sharded: each shard has a plain mutex (no global lock, no
+ * rwlock — see PERF.md).  Eviction samples a few entries of the shard and drops the one
+ * with the lowest score (as Redis approximates LRU/LFU), so it is O(1) per eviction:
+ *
+ *   score = freq_weight * ln(1 + hits) + recency_weight * 2^(-idle_ms / half_life_ms)
+ *
+ * the seed's cache score "by access frequency and recency".  Entries flagged
+ * GGL_ENTRY_PENDING (a lower-tier write not yet done) are never evicted; when a shard
+ * holds nothing else, puts answer GGL_RETRY. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+
+#include <ganglion/ganglion.h>
+
+struct item {
+    struct item *next;      /* hash chain */
+    size_t slot;            /* index in the shard's dense array */
+    uint64_t hits;          /* cache-local, for the score */
+    uint64_t last_hit_ms;
+    struct ggl_entry e;     /* key and value live after the struct */
+};
+
+struct shard {
+    pthread_mutex_t lock;
+    struct item **buckets;
+    size_t mask;
+    struct item **dense;    /* every item, for O(1) random sampling */
+    size_t count, max_entries;
+    uint64_t bytes, max_bytes, evictions, expirations, rng;
+} __attribute__((aligned(64)));
+
+struct cache {
+    const struct ggl_host *host;
+    struct shard *shards;
+    size_t nshards;
+    int64_t samples;
+    double freq_weight, recency_weight, half_life_ms;
+};
+
+static const struct ggl_setting settings[] = {
+    GGL_SETTING("max_entries", GGL_SETTING_INT, "100000", "entries held in all"),
+    GGL_SETTING("max_bytes", GGL_SETTING_INT, "268435456", "key + value bytes held in all"),
+    GGL_SETTING("shards", GGL_SETTING_INT, "16", "independently locked shards (power of two)"),
+    GGL_SETTING("samples", GGL_SETTING_INT, "5", "entries sampled per eviction"),
+    GGL_SETTING("freq_weight", GGL_SETTING_FLOAT, "1.0", "score weight of ln(1 + hits)"),
+    GGL_SETTING("recency_weight", GGL_SETTING_FLOAT, "1.0", "score weight of recency"),
+    GGL_SETTING("half_life_ms", GGL_SETTING_INT, "60000", "idle time that halves recency"),
+    GGL_SETTINGS_END};
+
+static uint64_t hash(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a, then a final mix for the shard bits */
+    while (len--)
+        h = (h ^ *p++) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+static size_t item_bytes(const struct item *it) { return it->e.key_len + it->e.value_len; }
+
+static void cache_close(void *self);
+
+static enum ggl_status cache_open(const struct ggl_host *host, const struct ggl_conf *conf, void **self)
+{
+    int64_t max_entries, max_bytes, shards, half_life;
+    struct cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return GGL_NOMEM;
+    c->host = host;
+    host->conf_int(conf, "max_entries", &max_entries);
+    host->conf_int(conf, "max_bytes", &max_bytes);
+    host->conf_int(conf, "shards", &shards);
+    host->conf_int(conf, "samples", &c->samples);
+    host->conf_int(conf, "half_life_ms", &half_life);
+    host->conf_float(conf, "freq_weight", &c->freq_weight);
+    host->conf_float(conf, "recency_weight", &c->recency_weight);
+    c->half_life_ms = (double)(half_life > 0 ? half_life : 1);
+    if (shards < 1 || shards > 1024 || (shards & (shards - 1)) || max_entries < shards ||
+        max_bytes < shards || c->samples < 1) {
+        host->set_reason(host, "need shards a power of two in 1..1024, max_entries and max_bytes "
+                               ">= shards, samples >= 1");
+        free(c);
+        return GGL_INVALID;
+    }
+    c->nshards = (size_t)shards;
+    c->shards = aligned_alloc(64, c->nshards * sizeof *c->shards);
+    if (!c->shards) {
+        free(c);
+        return GGL_NOMEM;
+    }
+    for (size_t i = 0; i < c->nshards; i++) {
+        struct shard *s = &c->shards[i];
+        memset(s, 0, sizeof *s);
+        s->max_entries = (size_t)max_entries / c->nshards;
+        s->max_bytes = (uint64_t)max_bytes / c->nshards;
+        s->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+        size_t nb = 8;
+        while (nb < 2 * s->max_entries)
+            nb <<= 1;
+        s->mask = nb - 1;
+        pthread_mutex_init(&s->lock, NULL);
+        s->buckets = calloc(nb, sizeof *s->buckets);
+        s->dense = calloc(s->max_entries, sizeof *s->dense);
+        if (!s->buckets || !s->dense) {
+            c->nshards = i + 1; /* a failed open is not closed by the host: undo it here */
+            cache_close(c);
+            return GGL_NOMEM;
+        }
+    }
+    *self = c;
+    return GGL_OK;
+}
+
+static void cache_close(void *self)
+{
+    struct cache *c = self;
+    for (size_t i = 0; i < c->nshards; i++) {
+        struct shard *s = &c->shards[i];
+        for (size_t j = 0; j < s->count; j++)
+            free(s->dense[j]);
+        free(s->buckets);
+        free(s->dense);
+        pthread_mutex_destroy(&s->lock);
+    }
+    free(c->shards);
+    free(c);
+}
+
+static struct shard *shard_of(struct cache *c, uint64_t h) { return &c->shards[h & (c->nshards - 1)]; }
+
+static struct item **find(struct shard *s, uint64_t h, const void *key, size_t len)
+{
+    struct item **p = &s->buckets[(h >> 10) & s->mask];
+    for (; *p; p = &(*p)->next)
+        if ((*p)->e.key_len == len && memcmp((*p)->e.key, key, len) == 0)
+            break;
+    return p;
+}
+
+/* Remove the item *p points at from chain and dense array, and free it.  Lock held. */
+static void drop(struct shard *s, struct item **p)
+{
+    struct item *it = *p;
+    *p = it->next;
+    struct item *last = s->dense[--s->count];
+    s->dense[it->slot] = last;
+    last->slot = it->slot;
+    s->bytes -= item_bytes(it);
+    free(it);
+}
+
+static int expired(struct cache *c, const struct item *it, uint64_t now)
+{
+    (void)c;
+    return it->e.expires_ms && it->e.expires_ms <= now;
+}
+
+static double score(struct cache *c, const struct item *it, uint64_t now)
+{
+    double idle = now > it->last_hit_ms ? (double)(now - it->last_hit_ms) : 0.0;
+    return c->freq_weight * log1p((double)it->hits) +
+           c->recency_weight * exp2(-idle / c->half_life_ms);
+}
+
+/* Evict the lowest-scored of a few sampled entries (expired ones first).  Returns 0, or
+ * -1 when every sampled and scanned entry is pending. */
+static int evict_one(struct cache *c, struct shard *s, uint64_t now)
+{
+    struct item *victim = NULL;
+    double best = INFINITY;
+    if (s->count == 0)
+        return -1;
+    /* Samples first; if all were pending, walk the array once so a shard that still has
+     * an evictable entry never refuses. */
+    size_t samples = (size_t)c->samples;
+    for (size_t n = 0; n < samples + s->count && (n < samples || !victim); n++) {
+        s->rng ^= s->rng << 13, s->rng ^= s->rng >> 7, s->rng ^= s->rng << 17;
+        struct item *it = s->dense[n < samples ? s->rng % s->count : n - samples];
+        if (it->e.flags & GGL_ENTRY_PENDING)
+            continue;
+        double sc = expired(c, it, now) ? -INFINITY : score(c, it, now);
+        if (sc < best)
+            best = sc, victim = it;
+    }
+    if (!victim)
+        return -1;
+    if (best == -INFINITY)
+        s->expirations++;
+    else
+        s->evictions++;
+    drop(s, find(s, hash(victim->e.key, victim->e.key_len), victim->e.key, victim->e.key_len));
+    return 0;
+}
+
+static enum ggl_status cache_get(void *self, const void *key, size_t len, struct ggl_entry *out)
+{
+    struct cache *c = self;
+    uint64_t h = hash(key, len), now = c->host->now(c->host);
+    struct shard *s = shard_of(c, h);
+    enum ggl_status st = GGL_NOTFOUND;
+    pthread_mutex_lock(&s->lock);
+    struct item **p = find(s, h, key, len);
+    if (*p && expired(c, *p, now)) {
+        drop(s, p);
+        s->expirations++;
+    } else if (*p) {
+        struct item *it = *p;
+        void *v = c->host->alloc(it->e.value_len);
+        if (v) {
+            memcpy(v, it->e.value, it->e.value_len);
+            it->hits++;
+            it->last_hit_ms = now;
+            uint32_t size = out->size;
+            *out = it->e;
+            out->size = size;
+            out->key = key;
+            out->value = v;
+            st = GGL_OK;
+        } else {
+            st = GGL_NOMEM;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+static int condition_holds(const struct item *it, uint64_t expect, uint64_t version)
+{
+    if (expect == GGL_VERSION_ANY)
+        return 1;
+    if (expect == GGL_VERSION_OLDER)
+        return !it || it->e.version < version;
+    return it && it->e.version == expect;
+}
+
+static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t expect)
+{
+    struct cache *c = self;
+    uint64_t h = hash(e->key, e->key_len), now = c->host->now(c->host);
+    struct shard *s = shard_of(c, h);
+    if (e->key_len + e->value_len > s->max_bytes) {
+        c->host->set_reason(c->host, "entry of %zu bytes exceeds a shard's %llu bytes",
+                            e->key_len + e->value_len, (unsigned long long)s->max_bytes);
+        return GGL_INVALID;
+    }
+    struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
+    if (!it)
+        return GGL_NOMEM;
+    it->e = *e;
+    it->e.size = sizeof it->e;
+    it->e.key = memcpy((char *)(it + 1), e->key, e->key_len);
+    it->e.value = memcpy((char *)(it + 1) + e->key_len, e->value, e->value_len);
+    it->hits = 0;
+    it->last_hit_ms = now;
+
+    enum ggl_status st = GGL_OK;
+    pthread_mutex_lock(&s->lock);
+    struct item **p = find(s, h, e->key, e->key_len);
+    if (*p && expired(c, *p, now)) {
+        drop(s, p);
+        s->expirations++;
+        p = find(s, h, e->key, e->key_len);
+    }
+    if (!condition_holds(*p, expect, e->version)) {
+        st = GGL_CONFLICT;
+        goto out;
+    }
+    if (*p) { /* replace in place, keeping its history for the score */
+        struct item *old = *p;
+        it->hits = old->hits;
+        it->next = old->next;
+        it->slot = old->slot;
+        s->dense[it->slot] = it;
+        s->bytes += item_bytes(it) - item_bytes(old);
+        *p = it;
+        free(old);
+        it = NULL;
+    }
+    while (s->count + (it != NULL) > s->max_entries || s->bytes > s->max_bytes ||
+           (it && s->bytes + item_bytes(it) > s->max_bytes)) {
+        if (evict_one(c, s, now) < 0) {
+            c->host->set_reason(c->host, "cache shard full of entries with pending writes");
+            st = GGL_RETRY;
+            goto out;
+        }
+    }
+    if (it) {
+        p = find(s, h, e->key, e->key_len); /* eviction may have moved the chain */
+        it->next = NULL;
+        *p = it;
+        it->slot = s->count;
+        s->dense[s->count++] = it;
+        s->bytes += item_bytes(it);
+        it = NULL;
+    }
+out:
+    pthread_mutex_unlock(&s->lock);
+    free(it);
+    return st;
+}
+
+static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64_t expect)
+{
+    struct cache *c = self;
+    uint64_t h = hash(key, len), now = c->host->now(c->host);
+    struct shard *s = shard_of(c, h);
+    enum ggl_status st = GGL_NOTFOUND;
+    pthread_mutex_lock(&s->lock);
+    struct item **p = find(s, h, key, len);
+    if (*p && expired(c, *p, now)) {
+        drop(s, p);
+        s->expirations++;
+    } else if (*p && !condition_holds(*p, expect, 0)) {
+        st = GGL_CONFLICT;
+    } else if (*p) {
+        drop(s, p);
+        st = GGL_OK;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+/* Cursor: shard index in the high 24 bits, position in its dense array below.  Entries
+ * added or dropped during a scan may be missed or seen twice, as with Redis SCAN. */
+static enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn,
+                                  void *arg)
+{
+    struct cache *c = self;
+    size_t si = (size_t)(*cursor >> 40), pos = (size_t)(*cursor & ((1ull << 40) - 1)), seen = 0;
+    uint64_t now = c->host->now(c->host);
+    int stop = 0;
+    for (; si < c->nshards && seen < count && !stop; si++, pos = 0) {
+        struct shard *s = &c->shards[si];
+        pthread_mutex_lock(&s->lock);
+        for (; pos < s->count && seen < count && !stop; pos++)
+            if (!expired(c, s->dense[pos], now))
+                seen++, stop = fn(arg, &s->dense[pos]->e);
+        int done = pos >= s->count;
+        pthread_mutex_unlock(&s->lock);
+        if (!done)
+            break;
+    }
+    *cursor = si >= c->nshards ? 0 : ((uint64_t)si << 40) | pos;
+    return GGL_OK;
+}
+
+static enum ggl_status cache_stats(void *self, struct ggl_tier_stats *out)
+{
+    struct cache *c = self;
+    out->entries = out->bytes = out->evictions = out->expirations = 0;
+    for (size_t i = 0; i < c->nshards; i++) {
+        struct shard *s = &c->shards[i];
+        pthread_mutex_lock(&s->lock);
+        out->entries += s->count;
+        out->bytes += s->bytes;
+        out->evictions += s->evictions;
+        out->expirations += s->expirations;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return GGL_OK;
+}
+
+static const struct ggl_tier vtable = {
+    .size = sizeof(struct ggl_tier),
+    .flags = GGL_READS_CONCURRENT | GGL_WRITES_CONCURRENT | GGL_NONBLOCKING,
+    .open = cache_open,
+    .close = cache_close,
+    .get = cache_get,
+    .put = cache_put,
+    .del = cache_del,
+    .scan = cache_scan,
+    .stats = cache_stats,
+};
+
+GGL_PLUGIN_DEFINE(GGL_KIND_TIER, "cache", "0.1.0",
+                  "in-process cache: sharded, bounded, evicts by frequency and recency",
+                  settings, &vtable);

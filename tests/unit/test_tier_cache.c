@@ -1,0 +1,193 @@
+/* tier/cache: the conformance suite, then eviction — exact against brute force when
+ * sampling covers the shard (100 seeded random instances), hot entries kept under
+ * sampling, pending entries never evicted, and both bounds (entries, bytes). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <cmocka.h>
+
+#include "testhost.h"
+#include "tier_conformance.h"
+
+extern const struct ggl_plugin ggl_plugin_entry;
+static const struct ggl_tier *vt;
+static const struct ggl_host *host;
+
+static enum ggl_status put(void *t, const char *key, size_t vlen, uint32_t flags)
+{
+    static char value[4096];
+    struct ggl_entry e = {.size = sizeof e, .key = key, .key_len = strlen(key), .value = value,
+                          .value_len = vlen, .version = 1, .flags = flags};
+    return vt->put(t, &e, GGL_VERSION_ANY);
+}
+
+static int present(void *t, const char *key)
+{
+    struct ggl_entry out = {.size = sizeof out};
+    if (vt->get(t, key, strlen(key), &out) != GGL_OK)
+        return 0;
+    host->free(out.value);
+    return 1;
+}
+
+static void *open_cache(const char *entries, const char *bytes, const char *samples)
+{
+    const char *const pairs[] = {"max_entries", entries, "max_bytes", bytes, "shards", "1",
+                                 "samples", samples, "half_life_ms", "1000", NULL};
+    static const char *keep[16][11];
+    static int n;
+    memcpy(keep[n % 16], pairs, sizeof pairs); /* the plugin keeps config pointers */
+    return testhost_open(&ggl_plugin_entry, keep[n++ % 16], GGL_OK);
+}
+
+#define N 20
+
+/* With sampling wide enough to see the whole shard, the victim is exactly the entry a
+ * brute-force scan of the formula picks. */
+static void test_eviction_matches_brute_force(void **state)
+{
+    (void)state;
+    srand(12345);
+    for (int round = 0; round < 100; round++) {
+        host = testhost_init(1000000);
+        void *t = open_cache("20", "1000000", "1000");
+        uint64_t hits[N] = {0}, last[N];
+        char key[N + 1][8];
+        for (int i = 0; i < N; i++) {
+            snprintf(key[i], sizeof key[i], "k%d", i);
+            assert_int_equal(put(t, key[i], 8, 0), GGL_OK);
+            last[i] = host->now(host);
+            testhost_advance(1 + (uint64_t)(rand() % 50)); /* distinct times: no score ties */
+        }
+        for (int a = 0; a < 60; a++) {
+            int i = rand() % N;
+            testhost_advance(1 + (uint64_t)(rand() % 300));
+            assert_true(present(t, key[i]));
+            hits[i]++;
+            last[i] = host->now(host);
+        }
+        testhost_advance(1 + (uint64_t)(rand() % 1000));
+        int want = -1;
+        double best = INFINITY;
+        for (int i = 0; i < N; i++) {
+            double idle = (double)(host->now(host) - last[i]);
+            double sc = log1p((double)hits[i]) + exp2(-idle / 1000.0);
+            if (sc < best)
+                best = sc, want = i;
+        }
+        snprintf(key[N], sizeof key[N], "new");
+        assert_int_equal(put(t, key[N], 8, 0), GGL_OK);
+        /* Probe without touching the survivors' scores: count who is missing. */
+        int missing = -1, nmissing = 0;
+        for (int i = 0; i < N; i++)
+            if (!present(t, key[i]))
+                missing = i, nmissing++;
+        assert_int_equal(nmissing, 1);
+        if (missing != want)
+            fail_msg("round %d: evicted k%d, brute force says k%d", round, missing, want);
+        vt->close(t);
+    }
+}
+
+static void test_hot_entries_survive_sampled_eviction(void **state)
+{
+    (void)state;
+    host = testhost_init(1000000);
+    void *t = open_cache("100", "1000000", "5");
+    char key[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(put(t, key, 8, 0), GGL_OK);
+    }
+    for (int r = 0; r < 20; r++)
+        for (int i = 0; i < 10; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            assert_true(present(t, key));
+        }
+    for (int i = 100; i < 200; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(put(t, key, 8, 0), GGL_OK);
+    }
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_true(present(t, key));
+    }
+    struct ggl_tier_stats st = {.size = sizeof st};
+    vt->stats(t, &st);
+    assert_int_equal(st.entries, 100);
+    assert_int_equal(st.evictions, 100);
+    vt->close(t);
+}
+
+static void test_pending_entries_never_evicted(void **state)
+{
+    (void)state;
+    host = testhost_init(0);
+    void *t = open_cache("4", "1000000", "5");
+    assert_int_equal(put(t, "p0", 8, GGL_ENTRY_PENDING), GGL_OK);
+    assert_int_equal(put(t, "p1", 8, GGL_ENTRY_PENDING), GGL_OK);
+    assert_int_equal(put(t, "p2", 8, GGL_ENTRY_PENDING), GGL_OK);
+    assert_int_equal(put(t, "c0", 8, 0), GGL_OK);
+    assert_int_equal(put(t, "c1", 8, 0), GGL_OK); /* evicts c0, the only candidate */
+    assert_false(present(t, "c0"));
+    assert_int_equal(put(t, "p3", 8, GGL_ENTRY_PENDING), GGL_OK); /* evicts c1 */
+    assert_int_equal(put(t, "x", 8, 0), GGL_RETRY);
+    assert_string_equal(testhost_reason(), "cache shard full of entries with pending writes");
+    for (int i = 0; i < 4; i++) {
+        char k[4] = {'p', (char)('0' + i), 0};
+        assert_true(present(t, k));
+    }
+    /* Once the lower write is done the host rewrites the entry without the flag. */
+    assert_int_equal(put(t, "p0", 8, 0), GGL_OK);
+    assert_int_equal(put(t, "x", 8, 0), GGL_OK);
+    assert_false(present(t, "p0"));
+    vt->close(t);
+}
+
+static void test_byte_bound_and_oversized(void **state)
+{
+    (void)state;
+    host = testhost_init(0);
+    void *t = open_cache("1000", "1000", "5");
+    char key[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(put(t, key, 198, 0), GGL_OK);
+        struct ggl_tier_stats st = {.size = sizeof st};
+        vt->stats(t, &st);
+        assert_true(st.bytes <= 1000);
+    }
+    assert_int_equal(put(t, "huge", 2000, 0), GGL_INVALID);
+    assert_non_null(strstr(testhost_reason(), "exceeds a shard's 1000 bytes"));
+    vt->close(t);
+}
+
+static void test_bad_settings_refused(void **state)
+{
+    (void)state;
+    testhost_init(0);
+    static const char *const pairs[] = {"shards", "3", NULL};
+    testhost_open(&ggl_plugin_entry, pairs, GGL_INVALID);
+    assert_non_null(strstr(testhost_reason(), "power of two"));
+}
+
+int main(void)
+{
+    vt = ggl_plugin_entry.vtable;
+    static const char *const pairs[] = {"max_entries", "10000", "max_bytes", "67108864", NULL};
+    static const struct tier_fixture fixture = {&ggl_plugin_entry, pairs, NULL, NULL};
+    int failed = tier_conformance_run("tier/cache conformance", &fixture);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_eviction_matches_brute_force),
+        cmocka_unit_test(test_hot_entries_survive_sampled_eviction),
+        cmocka_unit_test(test_pending_entries_never_evicted),
+        cmocka_unit_test(test_byte_bound_and_oversized),
+        cmocka_unit_test(test_bad_settings_refused),
+    };
+    return failed | cmocka_run_group_tests(tests, NULL, NULL);
+}
