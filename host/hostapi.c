@@ -12,6 +12,7 @@
 
 #include "hostapi.h"
 #include "log.h"
+#include "memory.h"
 #include "metrics.h"
 
 static _Thread_local char reason[256];
@@ -37,6 +38,14 @@ const char *hostapi_take_reason(void)
 }
 
 void hostapi_clear_reason(void) { reason[0] = '\0'; }
+
+void hostapi_set_reason(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+}
 
 static void api_log(const struct ggl_host *h, enum ggl_log_level level, const char *fmt, ...)
 {
@@ -134,24 +143,38 @@ static enum ggl_status unavailable(const char *what)
     return GGL_UNAVAILABLE;
 }
 
+/* Memory services: synchronous, the tier calls run on the calling plugin's thread. */
 static enum ggl_status api_mem_get(const struct ggl_host *h, const void *k, size_t kl, void **v,
                                    size_t *vl)
 {
-    (void)h, (void)k, (void)kl, (void)v, (void)vl;
-    return unavailable("mem_get");
+    (void)h;
+    struct memory_value mv;
+    if (!memory_ready())
+        return unavailable("mem_get");
+    enum ggl_status st = memory_get(k, kl, &mv);
+    if (st == GGL_OK)
+        *v = mv.data, *vl = mv.len;
+    return st;
 }
 
 static enum ggl_status api_mem_put(const struct ggl_host *h, const void *k, size_t kl,
                                    const void *v, size_t vl, uint64_t ttl, double imp)
 {
-    (void)h, (void)k, (void)kl, (void)v, (void)vl, (void)ttl, (void)imp;
-    return unavailable("mem_put");
+    (void)h;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    w.ttl_ms = (int64_t)ttl;
+    w.importance = imp < 0 ? 0 : imp > 1 ? 1 : imp;
+    return memory_ready() ? memory_put(k, kl, v, vl, &w, NULL) : unavailable("mem_put");
 }
 
 static enum ggl_status api_mem_del(const struct ggl_host *h, const void *k, size_t kl)
 {
-    (void)h, (void)k, (void)kl;
-    return unavailable("mem_del");
+    (void)h;
+    int existed;
+    if (!memory_ready())
+        return unavailable("mem_del");
+    enum ggl_status st = memory_del(k, kl, &existed);
+    return st == GGL_OK && !existed ? GGL_NOTFOUND : st;
 }
 
 static enum ggl_status api_submit_task(const struct ggl_host *h, const struct ggl_task *t,

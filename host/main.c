@@ -14,6 +14,7 @@
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
+#include "memory.h"
 #include "metrics.h"
 
 static void usage(FILE *f)
@@ -168,7 +169,7 @@ int main(int argc, char **argv)
 
     int rc = 0;
     if (test_only) {
-        rc = instances_check(c, &cerr) < 0;
+        rc = memory_check_config(c, &cerr) < 0 || instances_check(c, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
         else
@@ -176,13 +177,14 @@ int main(int argc, char **argv)
     } else {
         struct instance *inst = NULL;
         size_t n = 0;
-        if (instances_open(c, &inst, &n, &cerr) < 0) {
+        if (instances_open(c, &inst, &n, &cerr) < 0 || memory_init(c, inst, n, &cerr) < 0) {
             log_error("%s", cerr.msg);
             rc = 1;
         } else {
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
         }
+        memory_fini();
         instances_close(inst, n);
     }
     loader_fini();

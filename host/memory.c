@@ -1,0 +1,345 @@
+/* The memory manager.  How DESIGN.md section 5's rules hold here:
+ * - Versions: one 64-bit counter seeded from the wall clock in microseconds, so it keeps
+ *   rising across restarts unless writes averaged over 1 M/s since the last start.
+ * - Every write is insert-if-newer (GGL_VERSION_OLDER): whatever order concurrent writes
+ *   to a key land in, each tier keeps the highest version; a write that loses to a newer
+ *   one is still acknowledged (the newer value is what a reader must see).
+ * - A PUT removes older copies from the other tiers (compare-and-delete), so an old LTM
+ *   copy cannot reappear when the new STM copy expires.
+ * - DEL writes a tombstone (a new version) into the top tier and the cache; a racing
+ *   promotion or migration of an old copy then conflicts instead of resurrecting it.
+ * - Moves copy insert-if-newer and delete the source only if its version is unchanged:
+ *   a crash in between leaves a duplicate, never a loss; a newer write always wins.
+ * - Reads go top down and stop at the first copy: a tombstone or an entry past its
+ *   expiry on the host clock ends the read as "not found", whatever the backend did. */
+#include "ggl-build.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hostapi.h"
+#include "log.h"
+#include "memory.h"
+#include "metrics.h"
+
+struct memory_conf {
+    int64_t stm_ttl_ms, im_ttl_ms, tombstone_ttl_ms, max_in_flight, breaker_threshold,
+        breaker_cooldown_ms;
+};
+
+static const struct conf_key memory_keys[] = {
+    {"stm_ttl_ms", GGL_SETTING_INT, offsetof(struct memory_conf, stm_ttl_ms), "3600000", 1000,
+     1e12, "default TTL of short-term memory"},
+    {"im_ttl_ms", GGL_SETTING_INT, offsetof(struct memory_conf, im_ttl_ms), "86400000", 1000,
+     1e12, "default TTL of intermediate memory"},
+    {"tombstone_ttl_ms", GGL_SETTING_INT, offsetof(struct memory_conf, tombstone_ttl_ms),
+     "86400000", 1000, 1e12, "how long a delete's tombstone shadows lower tiers"},
+    {"max_in_flight", GGL_SETTING_INT, offsetof(struct memory_conf, max_in_flight), "256", 1,
+     1e6, "tier calls in flight per slot; more answer RETRY"},
+    {"breaker_threshold", GGL_SETTING_INT, offsetof(struct memory_conf, breaker_threshold), "5",
+     1, 1e6, "consecutive failures that open a slot's circuit breaker"},
+    {"breaker_cooldown_ms", GGL_SETTING_INT, offsetof(struct memory_conf, breaker_cooldown_ms),
+     "1000", 1, 1e9, "how long an open breaker fails calls fast"},
+};
+
+static struct {
+    int ready;
+    struct memory_conf conf;
+    struct slot slots[SLOT_COUNT];
+    _Atomic uint64_t version;
+    memory_hook_fn hook;
+    struct ggl_metric *hits[SLOT_COUNT], *misses, *writes, *deletes, *promotions, *conflicts,
+        *unretired;
+} M;
+
+enum op { OP_GET, OP_PUT, OP_DEL };
+
+/* One tier call through its slot: acquire, call, release with the plugin's reason. */
+static enum ggl_status tier_call(int t, enum op op, const void *key, size_t len,
+                                 const struct ggl_entry *in, struct ggl_entry *out,
+                                 uint64_t expect)
+{
+    struct binding *b;
+    struct slot *s = &M.slots[t];
+    enum ggl_status st = slot_acquire(s, &b);
+    if (st != GGL_OK)
+        return st == GGL_NOTFOUND ? GGL_UNAVAILABLE : st;
+    hostapi_clear_reason();
+    switch (op) {
+    case OP_GET: st = b->vt->get(b->self, key, len, out); break;
+    case OP_PUT: st = b->vt->put(b->self, in, expect); break;
+    case OP_DEL: st = b->vt->del(b->self, key, len, expect); break;
+    }
+    int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
+    slot_release(s, b, st, failed ? hostapi_take_reason() : NULL);
+    if (st == GGL_CONFLICT)
+        metrics_add(M.conflicts, 1);
+    return st;
+}
+
+static int bound(int t) { return M.ready && slot_bound(&M.slots[t]); }
+
+static uint64_t next_version(void) { return atomic_fetch_add(&M.version, 1) + 1; }
+
+static int dead(const struct ggl_entry *e, uint64_t now)
+{
+    return (e->flags & GGL_ENTRY_TOMBSTONE) ||
+           (!(e->flags & GGL_ENTRY_PINNED) && e->expires_ms && e->expires_ms <= now);
+}
+
+/* The top-most copy of key: *tier gets where, or -1.  `failed` counts tiers that
+ * could not be asked.  The caller frees e->value. */
+static enum ggl_status find_top(const void *key, size_t len, struct ggl_entry *e, int *tier,
+                                int *failed)
+{
+    *tier = -1;
+    *failed = 0;
+    for (int t = 0; t < SLOT_COUNT; t++) {
+        if (!bound(t))
+            continue;
+        *e = (struct ggl_entry){.size = sizeof *e};
+        enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, e, 0);
+        if (st == GGL_OK) {
+            *tier = t;
+            return GGL_OK;
+        }
+        if (st != GGL_NOTFOUND)
+            (*failed)++;
+    }
+    return GGL_NOTFOUND;
+}
+
+/* Remove tier t's copy of key if it is older than `version`.  Returns 1 if a live
+ * copy was there. */
+static int retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now)
+{
+    struct ggl_entry e = {.size = sizeof e};
+    enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, &e, 0);
+    if (st == GGL_NOTFOUND)
+        return 0;
+    if (st != GGL_OK) {
+        metrics_add(M.unretired, 1); /* may reappear: counted in INFO memory */
+        return 0;
+    }
+    int live = !dead(&e, now);
+    free(e.value);
+    if (e.version < version) {
+        st = tier_call(t, OP_DEL, key, len, NULL, NULL, e.version);
+        if (st != GGL_OK && st != GGL_CONFLICT && st != GGL_NOTFOUND)
+            metrics_add(M.unretired, 1);
+    }
+    return live;
+}
+
+enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out)
+{
+    struct ggl_entry e;
+    int t, failed;
+    uint64_t now = clock_now_ms();
+    if (find_top(key, len, &e, &t, &failed) != GGL_OK) {
+        metrics_add(M.misses, 1);
+        if (failed) {
+            hostapi_set_reason("%d tier(s) unreachable; the key may be there", failed);
+            return GGL_RETRY;
+        }
+        return GGL_NOTFOUND;
+    }
+    if (dead(&e, now)) {
+        free(e.value);
+        metrics_add(M.misses, 1);
+        return GGL_NOTFOUND;
+    }
+    metrics_add(M.hits[t], 1);
+    if (t != SLOT_CACHE && bound(SLOT_CACHE)) {
+        if (M.hook)
+            M.hook(HOOK_BEFORE_PROMOTE, key, len);
+        struct ggl_entry copy = e;
+        copy.key = key;
+        copy.key_len = len;
+        copy.flags &= ~GGL_ENTRY_PENDING;
+        if (tier_call(SLOT_CACHE, OP_PUT, key, len, &copy, NULL, GGL_VERSION_OLDER) == GGL_OK)
+            metrics_add(M.promotions, 1);
+    }
+    out->data = e.value;
+    out->len = e.value_len;
+    out->tier = t;
+    out->meta = e;
+    out->meta.key = NULL;
+    out->meta.value = NULL;
+    return GGL_OK;
+}
+
+/* The default target: STM, else the first bound tier below it, else the cache. */
+static int default_target(void)
+{
+    for (int t = SLOT_STM; t < SLOT_COUNT; t++)
+        if (bound(t))
+            return t;
+    return SLOT_CACHE;
+}
+
+static uint64_t default_ttl(int tier)
+{
+    switch (tier) {
+    case SLOT_CACHE:
+    case SLOT_STM: return (uint64_t)M.conf.stm_ttl_ms;
+    case SLOT_IM: return (uint64_t)M.conf.im_ttl_ms;
+    default: return 0;
+    }
+}
+
+/* Write e into `target` and the cache, and retire older copies everywhere else.
+ * Returns the target's status (a lost race to a newer version counts as OK) and sets
+ * *existed when a live copy was found while retiring. */
+static enum ggl_status write_through(int target, const struct ggl_entry *e, int *existed)
+{
+    uint64_t now = clock_now_ms();
+    enum ggl_status st = tier_call(target, OP_PUT, e->key, e->key_len, e, NULL, GGL_VERSION_OLDER);
+    if (st == GGL_CONFLICT)
+        st = GGL_OK;
+    if (st != GGL_OK)
+        return st;
+    for (int t = 0; t < SLOT_COUNT; t++) {
+        if (t == target || !bound(t))
+            continue;
+        if (t == SLOT_CACHE) /* the cache takes the new copy (a tombstone included) */
+            tier_call(t, OP_PUT, e->key, e->key_len, e, NULL, GGL_VERSION_OLDER);
+        else if (retire_older(t, e->key, e->key_len, e->version, now) && existed)
+            *existed = 1;
+    }
+    return GGL_OK;
+}
+
+enum ggl_status memory_put(const void *key, size_t len, const void *value, size_t vlen,
+                           const struct memory_write *w, uint64_t *version)
+{
+    if (!M.ready)
+        return GGL_UNAVAILABLE;
+    int target = w->tier >= 0 ? w->tier : default_target();
+    if (!bound(target)) {
+        hostapi_set_reason("tier %s is not bound to a backend", tier_slot_names[target]);
+        return GGL_INVALID;
+    }
+    uint64_t now = clock_now_ms();
+    uint64_t ttl = w->ttl_ms > 0 ? (uint64_t)w->ttl_ms : default_ttl(target);
+    struct ggl_entry e = {.size = sizeof e, .key = key, .key_len = len, .value = (void *)value,
+                          .value_len = vlen, .version = next_version(),
+                          .importance = w->importance, .created_ms = now,
+                          .last_access_ms = now, .flags = w->pin ? GGL_ENTRY_PINNED : 0,
+                          .expires_ms = w->pin || !ttl ? 0 : now + ttl};
+    enum ggl_status st = write_through(target, &e, NULL);
+    if (st == GGL_OK) {
+        metrics_add(M.writes, 1);
+        if (version)
+            *version = e.version;
+    }
+    return st;
+}
+
+enum ggl_status memory_del(const void *key, size_t len, int *existed)
+{
+    if (!M.ready)
+        return GGL_UNAVAILABLE;
+    uint64_t now = clock_now_ms();
+    *existed = 0;
+    int target = default_target();
+    /* Was there a live value?  The target's own copy is replaced by the tombstone, so
+     * look at it (and the cache) first; retire_older reports the tiers below. */
+    int t, failed;
+    struct ggl_entry top;
+    if (find_top(key, len, &top, &t, &failed) == GGL_OK) {
+        *existed = !dead(&top, now);
+        free(top.value);
+    }
+    struct ggl_entry tomb = {.size = sizeof tomb, .key = key, .key_len = len, .value = "",
+                             .version = next_version(), .flags = GGL_ENTRY_TOMBSTONE,
+                             .created_ms = now, .last_access_ms = now,
+                             .expires_ms = now + (uint64_t)M.conf.tombstone_ttl_ms};
+    enum ggl_status st = write_through(target, &tomb, NULL);
+    if (st == GGL_OK)
+        metrics_add(M.deletes, 1);
+    return st;
+}
+
+enum ggl_status memory_move(const void *key, size_t len, int from, int to)
+{
+    struct ggl_entry e = {.size = sizeof e};
+    enum ggl_status st = tier_call(from, OP_GET, key, len, NULL, &e, 0);
+    if (st != GGL_OK)
+        return st;
+    e.key = key;
+    e.key_len = len;
+    st = tier_call(to, OP_PUT, key, len, &e, NULL, GGL_VERSION_OLDER);
+    free(e.value);
+    if (st != GGL_OK && st != GGL_CONFLICT)
+        return st; /* the source keeps its copy */
+    if (M.hook)
+        M.hook(HOOK_BETWEEN_COPY_AND_DELETE, key, len);
+    st = tier_call(from, OP_DEL, key, len, NULL, NULL, e.version);
+    return st == GGL_CONFLICT || st == GGL_NOTFOUND ? GGL_OK : st; /* a newer write stays */
+}
+
+struct slot *memory_slot(int tier) { return &M.slots[tier]; }
+void memory_set_hook(memory_hook_fn fn) { M.hook = fn; }
+int memory_ready(void) { return M.ready; }
+
+static void register_metrics(void)
+{
+    static const char *const hit_names[SLOT_COUNT] = {
+        "memory_hits_cache_total", "memory_hits_stm_total", "memory_hits_im_total",
+        "memory_hits_ltm_total"};
+    for (int t = 0; t < SLOT_COUNT; t++)
+        M.hits[t] = metrics_register(GGL_METRIC_COUNTER, hit_names[t], "reads answered by this tier", NULL);
+    M.misses = metrics_register(GGL_METRIC_COUNTER, "memory_misses_total", "reads that found nothing", NULL);
+    M.writes = metrics_register(GGL_METRIC_COUNTER, "memory_writes_total", "acknowledged writes", NULL);
+    M.deletes = metrics_register(GGL_METRIC_COUNTER, "memory_deletes_total", "acknowledged deletes", NULL);
+    M.promotions = metrics_register(GGL_METRIC_COUNTER, "memory_promotions_total", "copies promoted into the cache", NULL);
+    M.conflicts = metrics_register(GGL_METRIC_COUNTER, "memory_conflicts_total", "conditional tier writes that lost to a newer version", NULL);
+    M.unretired = metrics_register(GGL_METRIC_COUNTER, "memory_unretired_total", "older copies a write could not remove (tier unreachable)", NULL);
+}
+
+int memory_check_config(const struct config *c, struct conf_error *err)
+{
+    return config_read_section(c, c->memory, memory_keys,
+                               sizeof memory_keys / sizeof memory_keys[0], &M.conf, err);
+}
+
+int memory_init(const struct config *c, struct instance *v, size_t n, struct conf_error *err)
+{
+    if (memory_check_config(c, err) < 0)
+        return -1;
+    for (int t = 0; t < SLOT_COUNT; t++)
+        slot_init(&M.slots[t], tier_slot_names[t], (long)M.conf.max_in_flight,
+                  (long)M.conf.breaker_threshold, (uint64_t)M.conf.breaker_cooldown_ms);
+    atomic_store(&M.version, clock_now_ms() * 1000u);
+    register_metrics();
+    for (int t = 0; t < SLOT_COUNT; t++) {
+        if (!c->slots[t])
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            struct instance *inst = &v[i];
+            if (inst->conf->kind != GGL_KIND_TIER || strcmp(inst->conf->name, c->slots[t]) != 0)
+                continue;
+            if (inst->state != INSTANCE_OPEN)
+                log_warn("memory: slot %s stays unbound: %s: %s", tier_slot_names[t], inst->label,
+                         inst->reason);
+            else if (slot_bind(&M.slots[t], inst->mod->desc->vtable, inst->self, inst->label) < 0)
+                return snprintf(err->msg, sizeof err->msg, "out of memory"), -1;
+            else
+                log_info("memory: slot %s bound to %s", tier_slot_names[t], inst->label);
+        }
+    }
+    M.ready = 1;
+    return 0;
+}
+
+void memory_fini(void)
+{
+    if (!M.ready)
+        return;
+    M.ready = 0;
+    for (int t = 0; t < SLOT_COUNT; t++)
+        slot_fini(&M.slots[t]);
+}

@@ -1,0 +1,58 @@
+/* The memory manager: four tier slots (cache, STM, IM, LTM) bound to backend
+ * instances, with versioned writes, tombstones, read-through and promotion.  The
+ * consistency rules are DESIGN.md section 5; memory.c's header says how each holds. */
+#ifndef GGL_HOST_MEMORY_H
+#define GGL_HOST_MEMORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "instance.h"
+#include "slot.h"
+
+struct memory_value {
+    void *data;              /* malloc'd; the caller frees */
+    size_t len;
+    int tier;                /* enum tier_slot it was found in */
+    struct ggl_entry meta;   /* version, importance, flags, times (key/value unset) */
+};
+
+struct memory_write {
+    double importance;       /* 0..1 */
+    int64_t ttl_ms;          /* <= 0: the target tier's default */
+    int tier;                /* enum tier_slot, or -1: STM (else the first bound below) */
+    int pin;                 /* never expires; moves to LTM */
+};
+
+#define MEMORY_WRITE_DEFAULT {0.5, 0, -1, 0}
+
+/* Points where tests can act between two steps of an operation. */
+enum memory_hook { HOOK_BEFORE_PROMOTE, HOOK_BETWEEN_COPY_AND_DELETE };
+typedef void (*memory_hook_fn)(enum memory_hook point, const void *key, size_t len);
+
+/* Check the `memory` section (for ganglion -t). */
+int memory_check_config(const struct config *c, struct conf_error *err);
+/* Read the `memory` section and bind each configured slot to its open instance. */
+int memory_init(const struct config *c, struct instance *v, size_t n, struct conf_error *err);
+void memory_fini(void);
+int memory_ready(void);
+
+/* Newest live copy, top tier first; promoted into the cache when found below it.
+ * GGL_NOTFOUND when absent, deleted or expired; GGL_RETRY when absent from every
+ * reachable tier but some tier could not be asked (the key may exist there). */
+enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out);
+/* Write with a fresh version.  GGL_OK once the target tier accepted it. */
+enum ggl_status memory_put(const void *key, size_t len, const void *value, size_t vlen,
+                           const struct memory_write *w, uint64_t *version);
+/* Delete: a tombstone in the top tier and the cache, older copies below removed.
+ * *existed is 1 when a live value was there (Redis DEL's count). */
+enum ggl_status memory_del(const void *key, size_t len, int *existed);
+/* Move a key's copy from one tier to another: copy insert-if-newer, then delete the
+ * source only if its version is unchanged.  GGL_NOTFOUND if `from` has no copy. */
+enum ggl_status memory_move(const void *key, size_t len, int from, int to);
+
+struct slot *memory_slot(int tier);
+void memory_set_hook(memory_hook_fn fn);
+
+#endif

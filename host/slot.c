@@ -1,0 +1,136 @@
+/* Tier slots.  The read side takes no lock: load the binding, count a reference, check
+ * the binding is still current (else undo and retry).  A rebind stores the new binding
+ * and waits for the old one's references to drain before closing its instance, and
+ * binding structs outlive the run, so the re-check never touches freed memory. */
+#include "ggl-build.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hostapi.h"
+#include "slot.h"
+
+void slot_init(struct slot *s, const char *name, long max_in_flight, long threshold,
+               uint64_t cooldown_ms)
+{
+    memset(s, 0, sizeof *s);
+    s->name = name;
+    s->max_in_flight = max_in_flight;
+    s->threshold = threshold;
+    s->cooldown_ms = cooldown_ms;
+    pthread_mutex_init(&s->lock, NULL);
+}
+
+void slot_fini(struct slot *s)
+{
+    free(atomic_load(&s->current));
+    while (s->retired) {
+        struct binding *b = s->retired;
+        s->retired = b->next;
+        free(b);
+    }
+    pthread_mutex_destroy(&s->lock);
+}
+
+int slot_bind(struct slot *s, const struct ggl_tier *vt, void *self, const char *label)
+{
+    struct binding *b = calloc(1, sizeof *b);
+    if (!b)
+        return -1;
+    b->vt = vt;
+    b->self = self;
+    b->label = label;
+    pthread_mutex_lock(&s->lock);
+    struct binding *old = atomic_exchange(&s->current, b);
+    if (old) {
+        old->next = s->retired;
+        s->retired = old;
+    }
+    atomic_store(&s->state, BREAKER_CLOSED);
+    atomic_store(&s->failures, 0);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+int slot_bound(struct slot *s) { return atomic_load(&s->current) != NULL; }
+
+const char *breaker_state_name(int state)
+{
+    static const char *const names[] = {"closed", "open", "half-open"};
+    return state >= 0 && state <= 2 ? names[state] : "?";
+}
+
+/* May a call pass the breaker?  Open until the cooldown ends, then one probe. */
+static int breaker_allows(struct slot *s)
+{
+    int st = atomic_load(&s->state);
+    if (st == BREAKER_CLOSED)
+        return 1;
+    if (clock_now_ms() < atomic_load(&s->open_until))
+        return 0;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&s->probing, &expected, 1))
+        return 0; /* another call is the probe */
+    atomic_store(&s->state, BREAKER_HALF_OPEN);
+    return 1;
+}
+
+enum ggl_status slot_acquire(struct slot *s, struct binding **out)
+{
+    struct binding *b;
+    for (;;) {
+        b = atomic_load(&s->current);
+        if (!b)
+            return GGL_NOTFOUND;
+        atomic_fetch_add(&b->refs, 1);
+        if (atomic_load(&s->current) == b)
+            break;
+        atomic_fetch_sub(&b->refs, 1); /* rebound meanwhile: use the new binding */
+    }
+    atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
+    if (!breaker_allows(s)) {
+        atomic_fetch_sub(&b->refs, 1);
+        atomic_fetch_add_explicit(&s->refused_open, 1, memory_order_relaxed);
+        pthread_mutex_lock(&s->lock);
+        char why[sizeof s->reason];
+        memcpy(why, s->reason, sizeof why);
+        pthread_mutex_unlock(&s->lock);
+        hostapi_set_reason("%s: circuit breaker open: %s", s->name, why);
+        return GGL_RETRY;
+    }
+    if (atomic_fetch_add(&s->in_flight, 1) >= s->max_in_flight) {
+        atomic_fetch_sub(&s->in_flight, 1);
+        atomic_fetch_sub(&b->refs, 1);
+        atomic_fetch_add_explicit(&s->refused_busy, 1, memory_order_relaxed);
+        hostapi_set_reason("%s: %ld calls in flight", s->name, s->max_in_flight);
+        return GGL_RETRY;
+    }
+    *out = b;
+    return GGL_OK;
+}
+
+void slot_release(struct slot *s, struct binding *b, enum ggl_status st, const char *why)
+{
+    int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
+    if (failed) {
+        atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
+        pthread_mutex_lock(&s->lock);
+        snprintf(s->reason, sizeof s->reason, "%s: %s%s%s", b->label, ggl_status_str(st),
+                 why && why[0] ? ": " : "", why ? why : "");
+        pthread_mutex_unlock(&s->lock);
+        int probe = atomic_load(&s->state) == BREAKER_HALF_OPEN;
+        if (probe || atomic_fetch_add(&s->failures, 1) + 1 >= s->threshold) {
+            atomic_store(&s->open_until, clock_now_ms() + s->cooldown_ms);
+            atomic_store(&s->state, BREAKER_OPEN);
+        }
+    } else {
+        atomic_store(&s->failures, 0);
+        if (atomic_load(&s->state) != BREAKER_CLOSED)
+            atomic_store(&s->state, BREAKER_CLOSED);
+    }
+    if (atomic_load(&s->probing) && atomic_load(&s->state) != BREAKER_HALF_OPEN)
+        atomic_store(&s->probing, 0);
+    atomic_fetch_sub(&s->in_flight, 1);
+    atomic_fetch_sub(&b->refs, 1);
+}

@@ -1,0 +1,59 @@
+/* A tier slot: the binding of one memory tier (cache, STM, IM, LTM) to a backend
+ * instance, with the in-flight limit and circuit breaker every call goes through.
+ * slot_acquire/slot_release bracket each tier call so a swap can rebind under load. */
+#ifndef GGL_HOST_SLOT_H
+#define GGL_HOST_SLOT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <ganglion/tier.h>
+
+/* One backend instance bound to a slot.  Never freed while the host runs: a reader
+ * that raced a rebind can still touch its counters safely (see slot_acquire). */
+struct binding {
+    const struct ggl_tier *vt;
+    void *self;
+    const char *label;           /* instance label, e.g. "tier/mem[stm_mem]" */
+    _Atomic long refs;           /* calls in flight on this binding */
+    struct binding *next;        /* retired bindings, freed at slot_fini */
+};
+
+enum breaker_state { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
+
+struct slot {
+    const char *name;            /* "cache", "stm", "im", "ltm" */
+    _Atomic(struct binding *) current;
+    struct binding *retired;
+    pthread_mutex_t lock;        /* rebind and the breaker's reason */
+    long max_in_flight;
+    _Atomic long in_flight;
+    /* Circuit breaker: `threshold` consecutive failures (RETRY/ERROR/NOMEM) open it for
+     * `cooldown_ms`; then one probe call is let through (half-open): success closes it,
+     * failure opens it again. */
+    long threshold;
+    uint64_t cooldown_ms;
+    _Atomic int state;
+    _Atomic long failures;
+    _Atomic uint64_t open_until;
+    _Atomic int probing;
+    char reason[256];            /* why it last failed */
+    _Atomic uint64_t calls, refused_busy, refused_open, errors;
+};
+
+void slot_init(struct slot *s, const char *name, long max_in_flight, long threshold,
+               uint64_t cooldown_ms);
+void slot_fini(struct slot *s);
+/* Bind (or rebind) the slot to a backend instance; the old binding is retired. */
+int slot_bind(struct slot *s, const struct ggl_tier *vt, void *self, const char *label);
+int slot_bound(struct slot *s);
+
+/* Reserve a call: *b receives the binding to call.  GGL_RETRY (reason set) when the
+ * breaker is open or the in-flight limit is reached; GGL_NOTFOUND when unbound. */
+enum ggl_status slot_acquire(struct slot *s, struct binding **b);
+/* End a call with the status it returned; `why` is the plugin's reason, if any. */
+void slot_release(struct slot *s, struct binding *b, enum ggl_status st, const char *why);
+
+const char *breaker_state_name(int state);
+
+#endif

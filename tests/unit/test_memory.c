@@ -1,0 +1,360 @@
+/* The memory manager on real backends (cache, mem, sqlite on a temp file, and tier/flaky
+ * for failures) with the fake clock: read-through and promotion, versions keeping the
+ * newest write, tombstones, expiry, the circuit breaker, and the races that versions
+ * exist for, driven deterministically through hooks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "hostapi.h"
+#include "instance.h"
+#include "loader.h"
+#include "log.h"
+#include "memory.h"
+
+static uint64_t fake_now = 1700000000000ull;
+static uint64_t fake_clock(void) { return __atomic_load_n(&fake_now, __ATOMIC_RELAXED); }
+static void advance(uint64_t ms) { __atomic_add_fetch(&fake_now, ms, __ATOMIC_RELAXED); }
+
+static char dir[64], fail_file[128];
+static struct config *conf;
+static struct instance *inst;
+static size_t ninst;
+
+static int setup(void **state)
+{
+    (void)state;
+    char text[2048], err[256], db[128];
+    static const char *const dirs[] = {TEST_PLUGINDIR, BUILD_PLUGINDIR, NULL};
+    snprintf(dir, sizeof dir, "/tmp/ggl-test-memory-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    snprintf(db, sizeof db, "%s/ltm.db", dir);
+    snprintf(fail_file, sizeof fail_file, "%s/down", dir);
+    snprintf(text, sizeof text,
+             "backends = {\n"
+             "  c = { plugin = \"cache\"; max_entries = 1024; };\n"
+             "  s = { plugin = \"flaky\"; fail_file = \"%s\"; };\n"
+             "  i = { plugin = \"mem\"; };\n"
+             "  l = { plugin = \"sqlite\"; path = \"%s\"; };\n"
+             "};\n"
+             "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n"
+             "memory = { stm_ttl_ms = 10000; im_ttl_ms = 100000; breaker_threshold = 2;"
+             " breaker_cooldown_ms = 1000; };\n",
+             fail_file, db);
+    struct conf_error cerr;
+    clock_set(fake_clock);
+    log_set_level(GGL_LOG_WARN);
+    if (loader_init(dirs, err, sizeof err) < 0 || !(conf = config_load_string(text, "t.conf", &cerr)))
+        return -1;
+    if (instances_open(conf, &inst, &ninst, &cerr) < 0 || memory_init(conf, inst, ninst, &cerr) < 0) {
+        fprintf(stderr, "%s\n", cerr.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char p[160];
+    memory_set_hook(NULL);
+    memory_fini();
+    instances_close(inst, ninst);
+    config_free(conf);
+    loader_fini();
+    clock_set(NULL);
+    static const char *const files[] = {"ltm.db", "ltm.db-wal", "ltm.db-shm", "down"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    return rmdir(dir);
+}
+
+static enum ggl_status put(const char *key, const char *value, int tier)
+{
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    w.tier = tier;
+    return memory_put(key, strlen(key), value, strlen(value), &w, NULL);
+}
+
+/* memory_get; assert status and, if OK, the value; returns the tier it came from. */
+static int expect_get(const char *key, enum ggl_status want, const char *value)
+{
+    struct memory_value v;
+    enum ggl_status st = memory_get(key, strlen(key), &v);
+    if (st != want)
+        fail_msg("get %s: %s, expected %s", key, ggl_status_str(st), ggl_status_str(want));
+    if (st != GGL_OK)
+        return -1;
+    assert_int_equal(v.len, strlen(value));
+    assert_memory_equal(v.data, value, v.len);
+    free(v.data);
+    return v.tier;
+}
+
+/* Direct access to one tier, bypassing the manager. */
+static enum ggl_status tier_get(int t, const char *key, struct ggl_entry *e)
+{
+    struct binding *b = atomic_load(&memory_slot(t)->current);
+    *e = (struct ggl_entry){.size = sizeof *e};
+    enum ggl_status st = b->vt->get(b->self, key, strlen(key), e);
+    if (st == GGL_OK)
+        free(e->value);
+    return st;
+}
+
+static void tier_drop(int t, const char *key)
+{
+    struct binding *b = atomic_load(&memory_slot(t)->current);
+    assert_int_equal(b->vt->del(b->self, key, strlen(key), GGL_VERSION_ANY), GGL_OK);
+}
+
+static void test_write_then_read_from_cache(void **state)
+{
+    (void)state;
+    uint64_t v1, v2;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    assert_int_equal(memory_put("k", 1, "a", 1, &w, &v1), GGL_OK);
+    assert_int_equal(memory_put("k", 1, "b", 1, &w, &v2), GGL_OK);
+    assert_true(v2 > v1);
+    assert_int_equal(expect_get("k", GGL_OK, "b"), SLOT_CACHE);
+    struct ggl_entry e;
+    assert_int_equal(tier_get(SLOT_STM, "k", &e), GGL_OK); /* acknowledged in STM */
+    assert_int_equal(e.version, v2);
+    expect_get("absent", GGL_NOTFOUND, NULL);
+}
+
+static void test_read_through_promotes_into_cache(void **state)
+{
+    (void)state;
+    assert_int_equal(put("deep", "v", SLOT_LTM), GGL_OK);
+    tier_drop(SLOT_CACHE, "deep");
+    assert_int_equal(expect_get("deep", GGL_OK, "v"), SLOT_LTM);
+    assert_int_equal(expect_get("deep", GGL_OK, "v"), SLOT_CACHE);
+}
+
+static void test_put_makes_lower_copies_unreachable(void **state)
+{
+    (void)state;
+    struct ggl_entry e;
+    assert_int_equal(put("k", "old", SLOT_LTM), GGL_OK);
+    assert_int_equal(put("k", "new", -1), GGL_OK);
+    assert_int_equal(tier_get(SLOT_LTM, "k", &e), GGL_NOTFOUND);
+    advance(10000); /* the STM (and cache) copy expires: the old LTM copy must not return */
+    expect_get("k", GGL_NOTFOUND, NULL);
+}
+
+static void test_expiry_on_host_clock(void **state)
+{
+    (void)state;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    w.ttl_ms = 500;
+    assert_int_equal(memory_put("t", 1, "v", 1, &w, NULL), GGL_OK);
+    advance(499);
+    expect_get("t", GGL_OK, "v");
+    advance(1);
+    expect_get("t", GGL_NOTFOUND, NULL);
+    w.pin = 1;
+    assert_int_equal(memory_put("p", 1, "v", 1, &w, NULL), GGL_OK);
+    advance(1000000);
+    expect_get("p", GGL_OK, "v");
+}
+
+static void test_delete_writes_tombstone_and_retires_lower(void **state)
+{
+    (void)state;
+    int existed;
+    struct ggl_entry e;
+    assert_int_equal(put("d", "v", SLOT_LTM), GGL_OK);
+    assert_int_equal(memory_del("d", 1, &existed), GGL_OK);
+    assert_int_equal(existed, 1);
+    expect_get("d", GGL_NOTFOUND, NULL);
+    assert_int_equal(tier_get(SLOT_LTM, "d", &e), GGL_NOTFOUND);
+    assert_int_equal(tier_get(SLOT_STM, "d", &e), GGL_OK);
+    assert_true(e.flags & GGL_ENTRY_TOMBSTONE);
+    assert_int_equal(memory_del("d", 1, &existed), GGL_OK);
+    assert_int_equal(existed, 0);
+    assert_int_equal(put("d", "again", -1), GGL_OK);
+    expect_get("d", GGL_OK, "again");
+}
+
+static const char *racing_key;
+static void put_v2(enum memory_hook point, const void *key, size_t len)
+{
+    (void)point;
+    if (len == strlen(racing_key) && memcmp(key, racing_key, len) == 0) {
+        memory_set_hook(NULL);
+        assert_int_equal(put(racing_key, "v2", -1), GGL_OK);
+    }
+}
+
+static void delete_it(enum memory_hook point, const void *key, size_t len)
+{
+    (void)point, (void)key, (void)len;
+    int existed;
+    memory_set_hook(NULL);
+    assert_int_equal(memory_del(racing_key, strlen(racing_key), &existed), GGL_OK);
+}
+
+/* The reader fetched v1 from LTM; before it promotes, a PUT of v2 lands.  The late
+ * promotion of v1 must not overwrite v2 in the cache. */
+static void test_promotion_racing_newer_put(void **state)
+{
+    (void)state;
+    racing_key = "race";
+    assert_int_equal(put("race", "v1", SLOT_LTM), GGL_OK);
+    tier_drop(SLOT_CACHE, "race");
+    memory_set_hook(put_v2);
+    assert_int_equal(expect_get("race", GGL_OK, "v1"), SLOT_LTM); /* read before the write */
+    assert_int_equal(expect_get("race", GGL_OK, "v2"), SLOT_CACHE);
+}
+
+/* The reader fetched v1; before it promotes, the key is deleted.  The promotion must
+ * not bring it back. */
+static void test_delete_racing_promotion(void **state)
+{
+    (void)state;
+    racing_key = "gone";
+    assert_int_equal(put("gone", "v1", SLOT_LTM), GGL_OK);
+    tier_drop(SLOT_CACHE, "gone");
+    memory_set_hook(delete_it);
+    expect_get("gone", GGL_OK, "v1");
+    expect_get("gone", GGL_NOTFOUND, NULL);
+}
+
+/* A move copied v1 from STM to IM; a PUT of v2 lands before the move deletes the STM
+ * copy.  The compare-and-delete must leave v2. */
+static void test_put_between_copy_and_delete(void **state)
+{
+    (void)state;
+    racing_key = "mv";
+    assert_int_equal(put("mv", "v1", -1), GGL_OK);
+    memory_set_hook(put_v2);
+    assert_int_equal(memory_move("mv", 2, SLOT_STM, SLOT_IM), GGL_OK);
+    struct ggl_entry e;
+    assert_int_equal(tier_get(SLOT_STM, "mv", &e), GGL_OK);
+    tier_drop(SLOT_CACHE, "mv");
+    expect_get("mv", GGL_OK, "v2");
+    /* Without the race, a move leaves exactly one copy, below. */
+    assert_int_equal(put("mv2", "x", -1), GGL_OK);
+    assert_int_equal(memory_move("mv2", 3, SLOT_STM, SLOT_IM), GGL_OK);
+    assert_int_equal(tier_get(SLOT_STM, "mv2", &e), GGL_NOTFOUND);
+    assert_int_equal(tier_get(SLOT_IM, "mv2", &e), GGL_OK);
+}
+
+static void test_breaker_fails_fast_and_recovers(void **state)
+{
+    (void)state;
+    struct slot *stm = memory_slot(SLOT_STM);
+    assert_int_equal(put("below", "v", SLOT_LTM), GGL_OK);
+    tier_drop(SLOT_CACHE, "below");
+    FILE *f = fopen(fail_file, "w");
+    fclose(f);
+    assert_int_equal(put("x", "v", -1), GGL_RETRY);
+    assert_int_equal(put("x", "v", -1), GGL_RETRY);
+    assert_int_equal(atomic_load(&stm->state), BREAKER_OPEN);
+    long refused = (long)atomic_load(&stm->refused_open);
+    assert_int_equal(put("x", "v", -1), GGL_RETRY);
+    assert_int_equal((long)atomic_load(&stm->refused_open), refused + 1);
+    assert_non_null(strstr(hostapi_take_reason(), "stm: circuit breaker open: tier/flaky[s]: RETRY: down"));
+    /* Reads fall through to the tiers that answer; a miss is not claimed while one failed. */
+    expect_get("below", GGL_OK, "v");
+    expect_get("nowhere", GGL_RETRY, NULL);
+    unlink(fail_file);
+    assert_int_equal(put("x", "v", -1), GGL_RETRY); /* still cooling down */
+    advance(1000);
+    assert_int_equal(put("x", "v", -1), GGL_OK); /* the probe succeeds */
+    assert_int_equal(atomic_load(&stm->state), BREAKER_CLOSED);
+    expect_get("x", GGL_OK, "v");
+}
+
+#define THREADS 4
+#define ROUNDS 300
+
+struct writer {
+    int id;
+    uint64_t acked[10];
+    int errors;
+};
+
+static void *write_and_read(void *arg)
+{
+    struct writer *w = arg;
+    struct memory_write mw = MEMORY_WRITE_DEFAULT;
+    char key[8], val[16];
+    for (int i = 0; i < ROUNDS; i++) {
+        int k = (i * 7 + w->id) % 10;
+        uint64_t v;
+        snprintf(key, sizeof key, "c%d", k);
+        snprintf(val, sizeof val, "%d-%d", w->id, i);
+        if (memory_put(key, strlen(key), val, strlen(val), &mw, &v) != GGL_OK)
+            w->errors++;
+        else if (v > w->acked[k])
+            w->acked[k] = v;
+        struct memory_value mv;
+        if (memory_get(key, strlen(key), &mv) != GGL_OK || mv.meta.version < w->acked[k])
+            w->errors++;
+        else
+            free(mv.data);
+    }
+    return NULL;
+}
+
+/* Concurrent writers and readers: every reader sees at least its own last write, and at
+ * the end each key holds the highest version anyone was acknowledged. */
+static void test_concurrent_writers_keep_newest(void **state)
+{
+    (void)state;
+    pthread_t th[THREADS];
+    struct writer w[THREADS];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < THREADS; i++) {
+        w[i].id = i;
+        assert_int_equal(pthread_create(&th[i], NULL, write_and_read, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
+    for (int k = 0; k < 10; k++) {
+        uint64_t newest = 0;
+        for (int i = 0; i < THREADS; i++) {
+            assert_int_equal(w[i].errors, 0);
+            if (w[i].acked[k] > newest)
+                newest = w[i].acked[k];
+        }
+        char key[8];
+        snprintf(key, sizeof key, "c%d", k);
+        struct memory_value mv;
+        assert_int_equal(memory_get(key, strlen(key), &mv), GGL_OK);
+        assert_int_equal(mv.meta.version, newest);
+        free(mv.data);
+        struct ggl_entry e;
+        assert_int_equal(tier_get(SLOT_STM, key, &e), GGL_OK);
+        assert_int_equal(e.version, newest);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_write_then_read_from_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_through_promotes_into_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_makes_lower_copies_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_on_host_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_writes_tombstone_and_retires_lower, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promotion_racing_newer_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_racing_promotion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_between_copy_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_breaker_fails_fast_and_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writers_keep_newest, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
