@@ -190,26 +190,53 @@ static uint64_t default_ttl(int tier)
     }
 }
 
-/* Write e into `target` and the cache, and retire older copies everywhere else.
- * Returns the target's status (a lost race to a newer version counts as OK) and sets
- * *existed when a live copy was found while retiring. */
-static enum ggl_status write_through(int target, const struct ggl_entry *e, int *existed)
+/* After e reached `target`: give the cache the new copy (a tombstone included) and
+ * retire older copies from the other tiers; *existed is set if one was live. */
+static void spread(int target, const struct ggl_entry *e, int *existed)
 {
     uint64_t now = clock_now_ms();
-    enum ggl_status st = tier_call(target, OP_PUT, e->key, e->key_len, e, NULL, GGL_VERSION_OLDER);
-    if (st == GGL_CONFLICT)
-        st = GGL_OK;
-    if (st != GGL_OK)
-        return st;
     for (int t = 0; t < SLOT_COUNT; t++) {
         if (t == target || !bound(t))
             continue;
-        if (t == SLOT_CACHE) /* the cache takes the new copy (a tombstone included) */
+        if (t == SLOT_CACHE)
             tier_call(t, OP_PUT, e->key, e->key_len, e, NULL, GGL_VERSION_OLDER);
         else if (retire_older(t, e->key, e->key_len, e->version, now) && existed)
             *existed = 1;
     }
-    return GGL_OK;
+}
+
+/* Write e into `target`, then spread it.  A lost race to a newer version counts as OK. */
+static enum ggl_status write_through(int target, const struct ggl_entry *e, int *existed)
+{
+    enum ggl_status st = tier_call(target, OP_PUT, e->key, e->key_len, e, NULL, GGL_VERSION_OLDER);
+    if (st == GGL_CONFLICT)
+        st = GGL_OK;
+    if (st == GGL_OK)
+        spread(target, e, existed);
+    return st;
+}
+
+/* The target a write names, or GGL_INVALID (reason set) when it is not bound. */
+static int write_target(const struct memory_write *w)
+{
+    int target = w->tier >= 0 ? w->tier : default_target();
+    if (!bound(target)) {
+        hostapi_set_reason("tier %s is not bound to a backend", tier_slot_names[target]);
+        return -1;
+    }
+    return target;
+}
+
+static struct ggl_entry new_entry(const void *key, size_t len, const void *value, size_t vlen,
+                                  const struct memory_write *w, int target, uint64_t now)
+{
+    uint64_t ttl = w->ttl_ms > 0 ? (uint64_t)w->ttl_ms : default_ttl(target);
+    return (struct ggl_entry){.size = sizeof(struct ggl_entry), .key = key, .key_len = len,
+                              .value = (void *)value, .value_len = vlen,
+                              .version = next_version(), .importance = w->importance,
+                              .created_ms = now, .last_access_ms = now,
+                              .flags = w->pin ? GGL_ENTRY_PINNED : 0,
+                              .expires_ms = w->pin || !ttl ? 0 : now + ttl};
 }
 
 enum ggl_status memory_put(const void *key, size_t len, const void *value, size_t vlen,
@@ -217,24 +244,60 @@ enum ggl_status memory_put(const void *key, size_t len, const void *value, size_
 {
     if (!M.ready)
         return GGL_UNAVAILABLE;
-    int target = w->tier >= 0 ? w->tier : default_target();
-    if (!bound(target)) {
-        hostapi_set_reason("tier %s is not bound to a backend", tier_slot_names[target]);
+    int target = write_target(w);
+    if (target < 0)
         return GGL_INVALID;
-    }
-    uint64_t now = clock_now_ms();
-    uint64_t ttl = w->ttl_ms > 0 ? (uint64_t)w->ttl_ms : default_ttl(target);
-    struct ggl_entry e = {.size = sizeof e, .key = key, .key_len = len, .value = (void *)value,
-                          .value_len = vlen, .version = next_version(),
-                          .importance = w->importance, .created_ms = now,
-                          .last_access_ms = now, .flags = w->pin ? GGL_ENTRY_PINNED : 0,
-                          .expires_ms = w->pin || !ttl ? 0 : now + ttl};
+    struct ggl_entry e = new_entry(key, len, value, vlen, w, target, clock_now_ms());
     enum ggl_status st = write_through(target, &e, NULL);
     if (st == GGL_OK) {
         metrics_add(M.writes, 1);
         if (version)
             *version = e.version;
     }
+    return st;
+}
+
+enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
+                                 const struct memory_write *w, enum ggl_status *status)
+{
+    if (!M.ready)
+        return GGL_UNAVAILABLE;
+    int target = write_target(w);
+    if (target < 0)
+        return GGL_INVALID;
+    struct ggl_entry *es = malloc(n * sizeof *es);
+    if (!es)
+        return GGL_NOMEM;
+    uint64_t now = clock_now_ms();
+    for (size_t i = 0; i < n; i++)
+        es[i] = new_entry(items[i].key, items[i].len, items[i].value, items[i].vlen, w, target, now);
+    struct binding *b;
+    enum ggl_status st = slot_acquire(&M.slots[target], &b);
+    if (st == GGL_OK) {
+        hostapi_clear_reason();
+        enum ggl_status health = GGL_OK; /* what the breaker hears: the batch's worst */
+        if (b->vt->put_batch) {
+            st = health = b->vt->put_batch(b->self, es, n, GGL_VERSION_OLDER, status);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                if ((status[i] = b->vt->put(b->self, &es[i], GGL_VERSION_OLDER)) == GGL_RETRY ||
+                    status[i] == GGL_ERROR)
+                    health = status[i];
+        }
+        slot_release(&M.slots[target], b, health,
+                     health == GGL_OK ? NULL : hostapi_take_reason());
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (st != GGL_OK)
+            status[i] = st;
+        else if (status[i] == GGL_CONFLICT)
+            status[i] = GGL_OK;
+        if (status[i] == GGL_OK) {
+            spread(target, &es[i], NULL);
+            metrics_add(M.writes, 1);
+        }
+    }
+    free(es);
     return st;
 }
 

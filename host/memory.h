@@ -45,6 +45,19 @@ enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out
 /* Write with a fresh version.  GGL_OK once the target tier accepted it. */
 enum ggl_status memory_put(const void *key, size_t len, const void *value, size_t vlen,
                            const struct memory_write *w, uint64_t *version);
+/* One value of a batch. */
+struct memory_item {
+    const void *key;
+    size_t len;
+    const void *value;
+    size_t vlen;
+};
+
+/* Write n values with fresh versions to one target in one backend batch (one SQLite
+ * transaction), then the cache, then retire older copies elsewhere.  status[i] gets
+ * each value's outcome; returns GGL_OK when the batch ran. */
+enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
+                                 const struct memory_write *w, enum ggl_status *status);
 /* Delete: a tombstone in the top tier and the cache, older copies below removed.
  * *existed is 1 when a live value was there (Redis DEL's count). */
 enum ggl_status memory_del(const void *key, size_t len, int *existed);

@@ -277,6 +277,36 @@ static void test_breaker_fails_fast_and_recovers(void **state)
     expect_get("x", GGL_OK, "v");
 }
 
+static void test_batch_write_to_ltm(void **state)
+{
+    (void)state;
+    struct memory_item items[50];
+    enum ggl_status status[50];
+    char keys[50][8];
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    w.tier = SLOT_LTM;
+    assert_int_equal(put("b7", "stale", -1), GGL_OK); /* an older copy in STM */
+    for (int i = 0; i < 50; i++) {
+        snprintf(keys[i], sizeof keys[i], "b%d", i);
+        items[i] = (struct memory_item){keys[i], strlen(keys[i]), keys[i], strlen(keys[i])};
+    }
+    assert_int_equal(memory_put_batch(items, 50, &w, status), GGL_OK);
+    struct ggl_entry e;
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(status[i], GGL_OK);
+        assert_int_equal(tier_get(SLOT_LTM, keys[i], &e), GGL_OK);
+    }
+    assert_int_equal(tier_get(SLOT_STM, "b7", &e), GGL_NOTFOUND);
+    expect_get("b7", GGL_OK, "b7");
+    /* The target down: every item reports it, nothing is half-acknowledged. */
+    w.tier = SLOT_STM;
+    FILE *f = fopen(fail_file, "w");
+    fclose(f);
+    memory_put_batch(items, 50, &w, status);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(status[i], GGL_RETRY);
+}
+
 #define THREADS 4
 #define ROUNDS 300
 
@@ -354,6 +384,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_racing_promotion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_between_copy_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_breaker_fails_fast_and_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_write_to_ltm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_keep_newest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
