@@ -24,7 +24,7 @@ void slot_init(struct slot *s, const char *name, long max_in_flight, long thresh
 
 void slot_fini(struct slot *s)
 {
-    free(atomic_load(&s->current));
+    free(atomic_load(&s->current)); /* aligned_alloc memory is released by free */
     while (s->retired) {
         struct binding *b = s->retired;
         s->retired = b->next;
@@ -33,11 +33,31 @@ void slot_fini(struct slot *s)
     pthread_mutex_destroy(&s->lock);
 }
 
+/* This thread's stripe of a binding's reference count. */
+static _Atomic long *my_ref(struct binding *b)
+{
+    static _Atomic unsigned next_stripe;
+    static _Thread_local unsigned stripe = ~0u;
+    if (stripe == ~0u)
+        stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % REF_STRIPES;
+    return &b->refs[stripe].n;
+}
+
+long binding_refs(struct binding *b)
+{
+    long sum = 0;
+    for (int i = 0; i < REF_STRIPES; i++)
+        sum += atomic_load(&b->refs[i].n);
+    return sum;
+}
+
 int slot_bind(struct slot *s, const struct ggl_tier *vt, void *self, const char *label)
 {
-    struct binding *b = calloc(1, sizeof *b);
+    struct binding *b = aligned_alloc(64, sizeof *b);
     if (!b)
         return -1;
+    memset(b, 0, sizeof *b);
+    b->nonblocking = (vt->flags & GGL_NONBLOCKING) != 0;
     b->vt = vt;
     b->self = self;
     b->label = label;
@@ -79,18 +99,19 @@ static int breaker_allows(struct slot *s)
 enum ggl_status slot_acquire(struct slot *s, struct binding **out)
 {
     struct binding *b;
+    _Atomic long *ref;
     for (;;) {
         b = atomic_load(&s->current);
         if (!b)
             return GGL_NOTFOUND;
-        atomic_fetch_add(&b->refs, 1);
+        ref = my_ref(b);
+        atomic_fetch_add(ref, 1);
         if (atomic_load(&s->current) == b)
             break;
-        atomic_fetch_sub(&b->refs, 1); /* rebound meanwhile: use the new binding */
+        atomic_fetch_sub(ref, 1); /* rebound meanwhile: use the new binding */
     }
-    atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
     if (!breaker_allows(s)) {
-        atomic_fetch_sub(&b->refs, 1);
+        atomic_fetch_sub(ref, 1);
         atomic_fetch_add_explicit(&s->refused_open, 1, memory_order_relaxed);
         pthread_mutex_lock(&s->lock);
         char why[sizeof s->reason];
@@ -99,9 +120,10 @@ enum ggl_status slot_acquire(struct slot *s, struct binding **out)
         hostapi_set_reason("%s: circuit breaker open: %s", s->name, why);
         return GGL_RETRY;
     }
-    if (atomic_fetch_add(&s->in_flight, 1) >= s->max_in_flight) {
+    /* A nonblocking backend cannot pile calls up: no shared counter on its hot path. */
+    if (!b->nonblocking && atomic_fetch_add(&s->in_flight, 1) >= s->max_in_flight) {
         atomic_fetch_sub(&s->in_flight, 1);
-        atomic_fetch_sub(&b->refs, 1);
+        atomic_fetch_sub(ref, 1);
         atomic_fetch_add_explicit(&s->refused_busy, 1, memory_order_relaxed);
         hostapi_set_reason("%s: %ld calls in flight", s->name, s->max_in_flight);
         return GGL_RETRY;
@@ -124,13 +146,15 @@ void slot_release(struct slot *s, struct binding *b, enum ggl_status st, const c
             atomic_store(&s->open_until, clock_now_ms() + s->cooldown_ms);
             atomic_store(&s->state, BREAKER_OPEN);
         }
-    } else {
+    } else if (atomic_load_explicit(&s->failures, memory_order_relaxed) ||
+               atomic_load(&s->state) != BREAKER_CLOSED) { /* read first: no store per call */
         atomic_store(&s->failures, 0);
-        if (atomic_load(&s->state) != BREAKER_CLOSED)
-            atomic_store(&s->state, BREAKER_CLOSED);
+        atomic_store(&s->state, BREAKER_CLOSED);
     }
-    if (atomic_load(&s->probing) && atomic_load(&s->state) != BREAKER_HALF_OPEN)
+    if (atomic_load_explicit(&s->probing, memory_order_relaxed) &&
+        atomic_load(&s->state) != BREAKER_HALF_OPEN)
         atomic_store(&s->probing, 0);
-    atomic_fetch_sub(&s->in_flight, 1);
-    atomic_fetch_sub(&b->refs, 1);
+    if (!b->nonblocking)
+        atomic_fetch_sub(&s->in_flight, 1);
+    atomic_fetch_sub(my_ref(b), 1);
 }

@@ -9,15 +9,24 @@
 #include <pthread.h>
 #include <ganglion/tier.h>
 
+#define REF_STRIPES 8
+
 /* One backend instance bound to a slot.  Never freed while the host runs: a reader
- * that raced a rebind can still touch its counters safely (see slot_acquire). */
+ * that raced a rebind can still touch its counters safely (see slot_acquire).  The
+ * reference count is striped over cache lines so threads do not bounce one line. */
 struct binding {
     const struct ggl_tier *vt;
     void *self;
     const char *label;           /* instance label, e.g. "tier/mem[stm_mem]" */
-    _Atomic long refs;           /* calls in flight on this binding */
+    int nonblocking;             /* GGL_NONBLOCKING: no in-flight accounting needed */
     struct binding *next;        /* retired bindings, freed at slot_fini */
+    struct {
+        _Atomic long n;
+    } __attribute__((aligned(64))) refs[REF_STRIPES]; /* calls in flight, summed */
 };
+
+/* Calls in flight on a binding (the sum of its stripes). */
+long binding_refs(struct binding *b);
 
 enum breaker_state { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
 
@@ -38,7 +47,7 @@ struct slot {
     _Atomic uint64_t open_until;
     _Atomic int probing;
     char reason[256];            /* why it last failed */
-    _Atomic uint64_t calls, refused_busy, refused_open, errors;
+    _Atomic uint64_t refused_busy, refused_open, errors;
 };
 
 void slot_init(struct slot *s, const char *name, long max_in_flight, long threshold,

@@ -101,7 +101,15 @@ static enum ggl_status cache_open(const struct ggl_host *host, const struct ggl_
         while (nb < 2 * s->max_entries)
             nb <<= 1;
         s->mask = nb - 1;
-        pthread_mutex_init(&s->lock, NULL);
+        {
+        /* Critical sections are a few hundred ns: spin briefly before sleeping, since a
+         * futex sleep and cross-CPU wake-up costs up to ~30 us here (PERF.md). */
+        pthread_mutexattr_t attr;
+        pthread_mutexattr_init(&attr);
+        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+        pthread_mutex_init(&s->lock, &attr);
+        pthread_mutexattr_destroy(&attr);
+    }
         s->buckets = calloc(nb, sizeof *s->buckets);
         s->dense = calloc(s->max_entries, sizeof *s->dense);
         if (!s->buckets || !s->dense) {
