@@ -276,7 +276,7 @@ enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
     if (st == GGL_OK) {
         hostapi_clear_reason();
         enum ggl_status health = GGL_OK; /* what the breaker hears: the batch's worst */
-        if (b->vt->put_batch) {
+        if (GGL_HAS_SLOT(b->vt, struct ggl_tier, put_batch)) { /* an older plugin may lack it */
             st = health = b->vt->put_batch(b->self, es, n, GGL_VERSION_OLDER, status);
         } else {
             for (size_t i = 0; i < n; i++)

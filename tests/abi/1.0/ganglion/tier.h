@@ -1,0 +1,84 @@
+/* Tier backend vtable: one memory tier (cache, STM, IM or LTM) behind a slot of the
+ * host's memory manager.  Entries are versioned; put and del can be conditional. */
+#ifndef GANGLION_TIER_H
+#define GANGLION_TIER_H
+
+#include <ganglion/host.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GGL_ENTRY_PINNED    (1u << 0) /* never expires; moves to LTM instead */
+#define GGL_ENTRY_TOMBSTONE (1u << 1) /* a delete that shadows lower tiers */
+#define GGL_ENTRY_PENDING   (1u << 2) /* a lower-tier write is pending: a cache must not evict it */
+
+/* Conditions for put/del's `expect` argument. */
+#define GGL_VERSION_ANY   UINT64_C(0)          /* unconditional */
+#define GGL_VERSION_OLDER UINT64_MAX           /* put only: apply if absent or stored version < entry's */
+/* Any other value: apply only if the stored version equals it (compare-and-set/delete). */
+
+struct ggl_entry {
+    uint32_t size;           /* sizeof(struct ggl_entry) of the writer */
+    uint32_t flags;          /* GGL_ENTRY_* */
+    const void *key;
+    size_t key_len;
+    void *value;             /* get: allocated with host->alloc, the host frees it; put: borrowed */
+    size_t value_len;
+    uint64_t version;        /* assigned by the host; monotonic across restarts */
+    double importance;       /* 0..1 */
+    uint64_t created_ms;     /* host clock */
+    uint64_t last_access_ms; /* host clock */
+    uint64_t access_count;
+    uint64_t expires_ms;     /* absolute host-clock expiry; 0 = never */
+};
+
+struct ggl_tier_stats {
+    uint32_t size;
+    uint64_t entries;
+    uint64_t bytes;
+    uint64_t evictions;
+    uint64_t expirations;
+};
+
+/* Called by scan for every live entry; return non-zero to stop. */
+typedef int (*ggl_scan_fn)(void *arg, const struct ggl_entry *entry);
+
+struct ggl_tier {
+    uint32_t size;  /* sizeof(struct ggl_tier) the plugin was built with */
+    uint32_t flags; /* GGL_READS_CONCURRENT | GGL_WRITES_CONCURRENT | GGL_NONBLOCKING */
+
+    /* Mandatory. */
+    /* Create an instance from its validated config block; *self is passed to every slot. */
+    enum ggl_status (*open)(const struct ggl_host *host, const struct ggl_conf *conf, void **self);
+    /* Release everything; stop any thread or timer the instance started. */
+    void (*close)(void *self);
+    /* Fetch a live entry; GGL_NOTFOUND when absent or expired.  out->value via host->alloc. */
+    enum ggl_status (*get)(void *self, const void *key, size_t key_len, struct ggl_entry *out);
+    /* Store an entry under the `expect` condition (GGL_VERSION_*); GGL_CONFLICT if it fails. */
+    enum ggl_status (*put)(void *self, const struct ggl_entry *entry, uint64_t expect);
+    /* Remove a key; with expect != GGL_VERSION_ANY only if its version equals expect. */
+    enum ggl_status (*del)(void *self, const void *key, size_t key_len, uint64_t expect);
+
+    /* Optional (NULL: the host loops over put/get). */
+    /* Store n entries; status[i] receives each result.  Returns GGL_OK if the batch ran. */
+    enum ggl_status (*put_batch)(void *self, const struct ggl_entry *entries, size_t n,
+                                 uint64_t expect, enum ggl_status *status);
+    /* Fetch n keys into out[i] with status[i]. */
+    enum ggl_status (*get_batch)(void *self, const void *const *keys, const size_t *key_lens,
+                                 size_t n, struct ggl_entry *out, enum ggl_status *status);
+    /* Visit up to `count` entries from *cursor (0 = start); *cursor becomes 0 at the end. */
+    enum ggl_status (*scan)(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn, void *arg);
+    /* Fill counters. */
+    enum ggl_status (*stats)(void *self, struct ggl_tier_stats *out);
+    /* GGL_OK when serving; GGL_RETRY (with a reason) when degraded. */
+    enum ggl_status (*health)(void *self);
+    /* Per-thread state: called on each host thread before its first and after its last call. */
+    enum ggl_status (*thread_init)(void *self);
+    void (*thread_fini)(void *self);
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif
