@@ -14,6 +14,7 @@
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
+#include "maintenance.h"
 #include "memory.h"
 #include "metrics.h"
 
@@ -177,13 +178,15 @@ int main(int argc, char **argv)
     } else {
         struct instance *inst = NULL;
         size_t n = 0;
-        if (instances_open(c, &inst, &n, &cerr) < 0 || memory_init(c, inst, n, &cerr) < 0) {
+        if (instances_open(c, &inst, &n, &cerr) < 0 || memory_init(c, inst, n, &cerr) < 0 ||
+            maintenance_start() < 0) {
             log_error("%s", cerr.msg);
             rc = 1;
         } else {
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
         }
+        maintenance_stop();
         memory_fini();
         instances_close(inst, n);
     }

@@ -24,10 +24,6 @@
 #include "memory.h"
 #include "metrics.h"
 
-struct memory_conf {
-    int64_t stm_ttl_ms, im_ttl_ms, tombstone_ttl_ms, max_in_flight, breaker_threshold,
-        breaker_cooldown_ms;
-};
 
 static const struct conf_key memory_keys[] = {
     {"stm_ttl_ms", GGL_SETTING_INT, offsetof(struct memory_conf, stm_ttl_ms), "3600000", 1000,
@@ -42,6 +38,28 @@ static const struct conf_key memory_keys[] = {
      1, 1e6, "consecutive failures that open a slot's circuit breaker"},
     {"breaker_cooldown_ms", GGL_SETTING_INT, offsetof(struct memory_conf, breaker_cooldown_ms),
      "1000", 1, 1e9, "how long an open breaker fails calls fast"},
+    {"maintenance_interval_ms", GGL_SETTING_INT, offsetof(struct memory_conf, maintenance_interval_ms),
+     "60000", 10, 1e12, "time between maintenance cycles; < half of every tier TTL"},
+    {"maintenance_batch", GGL_SETTING_INT, offsetof(struct memory_conf, maintenance_batch), "100000",
+     1, 1e9, "entries moved per tier pair per cycle at most"},
+    {"stm_min_age_ms", GGL_SETTING_INT, offsetof(struct memory_conf, stm_min_age_ms), "0", 0, 1e12,
+     "STM entries younger than this stay (0: half the STM TTL)"},
+    {"im_min_age_ms", GGL_SETTING_INT, offsetof(struct memory_conf, im_min_age_ms), "0", 0, 1e12,
+     "IM entries younger than this stay (0: half the IM TTL)"},
+    {"im_threshold", GGL_SETTING_FLOAT, offsetof(struct memory_conf, im_threshold), "0.3", 0, 1,
+     "score an old STM entry needs to move to IM (else it expires)"},
+    {"ltm_threshold", GGL_SETTING_FLOAT, offsetof(struct memory_conf, ltm_threshold), "0.5", 0, 1,
+     "score an old IM entry needs to move to LTM (else it expires)"},
+    {"weight_importance", GGL_SETTING_FLOAT, offsetof(struct memory_conf, w_importance), "0.5", 0, 1,
+     "score weight of the entry's importance"},
+    {"weight_access", GGL_SETTING_FLOAT, offsetof(struct memory_conf, w_access), "0.3", 0, 1,
+     "score weight of 1 - 2^(-accesses / access_half)"},
+    {"weight_recency", GGL_SETTING_FLOAT, offsetof(struct memory_conf, w_recency), "0.2", 0, 1,
+     "score weight of 2^(-idle / recency_half_life_ms)"},
+    {"access_half", GGL_SETTING_FLOAT, offsetof(struct memory_conf, access_half), "4", 0.001, 1e9,
+     "accesses that give half the access score"},
+    {"recency_half_life_ms", GGL_SETTING_INT, offsetof(struct memory_conf, recency_half_life_ms),
+     "600000", 1, 1e12, "idle time that halves the recency score"},
 };
 
 static struct {
@@ -334,6 +352,9 @@ enum ggl_status memory_move(const void *key, size_t len, int from, int to)
         return st;
     e.key = key;
     e.key_len = len;
+    /* The copy lives as long as its new tier keeps things (pinned: for ever). */
+    uint64_t ttl = default_ttl(to);
+    e.expires_ms = (e.flags & GGL_ENTRY_PINNED) || !ttl ? 0 : clock_now_ms() + ttl;
     st = tier_call(to, OP_PUT, key, len, &e, NULL, GGL_VERSION_OLDER);
     free(e.value);
     if (st != GGL_OK && st != GGL_CONFLICT)
@@ -345,6 +366,45 @@ enum ggl_status memory_move(const void *key, size_t len, int from, int to)
 }
 
 struct slot *memory_slot(int tier) { return &M.slots[tier]; }
+int memory_tier_bound(int tier) { return bound(tier); }
+const struct memory_conf *memory_conf(void) { return &M.conf; }
+
+enum ggl_status memory_scan(int tier, uint64_t *cursor, size_t count, ggl_scan_fn fn, void *arg)
+{
+    struct binding *b;
+    struct slot *s = &M.slots[tier];
+    enum ggl_status st = slot_acquire(s, &b);
+    if (st != GGL_OK)
+        return st;
+    if (!GGL_HAS_SLOT(b->vt, struct ggl_tier, scan)) {
+        slot_release(s, b, GGL_OK, NULL);
+        hostapi_set_reason("%s has no scan slot", b->label);
+        return GGL_UNAVAILABLE;
+    }
+    hostapi_clear_reason();
+    st = b->vt->scan(b->self, cursor, count, fn, arg);
+    slot_release(s, b, st, st == GGL_OK ? NULL : hostapi_take_reason());
+    return st;
+}
+
+enum ggl_status memory_purge_tombstone(const void *key, size_t len, int tier, uint64_t version)
+{
+    struct ggl_entry e;
+    for (int t = tier + 1; t < SLOT_COUNT; t++) {
+        if (!bound(t))
+            continue;
+        e = (struct ggl_entry){.size = sizeof e};
+        enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, &e, 0);
+        if (st == GGL_OK)
+            free(e.value);
+        if (st != GGL_NOTFOUND)
+            return GGL_CONFLICT; /* a lower copy (or an unreachable tier): keep shadowing */
+    }
+    enum ggl_status st = tier_call(tier, OP_DEL, key, len, NULL, NULL, version);
+    if (bound(SLOT_CACHE) && tier != SLOT_CACHE)
+        tier_call(SLOT_CACHE, OP_DEL, key, len, NULL, NULL, version);
+    return st;
+}
 void memory_set_hook(memory_hook_fn fn) { M.hook = fn; }
 int memory_ready(void) { return M.ready; }
 
@@ -365,8 +425,24 @@ static void register_metrics(void)
 
 int memory_check_config(const struct config *c, struct conf_error *err)
 {
-    return config_read_section(c, c->memory, memory_keys,
-                               sizeof memory_keys / sizeof memory_keys[0], &M.conf, err);
+    struct memory_conf *m = &M.conf;
+    if (config_read_section(c, c->memory, memory_keys, sizeof memory_keys / sizeof memory_keys[0],
+                            m, err) < 0)
+        return -1;
+    /* Entries must get a chance to move before their tier drops them (Redis PX). */
+    if (2 * m->maintenance_interval_ms >= m->stm_ttl_ms || 2 * m->maintenance_interval_ms >= m->im_ttl_ms) {
+        const config_setting_t *s = c->memory ? config_setting_get_member(c->memory, "maintenance_interval_ms") : NULL;
+        config_error_at(err, c, s ? s : c->memory,
+                        "maintenance_interval_ms (%lld) must be less than half of stm_ttl_ms (%lld) "
+                        "and of im_ttl_ms (%lld)", (long long)m->maintenance_interval_ms,
+                        (long long)m->stm_ttl_ms, (long long)m->im_ttl_ms);
+        return -1;
+    }
+    if (!m->stm_min_age_ms)
+        m->stm_min_age_ms = m->stm_ttl_ms / 2;
+    if (!m->im_min_age_ms)
+        m->im_min_age_ms = m->im_ttl_ms / 2;
+    return 0;
 }
 
 int memory_init(const struct config *c, struct instance *v, size_t n, struct conf_error *err)

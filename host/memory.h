@@ -11,6 +11,13 @@
 #include "instance.h"
 #include "slot.h"
 
+struct memory_conf {
+    int64_t stm_ttl_ms, im_ttl_ms, tombstone_ttl_ms, max_in_flight, breaker_threshold,
+        breaker_cooldown_ms, maintenance_interval_ms, maintenance_batch, stm_min_age_ms,
+        im_min_age_ms, recency_half_life_ms;
+    double im_threshold, ltm_threshold, w_importance, w_access, w_recency, access_half;
+};
+
 struct memory_value {
     void *data;              /* malloc'd; the caller frees */
     size_t len;
@@ -66,6 +73,12 @@ enum ggl_status memory_del(const void *key, size_t len, int *existed);
 enum ggl_status memory_move(const void *key, size_t len, int from, int to);
 
 struct slot *memory_slot(int tier);
+int memory_tier_bound(int tier);
+const struct memory_conf *memory_conf(void);
+/* One scan call on a tier through its slot; GGL_UNAVAILABLE if it cannot scan. */
+enum ggl_status memory_scan(int tier, uint64_t *cursor, size_t count, ggl_scan_fn fn, void *arg);
+/* Drop a tombstone from `tier` (and the cache) if no tier below holds a copy. */
+enum ggl_status memory_purge_tombstone(const void *key, size_t len, int tier, uint64_t version);
 void memory_set_hook(memory_hook_fn fn);
 
 #endif

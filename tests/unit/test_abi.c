@@ -83,7 +83,7 @@ static void test_host_stays_inside_old_vtable(void **state)
     /* The memory manager drives it through a slot: get, put, del and a batch, for which
      * it must notice the slot is missing instead of reading past the vtable. */
     struct conf_error err;
-    struct config *c = config_load_string("memory = { stm_ttl_ms = 60000; };\n", "t.conf", &err);
+    struct config *c = config_load_string("memory = { stm_ttl_ms = 60000; maintenance_interval_ms = 1000; };\n", "t.conf", &err);
     assert_non_null(c);
     assert_int_equal(memory_init(c, NULL, 0, &err), 0);
     struct ggl_host host;

@@ -47,7 +47,7 @@ static int setup(void **state)
              "};\n"
              "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n"
              "memory = { stm_ttl_ms = 10000; im_ttl_ms = 100000; breaker_threshold = 2;"
-             " breaker_cooldown_ms = 1000; };\n",
+             " breaker_cooldown_ms = 1000; maintenance_interval_ms = 1000; };\n",
              fail_file, db);
     struct conf_error cerr;
     clock_set(fake_clock);
