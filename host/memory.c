@@ -208,16 +208,21 @@ static uint64_t default_ttl(int tier)
     }
 }
 
-/* After e reached `target`: give the cache the new copy (a tombstone included) and
- * retire older copies from the other tiers; *existed is set if one was live. */
+/* After e reached `target`: refresh the cache and retire older copies from the other
+ * tiers; *existed is set if one was live.  A write to the default tier puts its copy
+ * (a tombstone included) in the cache; a write aimed lower only invalidates the cache
+ * entry, which is always safe for a cache and cheaper than copying the value in. */
 static void spread(int target, const struct ggl_entry *e, int *existed)
 {
     uint64_t now = clock_now_ms();
+    int cache_copy = target == default_target();
     for (int t = 0; t < SLOT_COUNT; t++) {
         if (t == target || !bound(t))
             continue;
-        if (t == SLOT_CACHE)
+        if (t == SLOT_CACHE && cache_copy)
             tier_call(t, OP_PUT, e->key, e->key_len, e, NULL, GGL_VERSION_OLDER);
+        else if (t == SLOT_CACHE)
+            tier_call(t, OP_DEL, e->key, e->key_len, NULL, NULL, GGL_VERSION_ANY);
         else if (retire_older(t, e->key, e->key_len, e->version, now) && existed)
             *existed = 1;
     }
