@@ -76,10 +76,14 @@ struct ggl_plugin {
 #define GGL_EXPORT
 #endif
 
-/* Defines the plugin's one exported symbol.  `settings` may be NULL. */
+/* Defines the plugin's one exported symbol.  `settings` may be NULL.  The plugin loads
+ * on every host of this major: one that uses a service or slot added in minor N says
+ * so with GGL_PLUGIN_DEFINE_MIN(N, ...) (and still checks GGL_HAS_SLOT at run time). */
 #define GGL_PLUGIN_DEFINE(kind_, name_, version_, description_, settings_, vtable_) \
+    GGL_PLUGIN_DEFINE_MIN(0, kind_, name_, version_, description_, settings_, vtable_)
+#define GGL_PLUGIN_DEFINE_MIN(minor_, kind_, name_, version_, description_, settings_, vtable_) \
     GGL_EXPORT const struct ggl_plugin ggl_plugin_entry = {                         \
-        sizeof(struct ggl_plugin), GGL_ABI_MAJOR, GGL_ABI_MINOR, (kind_), (name_),  \
+        sizeof(struct ggl_plugin), GGL_ABI_MAJOR, (minor_), (kind_), (name_),       \
         (version_), (description_), (settings_), (vtable_)}
 
 /* Shorthand for one row of a settings array. */
