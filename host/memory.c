@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "hostapi.h"
 #include "log.h"
 #include "memory.h"
@@ -60,7 +61,15 @@ static const struct conf_key memory_keys[] = {
      "accesses that give half the access score"},
     {"recency_half_life_ms", GGL_SETTING_INT, offsetof(struct memory_conf, recency_half_life_ms),
      "600000", 1, 1e12, "idle time that halves the recency score"},
+    {"compress", GGL_SETTING_STRING, offsetof(struct memory_conf, compress), "", 0, 0,
+     "tiers whose values are zstd-compressed, e.g. \"im,ltm\""},
+    {"compress_min_bytes", GGL_SETTING_INT, offsetof(struct memory_conf, compress_min_bytes), "512",
+     1, 1e9, "smaller values are stored as they are"},
+    {"compress_level", GGL_SETTING_INT, offsetof(struct memory_conf, compress_level), "3", 1, 19,
+     "zstd level"},
 };
+
+#define MAX_VALUE_BYTES (512u << 20) /* a decompressed value larger than this is refused */
 
 static struct {
     int ready;
@@ -68,32 +77,57 @@ static struct {
     struct slot slots[SLOT_COUNT];
     _Atomic uint64_t version;
     memory_hook_fn hook;
+    unsigned compress_mask; /* bit t: tier t compresses */
     struct ggl_metric *hits[SLOT_COUNT], *misses, *writes, *deletes, *promotions, *conflicts,
-        *unretired;
+        *unretired, *zin, *zout;
 } M;
 
 enum op { OP_GET, OP_PUT, OP_DEL };
 
-/* One tier call through its slot: acquire, call, release with the plugin's reason. */
+/* The entry to hand tier t: *e itself, or a compressed copy in *tmp (whose buffer,
+ * *zbuf, the caller frees) when t compresses and it pays. */
+static const struct ggl_entry *for_tier(int t, const struct ggl_entry *e, struct ggl_entry *tmp,
+                                        void **zbuf)
+{
+    *zbuf = NULL;
+    if (!(M.compress_mask & (1u << t)))
+        return e;
+    *tmp = *e;
+    if (!compress_entry(tmp, (size_t)M.conf.compress_min_bytes, (int)M.conf.compress_level, zbuf))
+        return e;
+    metrics_add(M.zin, (double)e->value_len);
+    metrics_add(M.zout, (double)tmp->value_len);
+    return tmp;
+}
+
+/* One tier call through its slot: acquire, call, release with the plugin's reason.
+ * Values are compressed on the way in and out where the tier is configured so. */
 static enum ggl_status tier_call(int t, enum op op, const void *key, size_t len,
                                  const struct ggl_entry *in, struct ggl_entry *out,
                                  uint64_t expect)
 {
     struct binding *b;
     struct slot *s = &M.slots[t];
+    struct ggl_entry tmp;
+    void *zbuf = NULL;
     enum ggl_status st = slot_acquire(s, &b);
     if (st != GGL_OK)
         return st == GGL_NOTFOUND ? GGL_UNAVAILABLE : st;
     hostapi_clear_reason();
     switch (op) {
     case OP_GET: st = b->vt->get(b->self, key, len, out); break;
-    case OP_PUT: st = b->vt->put(b->self, in, expect); break;
+    case OP_PUT: st = b->vt->put(b->self, for_tier(t, in, &tmp, &zbuf), expect); break;
     case OP_DEL: st = b->vt->del(b->self, key, len, expect); break;
     }
     int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
     slot_release(s, b, st, failed ? hostapi_take_reason() : NULL);
+    free(zbuf);
     if (st == GGL_CONFLICT)
         metrics_add(M.conflicts, 1);
+    if (st == GGL_OK && op == OP_GET && (st = decompress_entry(out, MAX_VALUE_BYTES)) != GGL_OK) {
+        free(out->value);
+        out->value = NULL;
+    }
     return st;
 }
 
@@ -291,9 +325,18 @@ enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
     struct ggl_entry *es = malloc(n * sizeof *es);
     if (!es)
         return GGL_NOMEM;
+    void **zbufs = calloc(n, sizeof *zbufs);
+    if (!zbufs) {
+        free(es);
+        return GGL_NOMEM;
+    }
     uint64_t now = clock_now_ms();
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         es[i] = new_entry(items[i].key, items[i].len, items[i].value, items[i].vlen, w, target, now);
+        struct ggl_entry tmp;
+        if (for_tier(target, &es[i], &tmp, &zbufs[i]) == &tmp)
+            es[i] = tmp;
+    }
     struct binding *b;
     enum ggl_status st = slot_acquire(&M.slots[target], &b);
     if (st == GGL_OK) {
@@ -316,10 +359,17 @@ enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
         else if (status[i] == GGL_CONFLICT)
             status[i] = GGL_OK;
         if (status[i] == GGL_OK) {
+            if (zbufs[i]) { /* the other tiers get the value as it was given */
+                es[i].value = (void *)items[i].value;
+                es[i].value_len = items[i].vlen;
+                es[i].flags &= ~GGL_ENTRY_COMPRESSED;
+            }
             spread(target, &es[i], NULL);
             metrics_add(M.writes, 1);
         }
+        free(zbufs[i]);
     }
+    free(zbufs);
     free(es);
     return st;
 }
@@ -425,6 +475,8 @@ static void register_metrics(void)
     M.deletes = metrics_register(GGL_METRIC_COUNTER, "memory_deletes_total", "acknowledged deletes", NULL);
     M.promotions = metrics_register(GGL_METRIC_COUNTER, "memory_promotions_total", "copies promoted into the cache", NULL);
     M.conflicts = metrics_register(GGL_METRIC_COUNTER, "memory_conflicts_total", "conditional tier writes that lost to a newer version", NULL);
+    M.zin = metrics_register(GGL_METRIC_COUNTER, "memory_compress_in_bytes_total", "value bytes before compression", NULL);
+    M.zout = metrics_register(GGL_METRIC_COUNTER, "memory_compress_out_bytes_total", "value bytes after compression", NULL);
     M.unretired = metrics_register(GGL_METRIC_COUNTER, "memory_unretired_total", "older copies a write could not remove (tier unreachable)", NULL);
 }
 
@@ -442,6 +494,22 @@ int memory_check_config(const struct config *c, struct conf_error *err)
                         "and of im_ttl_ms (%lld)", (long long)m->maintenance_interval_ms,
                         (long long)m->stm_ttl_ms, (long long)m->im_ttl_ms);
         return -1;
+    }
+    M.compress_mask = 0;
+    for (const char *p = m->compress; p && *p;) {
+        size_t n = strcspn(p, ", ");
+        int t = 0;
+        while (t < SLOT_COUNT && (strlen(tier_slot_names[t]) != n || strncmp(p, tier_slot_names[t], n)))
+            t++;
+        if (n && t == SLOT_COUNT) {
+            const config_setting_t *s = config_setting_get_member(c->memory, "compress");
+            config_error_at(err, c, s, "compress: unknown tier '%.*s' (tiers: cache, stm, im, ltm)",
+                            (int)n, p);
+            return -1;
+        }
+        if (n)
+            M.compress_mask |= 1u << t;
+        p += n + (p[n] != '\0');
     }
     if (!m->stm_min_age_ms)
         m->stm_min_age_ms = m->stm_ttl_ms / 2;

@@ -16,6 +16,8 @@ struct memory_conf {
         breaker_cooldown_ms, maintenance_interval_ms, maintenance_batch, stm_min_age_ms,
         im_min_age_ms, recency_half_life_ms;
     double im_threshold, ltm_threshold, w_importance, w_access, w_recency, access_half;
+    const char *compress;
+    int64_t compress_min_bytes, compress_level;
 };
 
 struct memory_value {

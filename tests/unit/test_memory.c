@@ -47,7 +47,8 @@ static int setup(void **state)
              "};\n"
              "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n"
              "memory = { stm_ttl_ms = 10000; im_ttl_ms = 100000; breaker_threshold = 2;"
-             " breaker_cooldown_ms = 1000; maintenance_interval_ms = 1000; };\n",
+             " breaker_cooldown_ms = 1000; maintenance_interval_ms = 1000;"
+             " compress = \"im, ltm\"; compress_min_bytes = 64; };\n",
              fail_file, db);
     struct conf_error cerr;
     clock_set(fake_clock);
@@ -311,6 +312,59 @@ static void test_batch_write_to_ltm(void **state)
         assert_int_equal(status[i], GGL_RETRY);
 }
 
+/* IM and LTM compress in this fixture: callers see the original bytes, the tier holds
+ * fewer, and what does not compress is stored as it is. */
+static void test_compression_is_transparent(void **state)
+{
+    (void)state;
+    char text[4096], noise[4096];
+    for (size_t i = 0; i < sizeof text; i++)
+        text[i] = "the quick brown fox jumps over the lazy dog "[i % 44];
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < sizeof noise; i++)
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17, noise[i] = (char)x;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    w.tier = SLOT_LTM;
+    assert_int_equal(memory_put("text", 4, text, sizeof text, &w, NULL), GGL_OK);
+    assert_int_equal(memory_put("noise", 5, noise, sizeof noise, &w, NULL), GGL_OK);
+    struct binding *ltm = atomic_load(&memory_slot(SLOT_LTM)->current);
+    struct ggl_entry raw = {.size = sizeof raw};
+    assert_int_equal(ltm->vt->get(ltm->self, "text", 4, &raw), GGL_OK);
+    assert_true(raw.flags & GGL_ENTRY_COMPRESSED);
+    assert_true(raw.value_len < sizeof text / 4);
+    free(raw.value);
+    raw = (struct ggl_entry){.size = sizeof raw};
+    assert_int_equal(ltm->vt->get(ltm->self, "noise", 5, &raw), GGL_OK);
+    assert_false(raw.flags & GGL_ENTRY_COMPRESSED);
+    assert_int_equal(raw.value_len, sizeof noise);
+    free(raw.value);
+    struct memory_value v;
+    assert_int_equal(memory_get("text", 4, &v), GGL_OK);
+    assert_int_equal(v.len, sizeof text);
+    assert_memory_equal(v.data, text, sizeof text);
+    assert_false(v.meta.flags & GGL_ENTRY_COMPRESSED);
+    free(v.data);
+    /* A move re-encodes for the target: STM (plain) -> IM (compressed) -> read back. */
+    assert_int_equal(memory_put("moved", 5, text, sizeof text, &(struct memory_write)MEMORY_WRITE_DEFAULT, NULL), GGL_OK);
+    assert_int_equal(memory_move("moved", 5, SLOT_STM, SLOT_IM), GGL_OK);
+    tier_drop(SLOT_CACHE, "moved");
+    assert_int_equal(memory_get("moved", 5, &v), GGL_OK);
+    assert_int_equal(v.tier, SLOT_IM);
+    assert_memory_equal(v.data, text, sizeof text);
+    free(v.data);
+}
+
+static void test_compress_config_names_tiers(void **state)
+{
+    (void)state;
+    struct conf_error err = {{0}};
+    struct config *c = config_load_string("memory = {\n compress = \"im,ltm,disk\";\n};\n", "z.conf", &err);
+    assert_non_null(c);
+    assert_int_equal(memory_check_config(c, &err), -1);
+    assert_non_null(strstr(err.msg, "z.conf:2: compress: unknown tier 'disk'"));
+    config_free(c);
+}
+
 #define THREADS 4
 #define ROUNDS 300
 
@@ -389,6 +443,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_between_copy_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_breaker_fails_fast_and_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_write_to_ltm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compression_is_transparent, setup, teardown),
+        cmocka_unit_test(test_compress_config_names_tiers),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_keep_newest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@ extern "C" {
 #define GGL_ENTRY_PINNED    (1u << 0) /* never expires; moves to LTM instead */
 #define GGL_ENTRY_TOMBSTONE (1u << 1) /* a delete that shadows lower tiers */
 #define GGL_ENTRY_PENDING   (1u << 2) /* a lower-tier write is pending: a cache must not evict it */
+#define GGL_ENTRY_COMPRESSED (1u << 3) /* set by the host: the value is zstd-compressed */
 
 /* Conditions for put/del's `expect` argument. */
 #define GGL_VERSION_ANY   UINT64_C(0)          /* unconditional */
