@@ -223,6 +223,33 @@ enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out
     return GGL_OK;
 }
 
+enum ggl_status memory_get_cached(const void *key, size_t len, struct memory_value *out)
+{
+    struct binding *b = M.ready ? atomic_load(&M.slots[SLOT_CACHE].current) : NULL;
+    if (!b || !b->nonblocking)
+        return GGL_RETRY;
+    struct ggl_entry e = {.size = sizeof e};
+    if (tier_call(SLOT_CACHE, OP_GET, key, len, NULL, &e, 0) != GGL_OK)
+        return GGL_RETRY;
+    if (e.flags & GGL_ENTRY_TOMBSTONE) {
+        free(e.value);
+        metrics_add(M.misses, 1);
+        return GGL_NOTFOUND;
+    }
+    if (dead(&e, clock_now_ms())) {
+        free(e.value);
+        return GGL_RETRY;
+    }
+    metrics_add(M.hits[SLOT_CACHE], 1);
+    out->data = e.value;
+    out->len = e.value_len;
+    out->tier = SLOT_CACHE;
+    out->meta = e;
+    out->meta.key = NULL;
+    out->meta.value = NULL;
+    return GGL_OK;
+}
+
 /* The default target: STM, else the first bound tier below it, else the cache. */
 static int default_target(void)
 {

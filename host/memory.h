@@ -51,6 +51,10 @@ int memory_ready(void);
  * GGL_NOTFOUND when absent, deleted or expired; GGL_RETRY when absent from every
  * reachable tier but some tier could not be asked (the key may exist there). */
 enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out);
+/* The cache's answer alone, for callers that must not block: GGL_OK (a live copy),
+ * GGL_NOTFOUND (a tombstone: definitive), or GGL_RETRY meaning "ask the tiers below" (a
+ * miss, an expired copy, or no nonblocking cache bound). */
+enum ggl_status memory_get_cached(const void *key, size_t len, struct memory_value *out);
 /* Write with a fresh version.  GGL_OK once the target tier accepted it. */
 enum ggl_status memory_put(const void *key, size_t len, const void *value, size_t vlen,
                            const struct memory_write *w, uint64_t *version);

@@ -1,0 +1,300 @@
+/* The asynchronous front of the memory manager.  Requests carry copies of key and value.
+ * Each write worker owns a bounded FIFO; a key always maps to the same worker, so writes
+ * to one key apply in submission order.  A write worker takes everything queued (up to
+ * `batch`) at once and sends each run of consecutive puts to one target tier as a
+ * single backend batch (one SQLite transaction), so grouped commits come for free under
+ * load and cost nothing when idle.  Read workers share one FIFO.  Workers block on
+ * condition variables; a full queue refuses at admission (GGL_RETRY). */
+#include "ggl-build.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hostapi.h"
+#include "log.h"
+#include "memory_async.h"
+#include "metrics.h"
+
+struct request {
+    struct request *next;
+    enum memory_op op;
+    memory_done_fn done;
+    void *arg;
+    struct memory_write w;
+    size_t len, vlen;
+    char data[]; /* key, then value */
+};
+
+struct fifo {
+    pthread_mutex_t lock;
+    pthread_cond_t nonempty;
+    struct request *head, **tail;
+    size_t count, cap;
+    int stop;
+};
+
+static struct {
+    int running;
+    size_t batch;
+    struct fifo reads;
+    struct fifo *writes;
+    size_t nwriters, nreaders;
+    pthread_t *threads;
+    size_t nthreads;
+    struct ggl_metric *refused, *queued;
+} A;
+
+static void fifo_init(struct fifo *f, size_t cap)
+{
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->nonempty, NULL);
+    f->head = NULL;
+    f->tail = &f->head;
+    f->count = 0;
+    f->cap = cap;
+    f->stop = 0;
+}
+
+static enum ggl_status fifo_push(struct fifo *f, struct request *r)
+{
+    pthread_mutex_lock(&f->lock);
+    if (f->count >= f->cap || f->stop) {
+        pthread_mutex_unlock(&f->lock);
+        metrics_add(A.refused, 1);
+        hostapi_set_reason("memory queue full (%zu requests)", f->cap);
+        return GGL_RETRY;
+    }
+    r->next = NULL;
+    *f->tail = r;
+    f->tail = &r->next;
+    if (f->count++ == 0)
+        pthread_cond_signal(&f->nonempty); /* consumers sleep only on an empty queue */
+    pthread_mutex_unlock(&f->lock);
+    metrics_add(A.queued, 1);
+    return GGL_OK;
+}
+
+/* Up to `max` requests, oldest first, as a list; NULL once stopped and drained. */
+static struct request *fifo_pop(struct fifo *f, size_t max)
+{
+    pthread_mutex_lock(&f->lock);
+    while (!f->head && !f->stop)
+        pthread_cond_wait(&f->nonempty, &f->lock);
+    struct request *first = f->head, **end = &f->head;
+    size_t n = 0;
+    while (*end && n < max)
+        end = &(*end)->next, n++;
+    f->head = *end;
+    *end = NULL;
+    if (!f->head)
+        f->tail = &f->head;
+    f->count -= n;
+    if (f->head)
+        pthread_cond_signal(&f->nonempty); /* more left: let another consumer help */
+    pthread_mutex_unlock(&f->lock);
+    return first;
+}
+
+static void fifo_stop(struct fifo *f)
+{
+    pthread_mutex_lock(&f->lock);
+    f->stop = 1;
+    pthread_cond_broadcast(&f->nonempty);
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void fifo_destroy(struct fifo *f)
+{
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->nonempty);
+}
+
+static void finish(struct request *r, struct memory_result *res)
+{
+    if (res->status != GGL_OK && res->status != GGL_NOTFOUND)
+        snprintf(res->reason, sizeof res->reason, "%s", hostapi_take_reason());
+    r->done(r->arg, res);
+}
+
+static void *read_worker(void *arg)
+{
+    (void)arg;
+    struct request *r;
+    while ((r = fifo_pop(&A.reads, 1))) {
+        struct memory_result res = {.op = MEM_OP_GET};
+        res.status = memory_get(r->data, r->len, &res.value);
+        finish(r, &res);
+        free(r);
+    }
+    return NULL;
+}
+
+/* Run a list of writes in order: consecutive puts aimed at the same tier go as one batch. */
+static void run_writes(struct request *r)
+{
+    struct memory_item items[256];
+    enum ggl_status status[256];
+    struct request *group[256];
+    while (r) {
+        struct request *next = r->next;
+        if (r->op == MEM_OP_DEL) {
+            struct memory_result res = {.op = MEM_OP_DEL};
+            res.status = memory_del(r->data, r->len, &res.existed);
+            finish(r, &res);
+            free(r);
+            r = next;
+            continue;
+        }
+        size_t n = 0;
+        for (struct request *q = r; q && q->op == MEM_OP_PUT && n < 256 && q->w.tier == r->w.tier &&
+                                    q->w.ttl_ms == r->w.ttl_ms && q->w.pin == r->w.pin &&
+                                    q->w.importance == r->w.importance;
+             q = q->next) {
+            items[n] = (struct memory_item){q->data, q->len, q->data + q->len, q->vlen};
+            group[n++] = q;
+        }
+        next = group[n - 1]->next;
+        enum ggl_status st = memory_put_batch(items, n, &r->w, status);
+        for (size_t i = 0; i < n; i++) {
+            struct memory_result res = {.op = MEM_OP_PUT, .status = st == GGL_OK ? status[i] : st};
+            finish(group[i], &res);
+            free(group[i]);
+        }
+        r = next;
+    }
+}
+
+static void *write_worker(void *arg)
+{
+    struct fifo *f = arg;
+    struct request *r;
+    while ((r = fifo_pop(f, A.batch)))
+        run_writes(r);
+    return NULL;
+}
+
+static struct request *request_new(enum memory_op op, const void *key, size_t len,
+                                   const void *value, size_t vlen, memory_done_fn done, void *arg)
+{
+    struct request *r = malloc(sizeof *r + len + vlen);
+    if (!r)
+        return NULL;
+    r->op = op;
+    r->done = done;
+    r->arg = arg;
+    r->len = len;
+    r->vlen = vlen;
+    memcpy(r->data, key, len);
+    if (vlen)
+        memcpy(r->data + len, value, vlen);
+    return r;
+}
+
+static uint64_t key_hash(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint64_t h = 1469598103934665603ull;
+    while (len--)
+        h = (h ^ *p++) * 1099511628211ull;
+    return h;
+}
+
+static enum ggl_status submit(struct fifo *f, struct request *r)
+{
+    if (!r)
+        return GGL_NOMEM;
+    enum ggl_status st = fifo_push(f, r);
+    if (st != GGL_OK)
+        free(r);
+    return st;
+}
+
+enum ggl_status memory_async_get(const void *key, size_t len, memory_done_fn done, void *arg)
+{
+    if (!A.running)
+        return GGL_UNAVAILABLE;
+    struct memory_result res = {.op = MEM_OP_GET};
+    res.status = memory_get_cached(key, len, &res.value);
+    if (res.status != GGL_RETRY) { /* answered by the cache, on this thread */
+        done(arg, &res);
+        return GGL_OK;
+    }
+    return submit(&A.reads, request_new(MEM_OP_GET, key, len, NULL, 0, done, arg));
+}
+
+static struct fifo *writer_for(const void *key, size_t len)
+{
+    return &A.writes[key_hash(key, len) % A.nwriters];
+}
+
+enum ggl_status memory_async_put(const void *key, size_t len, const void *value, size_t vlen,
+                                 const struct memory_write *w, memory_done_fn done, void *arg)
+{
+    if (!A.running)
+        return GGL_UNAVAILABLE;
+    struct request *r = request_new(MEM_OP_PUT, key, len, value, vlen, done, arg);
+    if (r)
+        r->w = *w;
+    return submit(writer_for(key, len), r);
+}
+
+enum ggl_status memory_async_del(const void *key, size_t len, memory_done_fn done, void *arg)
+{
+    if (!A.running)
+        return GGL_UNAVAILABLE;
+    return submit(writer_for(key, len), request_new(MEM_OP_DEL, key, len, NULL, 0, done, arg));
+}
+
+int memory_async_start(const struct memory_async_conf *c)
+{
+    A.nreaders = (size_t)(c->read_workers > 0 ? c->read_workers : 1);
+    A.nwriters = (size_t)(c->write_workers > 0 ? c->write_workers : 1);
+    A.batch = (size_t)(c->batch > 0 ? c->batch : 64);
+    A.refused = metrics_register(GGL_METRIC_COUNTER, "memory_queue_refused_total", "requests refused: queue full", NULL);
+    A.queued = metrics_register(GGL_METRIC_COUNTER, "memory_queued_total", "requests handed to memory workers", NULL);
+    A.writes = calloc(A.nwriters, sizeof *A.writes);
+    A.threads = calloc(A.nreaders + A.nwriters, sizeof *A.threads);
+    if (!A.writes || !A.threads)
+        goto fail;
+    fifo_init(&A.reads, (size_t)c->queue_capacity);
+    for (size_t i = 0; i < A.nwriters; i++)
+        fifo_init(&A.writes[i], (size_t)c->queue_capacity);
+    A.running = 1;
+    for (size_t i = 0; i < A.nreaders; i++)
+        if (pthread_create(&A.threads[A.nthreads], NULL, read_worker, NULL) == 0)
+            A.nthreads++;
+    for (size_t i = 0; i < A.nwriters; i++)
+        if (pthread_create(&A.threads[A.nthreads], NULL, write_worker, &A.writes[i]) == 0)
+            A.nthreads++;
+    if (A.nthreads == A.nreaders + A.nwriters)
+        return 0;
+    log_error("memory: could not start %zu workers", A.nreaders + A.nwriters - A.nthreads);
+    memory_async_stop();
+    return -1;
+fail:
+    free(A.writes);
+    free(A.threads);
+    return -1;
+}
+
+void memory_async_stop(void)
+{
+    if (!A.running)
+        return;
+    fifo_stop(&A.reads); /* workers drain what is queued, then see NULL and exit */
+    for (size_t i = 0; i < A.nwriters; i++)
+        fifo_stop(&A.writes[i]);
+    for (size_t i = 0; i < A.nthreads; i++)
+        pthread_join(A.threads[i], NULL);
+    fifo_destroy(&A.reads);
+    for (size_t i = 0; i < A.nwriters; i++)
+        fifo_destroy(&A.writes[i]);
+    free(A.writes);
+    free(A.threads);
+    A.writes = NULL;
+    A.threads = NULL;
+    A.nthreads = 0;
+    A.running = 0;
+}

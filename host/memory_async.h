@@ -1,0 +1,39 @@
+/* The asynchronous front of the memory manager, for callers that must not block (the
+ * control socket's I/O thread): cache hits are answered on the calling thread, misses go
+ * to read workers, and writes are partitioned by hash(key) over write workers that turn
+ * whatever is queued into one batch per target tier.  Completions run on the worker. */
+#ifndef GGL_HOST_MEMORY_ASYNC_H
+#define GGL_HOST_MEMORY_ASYNC_H
+
+#include "memory.h"
+
+enum memory_op { MEM_OP_GET, MEM_OP_PUT, MEM_OP_DEL };
+
+struct memory_result {
+    enum memory_op op;
+    enum ggl_status status;
+    struct memory_value value; /* GET: data is malloc'd and owned by the callback */
+    int existed;               /* DEL: a live value was there */
+    char reason[160];          /* why, when status is not OK/NOTFOUND */
+};
+
+/* Called once per request, on the calling thread (cache hit) or a worker. */
+typedef void (*memory_done_fn)(void *arg, struct memory_result *r);
+
+struct memory_async_conf {
+    int64_t read_workers, write_workers, queue_capacity, batch;
+};
+
+int memory_async_start(const struct memory_async_conf *c);
+/* Finish everything queued, then stop the workers. */
+void memory_async_stop(void);
+
+/* Submit.  GGL_OK: accepted, and `done` runs exactly once — before the call returns
+ * for a cache hit, later on a worker otherwise.  GGL_RETRY (reason set, `done` never
+ * runs): the queue is full.  GGL_UNAVAILABLE: not started.  Keys and values are copied. */
+enum ggl_status memory_async_get(const void *key, size_t len, memory_done_fn done, void *arg);
+enum ggl_status memory_async_put(const void *key, size_t len, const void *value, size_t vlen,
+                                 const struct memory_write *w, memory_done_fn done, void *arg);
+enum ggl_status memory_async_del(const void *key, size_t len, memory_done_fn done, void *arg);
+
+#endif

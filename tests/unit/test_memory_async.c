@@ -1,0 +1,182 @@
+/* The asynchronous memory front on real backends: cache hits answered on the calling
+ * thread, misses on a worker, per-key write order kept, a full queue refusing at
+ * admission while a worker is held, and stop draining everything queued. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "hostapi.h"
+#include "instance.h"
+#include "loader.h"
+#include "log.h"
+#include "memory_async.h"
+
+static struct config *conf;
+static struct instance *inst;
+static size_t ninst;
+
+/* What callbacks saw, for the test thread to check. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t changed = PTHREAD_COND_INITIALIZER;
+static int done_count, hold_first, held, released;
+static pthread_t last_thread;
+static struct memory_result last;
+static char last_value[64];
+
+static void on_done(void *arg, struct memory_result *r)
+{
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    if (hold_first && !held) {
+        held = 1;
+        pthread_cond_broadcast(&changed);
+        while (!released)
+            pthread_cond_wait(&changed, &lock);
+    }
+    last = *r;
+    last_value[0] = '\0';
+    if (r->op == MEM_OP_GET && r->status == GGL_OK) {
+        snprintf(last_value, sizeof last_value, "%.*s", (int)r->value.len, (char *)r->value.data);
+        free(r->value.data);
+    }
+    last_thread = pthread_self();
+    done_count++;
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+}
+
+/* Wait (bounded) until `n` callbacks have run or `flag` is set. */
+static void wait_for(int n, int *flag)
+{
+    struct timespec due;
+    clock_gettime(CLOCK_REALTIME, &due);
+    due.tv_sec += 10;
+    pthread_mutex_lock(&lock);
+    while ((flag ? !*flag : done_count < n) &&
+           pthread_cond_timedwait(&changed, &lock, &due) == 0)
+        ;
+    int ok = flag ? *flag : done_count >= n;
+    pthread_mutex_unlock(&lock);
+    assert_true(ok);
+}
+
+static int setup_with(int64_t capacity)
+{
+    char err[256];
+    struct conf_error cerr;
+    static const char *const dirs[] = {BUILD_PLUGINDIR, NULL};
+    log_set_level(GGL_LOG_WARN);
+    done_count = hold_first = held = released = 0;
+    if (loader_init(dirs, err, sizeof err) < 0 ||
+        !(conf = config_load_string("backends = { c = { plugin = \"cache\"; }; s = { plugin = \"mem\"; }; };\n"
+                                    "tiers = { cache = \"c\"; stm = \"s\"; };\n", "a.conf", &cerr)) ||
+        instances_open(conf, &inst, &ninst, &cerr) < 0 || memory_init(conf, inst, ninst, &cerr) < 0)
+        return -1;
+    struct memory_async_conf ac = {2, 2, capacity, 64};
+    return memory_async_start(&ac);
+}
+
+static int setup(void **state) { (void)state; return setup_with(4096); }
+static int setup_small(void **state) { (void)state; return setup_with(4); }
+
+static int teardown(void **state)
+{
+    (void)state;
+    memory_async_stop();
+    memory_fini();
+    instances_close(inst, ninst);
+    config_free(conf);
+    loader_fini();
+    return 0;
+}
+
+static void test_hit_inline_miss_on_worker(void **state)
+{
+    (void)state;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    assert_int_equal(memory_put("hot", 3, "v1", 2, &w, NULL), GGL_OK);
+    assert_int_equal(memory_async_get("hot", 3, on_done, NULL), GGL_OK);
+    assert_int_equal(done_count, 1); /* before the call returned */
+    assert_true(pthread_equal(last_thread, pthread_self()));
+    assert_string_equal(last_value, "v1");
+
+    assert_int_equal(memory_async_get("cold", 4, on_done, NULL), GGL_OK);
+    wait_for(2, NULL);
+    assert_int_equal(last.status, GGL_NOTFOUND);
+    assert_false(pthread_equal(last_thread, pthread_self()));
+}
+
+static void test_writes_to_one_key_apply_in_order(void **state)
+{
+    (void)state;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    char v[16];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(v, sizeof v, "%d", i);
+        assert_int_equal(memory_async_put("k", 1, v, strlen(v), &w, on_done, NULL), GGL_OK);
+        if (i == 500)
+            assert_int_equal(memory_async_del("k", 1, on_done, NULL), GGL_OK);
+    }
+    wait_for(1001, NULL);
+    struct memory_value mv;
+    assert_int_equal(memory_get("k", 1, &mv), GGL_OK);
+    assert_int_equal(mv.len, 3);
+    assert_memory_equal(mv.data, "999", 3);
+    free(mv.data);
+}
+
+static void test_full_queue_refuses_at_admission(void **state)
+{
+    (void)state;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    hold_first = 1;
+    /* One key, so one worker: its first completion holds it; the queue fills behind. */
+    assert_int_equal(memory_async_put("q", 1, "0", 1, &w, on_done, NULL), GGL_OK);
+    wait_for(0, &held);
+    int accepted = 0;
+    enum ggl_status st = GGL_OK;
+    for (int i = 0; i < 100 && st == GGL_OK; i++)
+        if ((st = memory_async_put("q", 1, "x", 1, &w, on_done, NULL)) == GGL_OK)
+            accepted++;
+    assert_int_equal(st, GGL_RETRY);
+    assert_int_equal(accepted, 4);
+    assert_non_null(strstr(hostapi_take_reason(), "memory queue full (4 requests)"));
+    pthread_mutex_lock(&lock);
+    released = 1;
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
+    wait_for(1 + accepted, NULL);
+}
+
+static void test_stop_drains_queue(void **state)
+{
+    (void)state;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    char k[16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(k, sizeof k, "d%d", i);
+        assert_int_equal(memory_async_put(k, strlen(k), "v", 1, &w, on_done, NULL), GGL_OK);
+    }
+    memory_async_stop();
+    assert_int_equal(done_count, 300);
+    assert_int_equal(memory_async_put("late", 4, "v", 1, &w, on_done, NULL), GGL_UNAVAILABLE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_hit_inline_miss_on_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writes_to_one_key_apply_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_queue_refuses_at_admission, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
