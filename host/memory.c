@@ -447,6 +447,30 @@ enum ggl_status memory_move(const void *key, size_t len, int from, int to)
     return st == GGL_CONFLICT || st == GGL_NOTFOUND ? GGL_OK : st; /* a newer write stays */
 }
 
+size_t memory_info(char *buf, size_t len)
+{
+    size_t n = 0;
+#define OUT(...) (n += (size_t)snprintf(buf + n, n < len ? len - n : 0, __VA_ARGS__))
+    OUT("memory_ready:%d\r\n", M.ready);
+    for (int t = 0; M.ready && t < SLOT_COUNT; t++) {
+        struct slot *s = &M.slots[t];
+        struct binding *b = atomic_load(&s->current);
+        char reason[sizeof s->reason];
+        pthread_mutex_lock(&s->lock);
+        memcpy(reason, s->reason, sizeof reason);
+        pthread_mutex_unlock(&s->lock);
+        OUT("slot_%s:backend=%s,breaker=%s,in_flight=%ld,refused_busy=%llu,refused_open=%llu,"
+            "errors=%llu,compress=%d,last_error=%s\r\n",
+            s->name, b ? b->label : "(unbound)", breaker_state_name(atomic_load(&s->state)),
+            (long)atomic_load(&s->in_flight), (unsigned long long)atomic_load(&s->refused_busy),
+            (unsigned long long)atomic_load(&s->refused_open),
+            (unsigned long long)atomic_load(&s->errors), !!(M.compress_mask & (1u << t)),
+            reason[0] ? reason : "-");
+    }
+#undef OUT
+    return n < len ? n : (len ? len - 1 : 0);
+}
+
 struct slot *memory_slot(int tier) { return &M.slots[tier]; }
 int memory_tier_bound(int tier) { return bound(tier); }
 const struct memory_conf *memory_conf(void) { return &M.conf; }

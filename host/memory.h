@@ -78,6 +78,9 @@ enum ggl_status memory_del(const void *key, size_t len, int *existed);
  * source only if its version is unchanged.  GGL_NOTFOUND if `from` has no copy. */
 enum ggl_status memory_move(const void *key, size_t len, int from, int to);
 
+/* The slots' state for INFO memory, as "name:value" lines (Redis INFO style) appended
+ * to buf; returns the length written (truncated to len). */
+size_t memory_info(char *buf, size_t len);
 struct slot *memory_slot(int tier);
 int memory_tier_bound(int tier);
 const struct memory_conf *memory_conf(void);

@@ -280,6 +280,12 @@ static void test_breaker_fails_fast_and_recovers(void **state)
     assert_int_equal(put("x", "v", -1), GGL_OK); /* the probe succeeds */
     assert_int_equal(atomic_load(&stm->state), BREAKER_CLOSED);
     expect_get("x", GGL_OK, "v");
+    char info[2048];
+    memory_info(info, sizeof info);
+    assert_non_null(strstr(info, "slot_stm:backend=tier/flaky[s],breaker=closed,in_flight=0,"));
+    assert_non_null(strstr(info, "last_error=stm: tier/flaky[s]: RETRY: down") ||
+                    strstr(info, "last_error=tier/flaky[s]: RETRY: down"));
+    assert_non_null(strstr(info, "slot_ltm:backend=tier/sqlite[l],breaker=closed"));
 }
 
 static void test_batch_write_to_ltm(void **state)
