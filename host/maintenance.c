@@ -12,7 +12,8 @@
  * copies insert-if-newer and compare-and-deletes the source (memory_move), so a crash
  * between leaves a duplicate and a concurrent newer write wins.  Tombstones are dropped
  * once no tier below holds a copy.  Keys are collected by a full scan first and moved
- * after, so no backend is re-entered from inside its own scan callback. */
+ * after, so no backend is re-entered from inside its own scan callback.  Each cycle
+ * first flushes the host's access counts into the entries (access.c). */
 #include "ggl-build.h"
 
 #include <math.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "access.h"
 #include "hostapi.h"
 #include "log.h"
 #include "maintenance.h"
@@ -139,6 +141,7 @@ void maintenance_cycle(struct maintenance_report *r)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(r, 0, sizeof *r);
+    r->touched = access_flush(memory_touch, NULL); /* counts first: they feed the score */
     /* Bottom up, so an entry moves at most one tier per cycle. */
     maintain_tier(SLOT_IM, r, im_ltm);
     maintain_tier(SLOT_STM, r, stm_im);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "compress.h"
 #include "hostapi.h"
 #include "log.h"
@@ -61,6 +62,8 @@ static const struct conf_key memory_keys[] = {
      "accesses that give half the access score"},
     {"recency_half_life_ms", GGL_SETTING_INT, offsetof(struct memory_conf, recency_half_life_ms),
      "600000", 1, 1e12, "idle time that halves the recency score"},
+    {"access_table_size", GGL_SETTING_INT, offsetof(struct memory_conf, access_table_size), "65536",
+     64, 1e8, "keys whose accesses are counted between two maintenance cycles"},
     {"compress", GGL_SETTING_STRING, offsetof(struct memory_conf, compress), "", 0, 0,
      "tiers whose values are zstd-compressed, e.g. \"im,ltm\""},
     {"compress_min_bytes", GGL_SETTING_INT, offsetof(struct memory_conf, compress_min_bytes), "512",
@@ -204,6 +207,7 @@ enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out
         return GGL_NOTFOUND;
     }
     metrics_add(M.hits[t], 1);
+    access_record(key, len, now);
     if (t != SLOT_CACHE && bound(SLOT_CACHE)) {
         if (M.hook)
             M.hook(HOOK_BEFORE_PROMOTE, key, len);
@@ -241,6 +245,7 @@ enum ggl_status memory_get_cached(const void *key, size_t len, struct memory_val
         return GGL_RETRY;
     }
     metrics_add(M.hits[SLOT_CACHE], 1);
+    access_record(key, len, clock_now_ms());
     out->data = e.value;
     out->len = e.value_len;
     out->tier = SLOT_CACHE;
@@ -493,6 +498,30 @@ enum ggl_status memory_scan(int tier, uint64_t *cursor, size_t count, ggl_scan_f
     return st;
 }
 
+void memory_touch(void *arg, const void *key, size_t len, uint64_t count, uint64_t last_ms)
+{
+    (void)arg;
+    for (int t = SLOT_STM; t < SLOT_COUNT; t++) {
+        if (!bound(t))
+            continue;
+        struct ggl_entry e = {.size = sizeof e};
+        enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, &e, 0);
+        if (st == GGL_NOTFOUND)
+            continue;
+        if (st == GGL_OK && !(e.flags & GGL_ENTRY_TOMBSTONE)) {
+            e.key = key;
+            e.key_len = len;
+            e.access_count += count;
+            if (last_ms > e.last_access_ms)
+                e.last_access_ms = last_ms;
+            /* Same version, new counters: a newer write meanwhile wins (CONFLICT). */
+            tier_call(t, OP_PUT, key, len, &e, NULL, e.version);
+        }
+        free(e.value);
+        return;
+    }
+}
+
 enum ggl_status memory_purge_tombstone(const void *key, size_t len, int tier, uint64_t version)
 {
     struct ggl_entry e;
@@ -577,6 +606,8 @@ int memory_init(const struct config *c, struct instance *v, size_t n, struct con
         slot_init(&M.slots[t], tier_slot_names[t], (long)M.conf.max_in_flight,
                   (long)M.conf.breaker_threshold, (uint64_t)M.conf.breaker_cooldown_ms);
     atomic_store(&M.version, clock_now_ms() * 1000u);
+    if (access_init((size_t)M.conf.access_table_size) < 0)
+        return snprintf(err->msg, sizeof err->msg, "out of memory"), -1;
     register_metrics();
     for (int t = 0; t < SLOT_COUNT; t++) {
         if (!c->slots[t])
@@ -603,6 +634,7 @@ void memory_fini(void)
     if (!M.ready)
         return;
     M.ready = 0;
+    access_fini();
     for (int t = 0; t < SLOT_COUNT; t++)
         slot_fini(&M.slots[t]);
 }

@@ -17,7 +17,7 @@ struct memory_conf {
         im_min_age_ms, recency_half_life_ms;
     double im_threshold, ltm_threshold, w_importance, w_access, w_recency, access_half;
     const char *compress;
-    int64_t compress_min_bytes, compress_level;
+    int64_t compress_min_bytes, compress_level, access_table_size;
 };
 
 struct memory_value {
@@ -86,6 +86,9 @@ int memory_tier_bound(int tier);
 const struct memory_conf *memory_conf(void);
 /* One scan call on a tier through its slot; GGL_UNAVAILABLE if it cannot scan. */
 enum ggl_status memory_scan(int tier, uint64_t *cursor, size_t count, ggl_scan_fn fn, void *arg);
+/* Add host-kept access counts to a key's top-most copy below the cache (an
+ * access_apply_fn: maintenance flushes the access table through it). */
+void memory_touch(void *arg, const void *key, size_t len, uint64_t count, uint64_t last_ms);
 /* Drop a tombstone from `tier` (and the cache) if no tier below holds a copy. */
 enum ggl_status memory_purge_tombstone(const void *key, size_t len, int tier, uint64_t version);
 void memory_set_hook(memory_hook_fn fn);

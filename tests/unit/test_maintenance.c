@@ -124,6 +124,35 @@ static void test_policy_moves_and_expires(void **state)
     free(v.data);
 }
 
+/* Reads are counted in the host and flushed by the next cycle; the count lifts an entry
+ * over the LTM threshold that its importance alone does not reach. */
+static void test_access_counts_flushed_and_scored(void **state)
+{
+    (void)state;
+    struct maintenance_report r;
+    struct memory_value v;
+    put("read", 0.4, 0);
+    put("unread", 0.4, 0);
+    fake_now += 5000;
+    maintenance_cycle(&r); /* both to IM: 0.2 + 0.2 recency >= 0.3 */
+    assert_int_equal(where("read"), SLOT_IM);
+    assert_int_equal(where("unread"), SLOT_IM);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(memory_get("read", 4, &v), GGL_OK);
+        free(v.data);
+    }
+    fake_now += 50000;
+    maintenance_cycle(&r);
+    assert_true(r.touched >= 1);
+    assert_int_equal(where("read"), SLOT_LTM);
+    assert_int_equal(where("unread"), SLOT_IM);
+    struct binding *ltm = atomic_load(&memory_slot(SLOT_LTM)->current);
+    struct ggl_entry e = {.size = sizeof e};
+    assert_int_equal(ltm->vt->get(ltm->self, "read", 4, &e), GGL_OK);
+    free(e.value);
+    assert_int_equal(e.access_count, 8);
+}
+
 static void test_tombstones_purged_when_nothing_below(void **state)
 {
     (void)state;
@@ -216,6 +245,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_policy_moves_and_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_counts_flushed_and_scored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstones_purged_when_nothing_below, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_write_during_transition_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_entries_follow_policy, setup, teardown),
