@@ -188,6 +188,8 @@ static void maintenance(void)
     printf("(m) maintenance cycle over 100000 STM + 100000 IM entries: %.0f ms; scanned %zu,"
            " moved %zu STM->IM and %zu IM->LTM\n", (double)r.duration_us / 1000.0, r.scanned,
            r.moved_stm_im, r.moved_im_ltm);
+    if (r.failed)
+        printf("    (%zu tier operations failed)\n", r.failed);
     clock_set(NULL);
 }
 
@@ -246,7 +248,7 @@ int main(void)
     log_set_level(GGL_LOG_WARN);
     snprintf(text, sizeof text,
              "backends = { c = { plugin = \"cache\"; max_entries = 262144; };"
-             " s = { plugin = \"mem\"; max_entries = 300000; }; i = { plugin = \"mem\"; };"
+             " s = { plugin = \"mem\"; max_entries = 300000; }; i = { plugin = \"mem\"; max_entries = 300000; };"
              " l = { plugin = \"sqlite\"; path = \"%s/ltm.db\"; }; };\n"
              "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n", dir);
     struct config *c = config_load_string(text, "bench.conf", &cerr);
