@@ -18,12 +18,9 @@
 #include <sqlite3.h>
 
 #include "compress.h"
+#include "host_fixture.h"
 #include "hostapi.h"
-#include "instance.h"
 #include "maintenance.h"
-#include "loader.h"
-#include "log.h"
-#include "memory.h"
 
 #define KEYS 100000
 #define VALUE 64
@@ -235,28 +232,17 @@ static void compression(void)
 
 int main(void)
 {
-    char dir[] = "/tmp/ggl-bench-memory-XXXXXX", text[1024], err[256], path[128];
-    static const char *const dirs[] = {BUILD_PLUGINDIR, NULL};
-    struct conf_error cerr;
-    struct instance *inst;
-    size_t n;
-    if (!mkdtemp(dir))
-        return 1;
+    struct host_fixture fx;
+    char path[160];
     for (int i = 0; i < KEYS; i++)
         snprintf(keys[i], sizeof keys[i], "key:%d", i);
     memset(value, 'v', sizeof value);
-    log_set_level(GGL_LOG_WARN);
-    snprintf(text, sizeof text,
-             "backends = { c = { plugin = \"cache\"; max_entries = 262144; };"
-             " s = { plugin = \"mem\"; max_entries = 300000; }; i = { plugin = \"mem\"; max_entries = 300000; };"
-             " l = { plugin = \"sqlite\"; path = \"%s/ltm.db\"; }; };\n"
-             "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n", dir);
-    struct config *c = config_load_string(text, "bench.conf", &cerr);
-    if (!c || loader_init(dirs, err, sizeof err) < 0 || instances_open(c, &inst, &n, &cerr) < 0 ||
-        memory_init(c, inst, n, &cerr) < 0) {
-        fprintf(stderr, "setup: %s %s\n", err, cerr.msg);
+    if (host_fixture_open(&fx, "backends = { c = { plugin = \"cache\"; max_entries = 262144; };"
+                               " s = { plugin = \"mem\"; max_entries = 300000; };"
+                               " i = { plugin = \"mem\"; max_entries = 300000; };"
+                               " l = { plugin = \"sqlite\"; path = \"%1$s/ltm.db\"; }; };\n"
+                               "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n") < 0)
         return 1;
-    }
 
     table = calloc(TABLE, sizeof *table);
     struct memory_write w = MEMORY_WRITE_DEFAULT;
@@ -273,7 +259,7 @@ int main(void)
            " ratio %.2f (goal >= 0.50)\n", ours / 1e6, base / 1e6, ours / base);
     printf("    the same without writes: %.2f M ops/s; ratio %.2f\n", reads / 1e6, reads / base);
 
-    snprintf(path, sizeof path, "%s/raw.db", dir);
+    snprintf(path, sizeof path, "%s/raw.db", fx.dir);
     double raw = raw_sqlite(path), mgr = manager_ltm();
     printf("(b) LTM batched writes (%d rows of %d B, batches of %d): manager %.0f rows/s;"
            " raw SQLite %.0f rows/s; ratio %.2f (goal >= 0.70)\n", ROWS, ROW_VALUE, BATCH, mgr,
@@ -281,17 +267,7 @@ int main(void)
 
     maintenance();
     compression();
-    memory_fini();
-    instances_close(inst, n);
-    config_free(c);
-    loader_fini();
     free(table);
-    static const char *const files[] = {"ltm.db", "ltm.db-wal", "ltm.db-shm", "raw.db",
-                                        "raw.db-wal", "raw.db-shm"};
-    for (int i = 0; i < 6; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
+    host_fixture_close(&fx);
     return 0;
 }

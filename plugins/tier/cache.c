@@ -166,6 +166,19 @@ static int expired(struct cache *c, const struct item *it, uint64_t now)
     return it->e.expires_ms && it->e.expires_ms <= now;
 }
 
+/* The link to key's item, an expired one dropped (and counted) on sight.  Lock held. */
+static struct item **find_live(struct cache *c, struct shard *s, uint64_t h, const void *key,
+                               size_t len, uint64_t now)
+{
+    struct item **p = find(s, h, key, len);
+    if (*p && expired(c, *p, now)) {
+        drop(s, p);
+        s->expirations++;
+        p = find(s, h, key, len);
+    }
+    return p;
+}
+
 static double score(struct cache *c, const struct item *it, uint64_t now)
 {
     double idle = now > it->last_hit_ms ? (double)(now - it->last_hit_ms) : 0.0;
@@ -210,11 +223,8 @@ static enum ggl_status cache_get(void *self, const void *key, size_t len, struct
     struct shard *s = shard_of(c, h);
     enum ggl_status st = GGL_NOTFOUND;
     pthread_mutex_lock(&s->lock);
-    struct item **p = find(s, h, key, len);
-    if (*p && expired(c, *p, now)) {
-        drop(s, p);
-        s->expirations++;
-    } else if (*p) {
+    struct item **p = find_live(c, s, h, key, len, now);
+    if (*p) {
         struct item *it = *p;
         void *v = c->host->alloc(it->e.value_len);
         if (v) {
@@ -237,11 +247,7 @@ static enum ggl_status cache_get(void *self, const void *key, size_t len, struct
 
 static int condition_holds(const struct item *it, uint64_t expect, uint64_t version)
 {
-    if (expect == GGL_VERSION_ANY)
-        return 1;
-    if (expect == GGL_VERSION_OLDER)
-        return !it || it->e.version < version;
-    return it && it->e.version == expect;
+    return ggl_condition_holds(it != NULL, it ? it->e.version : 0, expect, version);
 }
 
 static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t expect)
@@ -266,12 +272,7 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
 
     enum ggl_status st = GGL_OK;
     pthread_mutex_lock(&s->lock);
-    struct item **p = find(s, h, e->key, e->key_len);
-    if (*p && expired(c, *p, now)) {
-        drop(s, p);
-        s->expirations++;
-        p = find(s, h, e->key, e->key_len);
-    }
+    struct item **p = find_live(c, s, h, e->key, e->key_len, now);
     if (!condition_holds(*p, expect, e->version)) {
         st = GGL_CONFLICT;
         goto out;
@@ -317,11 +318,8 @@ static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64
     struct shard *s = shard_of(c, h);
     enum ggl_status st = GGL_NOTFOUND;
     pthread_mutex_lock(&s->lock);
-    struct item **p = find(s, h, key, len);
-    if (*p && expired(c, *p, now)) {
-        drop(s, p);
-        s->expirations++;
-    } else if (*p && !condition_holds(*p, expect, 0)) {
+    struct item **p = find_live(c, s, h, key, len, now);
+    if (*p && !condition_holds(*p, expect, 0)) {
         st = GGL_CONFLICT;
     } else if (*p) {
         drop(s, p);

@@ -103,15 +103,22 @@ static void unlink_item(struct mem *m, struct item **p)
     free(it);
 }
 
+/* The link to key's item, an expired one dropped on sight.  Lock held. */
+static struct item **find_live(struct mem *m, const void *key, size_t len)
+{
+    struct item **p = find(m, key, len);
+    if (*p && expired(m, *p))
+        unlink_item(m, p);
+    return p;
+}
+
 static enum ggl_status mem_get(void *self, const void *key, size_t len, struct ggl_entry *out)
 {
     struct mem *m = self;
     enum ggl_status st = GGL_NOTFOUND;
     pthread_mutex_lock(&m->lock);
-    struct item **p = find(m, key, len);
-    if (*p && expired(m, *p))
-        unlink_item(m, p);
-    else if (*p) {
+    struct item **p = find_live(m, key, len);
+    if (*p) {
         void *v = m->host->alloc((*p)->e.value_len);
         if (!v) {
             st = GGL_NOMEM;
@@ -132,11 +139,7 @@ static enum ggl_status mem_get(void *self, const void *key, size_t len, struct g
 /* Does the stored item (or its absence) satisfy `expect` for a write of `version`? */
 static int condition_holds(const struct item *it, uint64_t expect, uint64_t version)
 {
-    if (expect == GGL_VERSION_ANY)
-        return 1;
-    if (expect == GGL_VERSION_OLDER)
-        return !it || it->e.version < version;
-    return it && it->e.version == expect;
+    return ggl_condition_holds(it != NULL, it ? it->e.version : 0, expect, version);
 }
 
 static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t expect)
@@ -151,9 +154,7 @@ static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t e
     it->e.value = memcpy((char *)(it + 1) + e->key_len, e->value, e->value_len);
 
     pthread_mutex_lock(&m->lock);
-    struct item **p = find(m, e->key, e->key_len);
-    if (*p && expired(m, *p))
-        unlink_item(m, p);
+    struct item **p = find_live(m, e->key, e->key_len);
     enum ggl_status st = GGL_OK;
     if (!condition_holds(*p, expect, e->version))
         st = GGL_CONFLICT;
@@ -181,10 +182,8 @@ static enum ggl_status mem_del(void *self, const void *key, size_t len, uint64_t
     struct mem *m = self;
     enum ggl_status st = GGL_NOTFOUND;
     pthread_mutex_lock(&m->lock);
-    struct item **p = find(m, key, len);
-    if (*p && expired(m, *p))
-        unlink_item(m, p);
-    else if (*p && !condition_holds(*p, expect, 0))
+    struct item **p = find_live(m, key, len);
+    if (*p && !condition_holds(*p, expect, 0))
         st = GGL_CONFLICT;
     else if (*p) {
         unlink_item(m, p);

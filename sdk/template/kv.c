@@ -59,11 +59,7 @@ static struct item **find_live(struct kv *kv, const void *key, size_t len)
 
 static int condition_holds(const struct item *it, uint64_t expect, uint64_t version)
 {
-    if (expect == GGL_VERSION_ANY)
-        return 1;
-    if (expect == GGL_VERSION_OLDER)
-        return !it || it->e.version < version;
-    return it && it->e.version == expect;
+    return ggl_condition_holds(it != NULL, it ? it->e.version : 0, expect, version);
 }
 
 static enum ggl_status kv_open(const struct ggl_host *host, const struct ggl_conf *conf, void **self)

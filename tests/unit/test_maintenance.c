@@ -13,59 +13,32 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "host_fixture.h"
 #include "hostapi.h"
-#include "instance.h"
-#include "loader.h"
-#include "log.h"
 #include "maintenance.h"
 
 static uint64_t fake_now = 1700000000000ull;
 static uint64_t fake_clock(void) { return fake_now; }
 
-static char dir[64];
-static struct config *conf;
-static struct instance *inst;
-static size_t ninst;
+static struct host_fixture fx;
 
 static int setup(void **state)
 {
     (void)state;
-    char text[2048], err[256];
-    static const char *const dirs[] = {BUILD_PLUGINDIR, NULL};
-    snprintf(dir, sizeof dir, "/tmp/ggl-test-maint-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(text, sizeof text,
-             "backends = { c = { plugin = \"cache\"; }; s = { plugin = \"mem\"; };"
-             " i = { plugin = \"mem\"; }; l = { plugin = \"sqlite\"; path = \"%s/ltm.db\"; }; };\n"
-             "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n"
-             "memory = { stm_ttl_ms = 10000; im_ttl_ms = 100000; maintenance_interval_ms = 1000; };\n",
-             dir);
-    struct conf_error cerr;
     clock_set(fake_clock);
-    log_set_level(GGL_LOG_WARN);
-    if (loader_init(dirs, err, sizeof err) < 0 || !(conf = config_load_string(text, "t.conf", &cerr)) ||
-        instances_open(conf, &inst, &ninst, &cerr) < 0 || memory_init(conf, inst, ninst, &cerr) < 0)
-        return -1;
-    return 0;
+    return host_fixture_open(&fx,
+                             "backends = { c = { plugin = \"cache\"; }; s = { plugin = \"mem\"; };"
+                             " i = { plugin = \"mem\"; }; l = { plugin = \"sqlite\"; path = \"%1$s/ltm.db\"; }; };\n"
+                             "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n"
+                             "memory = { stm_ttl_ms = 10000; im_ttl_ms = 100000; maintenance_interval_ms = 1000; };\n");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char p[160];
-    memory_set_hook(NULL);
-    memory_fini();
-    instances_close(inst, ninst);
-    config_free(conf);
-    loader_fini();
+    host_fixture_close(&fx);
     clock_set(NULL);
-    static const char *const files[] = {"ltm.db", "ltm.db-wal", "ltm.db-shm"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    return rmdir(dir);
+    return 0;
 }
 
 static void put(const char *key, double importance, int pin)

@@ -13,71 +13,42 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "host_fixture.h"
 #include "hostapi.h"
-#include "instance.h"
-#include "loader.h"
-#include "log.h"
-#include "memory.h"
 
 static uint64_t fake_now = 1700000000000ull;
 static uint64_t fake_clock(void) { return __atomic_load_n(&fake_now, __ATOMIC_RELAXED); }
 static void advance(uint64_t ms) { __atomic_add_fetch(&fake_now, ms, __ATOMIC_RELAXED); }
 
-static char dir[64], fail_file[128];
-static struct config *conf;
-static struct instance *inst;
-static size_t ninst;
+static struct host_fixture fx;
+static char fail_file[128];
 
 static int setup(void **state)
 {
     (void)state;
-    char text[2048], err[256], db[128];
-    static const char *const dirs[] = {TEST_PLUGINDIR, BUILD_PLUGINDIR, NULL};
-    snprintf(dir, sizeof dir, "/tmp/ggl-test-memory-XXXXXX");
-    if (!mkdtemp(dir))
-        return -1;
-    snprintf(db, sizeof db, "%s/ltm.db", dir);
-    snprintf(fail_file, sizeof fail_file, "%s/down", dir);
-    snprintf(text, sizeof text,
-             "backends = {\n"
-             "  c = { plugin = \"cache\"; max_entries = 1024; };\n"
-             "  s = { plugin = \"flaky\"; fail_file = \"%s\"; };\n"
-             "  i = { plugin = \"mem\"; };\n"
-             "  l = { plugin = \"sqlite\"; path = \"%s\"; };\n"
-             "};\n"
-             "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n"
-             "memory = { stm_ttl_ms = 10000; im_ttl_ms = 100000; breaker_threshold = 2;"
-             " breaker_cooldown_ms = 1000; maintenance_interval_ms = 1000;"
-             " compress = \"im, ltm\"; compress_min_bytes = 64; };\n",
-             fail_file, db);
-    struct conf_error cerr;
     clock_set(fake_clock);
-    log_set_level(GGL_LOG_WARN);
-    if (loader_init(dirs, err, sizeof err) < 0 || !(conf = config_load_string(text, "t.conf", &cerr)))
+    if (host_fixture_open(&fx,
+                          "backends = {\n"
+                          "  c = { plugin = \"cache\"; max_entries = 1024; };\n"
+                          "  s = { plugin = \"flaky\"; fail_file = \"%1$s/down\"; };\n"
+                          "  i = { plugin = \"mem\"; };\n"
+                          "  l = { plugin = \"sqlite\"; path = \"%1$s/ltm.db\"; };\n"
+                          "};\n"
+                          "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n"
+                          "memory = { stm_ttl_ms = 10000; im_ttl_ms = 100000; breaker_threshold = 2;"
+                          " breaker_cooldown_ms = 1000; maintenance_interval_ms = 1000;"
+                          " compress = \"im, ltm\"; compress_min_bytes = 64; };\n") < 0)
         return -1;
-    if (instances_open(conf, &inst, &ninst, &cerr) < 0 || memory_init(conf, inst, ninst, &cerr) < 0) {
-        fprintf(stderr, "%s\n", cerr.msg);
-        return -1;
-    }
+    snprintf(fail_file, sizeof fail_file, "%s/down", fx.dir);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char p[160];
-    memory_set_hook(NULL);
-    memory_fini();
-    instances_close(inst, ninst);
-    config_free(conf);
-    loader_fini();
+    host_fixture_close(&fx);
     clock_set(NULL);
-    static const char *const files[] = {"ltm.db", "ltm.db-wal", "ltm.db-shm", "down"};
-    for (int i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    return rmdir(dir);
+    return 0;
 }
 
 static enum ggl_status put(const char *key, const char *value, int tier)

@@ -13,15 +13,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "host_fixture.h"
 #include "hostapi.h"
-#include "instance.h"
-#include "loader.h"
-#include "log.h"
 #include "memory_async.h"
 
-static struct config *conf;
-static struct instance *inst;
-static size_t ninst;
+static struct host_fixture fx;
 
 /* What callbacks saw, for the test thread to check. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,15 +66,9 @@ static void wait_for(int n, int *flag)
 
 static int setup_with(int64_t capacity)
 {
-    char err[256];
-    struct conf_error cerr;
-    static const char *const dirs[] = {BUILD_PLUGINDIR, NULL};
-    log_set_level(GGL_LOG_WARN);
     done_count = hold_first = held = released = 0;
-    if (loader_init(dirs, err, sizeof err) < 0 ||
-        !(conf = config_load_string("backends = { c = { plugin = \"cache\"; }; s = { plugin = \"mem\"; }; };\n"
-                                    "tiers = { cache = \"c\"; stm = \"s\"; };\n", "a.conf", &cerr)) ||
-        instances_open(conf, &inst, &ninst, &cerr) < 0 || memory_init(conf, inst, ninst, &cerr) < 0)
+    if (host_fixture_open(&fx, "backends = { c = { plugin = \"cache\"; }; s = { plugin = \"mem\"; }; };\n"
+                               "tiers = { cache = \"c\"; stm = \"s\"; };\n") < 0)
         return -1;
     struct memory_async_conf ac = {2, 2, capacity, 64};
     return memory_async_start(&ac);
@@ -91,10 +81,7 @@ static int teardown(void **state)
 {
     (void)state;
     memory_async_stop();
-    memory_fini();
-    instances_close(inst, ninst);
-    config_free(conf);
-    loader_fini();
+    host_fixture_close(&fx);
     return 0;
 }
 
