@@ -34,6 +34,18 @@ struct ggl_entry {
     uint64_t expires_ms;     /* absolute host-clock expiry; 0 = never */
 };
 
+/* The rule every backend applies to put's and del's `expect`: does the stored copy
+ * (present or not, with version `stored`) allow a write of `version`?  del passes 0. */
+static inline int ggl_condition_holds(int present, uint64_t stored, uint64_t expect,
+                                      uint64_t version)
+{
+    if (expect == GGL_VERSION_ANY)
+        return 1;
+    if (expect == GGL_VERSION_OLDER)
+        return !present || stored < version;
+    return present && stored == expect;
+}
+
 struct ggl_tier_stats {
     uint32_t size;
     uint64_t entries;
