@@ -5,42 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
-#include <sys/time.h>
-#include <hiredis/hiredis.h>
 
 #include <ganglion/ganglion.h>
+#include "redis_pool.h"
 #include "redis_wire.h"
 
 /* Internal states of a batch item, never returned to the host. */
 #define PENDING ((enum ggl_status)100)  /* not answered yet */
 #define NOSCRIPT ((enum ggl_status)101) /* EVALSHA answered NOSCRIPT: load, send again */
-
-struct conn {
-    redisContext *ctx; /* NULL once it failed: hiredis 0.14 contexts do not recover */
-    uint64_t gen;      /* r->gen when it was opened */
-    char sha[41];      /* the script's SHA1 as this server knows it */
-    char *buf;         /* scratch for building one command's arguments */
-    size_t cap;
-    struct conn *next;
-};
-
-struct redis {
-    const struct ggl_host *host;
-    const char *addr, *unix_path, *password, *prefix;
-    int64_t port, db, connect_ms, command_ms, pool_size, backoff_min, backoff_max;
-    size_t prefix_len;
-    char where[200];   /* "host:port/db" for reasons */
-    char *pattern;     /* SCAN MATCH: the prefix, glob-escaped, then '*' */
-    pthread_mutex_t lock;
-    struct conn *idle; /* contexts not in use, at most pool_size */
-    int64_t nidle;
-    uint64_t gen;      /* bumped on every failure: idle contexts older than it are dropped */
-    uint64_t retry_at; /* host clock: no connection attempt before it */
-    unsigned failures; /* consecutive failed outages, for the backoff exponent */
-    uint64_t rng;
-    char last_error[160];
-};
 
 static const struct ggl_setting settings[] = {
     GGL_SETTING("host", GGL_SETTING_STRING, "127.0.0.1", "server address"),
@@ -56,196 +28,6 @@ static const struct ggl_setting settings[] = {
     GGL_SETTING("backoff_max_ms", GGL_SETTING_INT, "10000", "reconnect delay ceiling"),
     GGL_SETTINGS_END};
 
-static struct timeval ms_tv(int64_t ms)
-{
-    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-}
-
-static void conn_free(struct conn *c)
-{
-    if (c->ctx)
-        redisFree(c->ctx);
-    free(c->buf);
-    free(c);
-}
-
-static void conn_free_list(struct conn *c)
-{
-    while (c) {
-        struct conn *next = c->next;
-        conn_free(c);
-        c = next;
-    }
-}
-
-/* After a failure: no new connection before now + delay, where delay doubles per outage
- * up to backoff_max, with "equal jitter" (half fixed, half random: AWS Architecture Blog,
- * "Exponential Backoff and Jitter") so many hosts do not reconnect in step.  Failures
- * inside one backoff window (other threads' in-flight calls) count once. */
-static void backoff_arm(struct redis *r, const char *error)
-{
-    uint64_t now = r->host->now(r->host);
-    pthread_mutex_lock(&r->lock);
-    if (now >= r->retry_at) {
-        unsigned shift = r->failures < 30 ? r->failures : 30;
-        uint64_t delay = (uint64_t)r->backoff_min << shift;
-        if (delay > (uint64_t)r->backoff_max)
-            delay = (uint64_t)r->backoff_max;
-        r->rng = r->rng * 6364136223846793005ull + 1442695040888963407ull; /* Knuth's LCG */
-        r->retry_at = now + delay / 2 + (r->rng >> 33) % (delay / 2 + 1);
-        r->failures++;
-    }
-    r->gen++;
-    snprintf(r->last_error, sizeof r->last_error, "%s", error);
-    struct conn *stale = r->idle;
-    r->idle = NULL;
-    r->nidle = 0;
-    pthread_mutex_unlock(&r->lock);
-    conn_free_list(stale);
-}
-
-/* The context failed (I/O, timeout, EOF, or out of memory mid-pipeline): it is dead. */
-static enum ggl_status conn_failed(struct redis *r, struct conn *c, const char *what)
-{
-    char error[160];
-    snprintf(error, sizeof error, "%s: %s", what,
-             c->ctx && c->ctx->err ? c->ctx->errstr : "out of memory");
-    r->host->set_reason(r->host, "redis %s: %s", r->where, error);
-    if (c->ctx)
-        redisFree(c->ctx);
-    c->ctx = NULL;
-    backoff_arm(r, error);
-    return GGL_RETRY;
-}
-
-/* An error reply: the server is loading or busy (retry), or refused the command. */
-static enum ggl_status server_error(struct redis *r, const redisReply *rep, const char *what)
-{
-    r->host->set_reason(r->host, "redis %s: %s: %s", r->where, what, rep->str);
-    if (!strncmp(rep->str, "LOADING", 7) || !strncmp(rep->str, "BUSY", 4) ||
-        !strncmp(rep->str, "TRYAGAIN", 8) || !strncmp(rep->str, "MASTERDOWN", 10))
-        return GGL_RETRY;
-    if (!strncmp(rep->str, "NOAUTH", 6) || !strncmp(rep->str, "WRONGPASS", 9) ||
-        !strncmp(rep->str, "ERR invalid password", 20) || !strncmp(rep->str, "ERR DB index", 12))
-        return GGL_INVALID;
-    return GGL_ERROR;
-}
-
-/* One command and its reply; NULL (with *s set) on failure or an error reply. */
-static redisReply *command(struct redis *r, struct conn *c, int argc, const char **argv,
-                           const size_t *len, enum ggl_status *s)
-{
-    redisReply *rep = redisCommandArgv(c->ctx, argc, argv, len);
-    if (!rep) {
-        *s = conn_failed(r, c, argv[0]);
-        return NULL;
-    }
-    if (rep->type == REDIS_REPLY_ERROR) {
-        *s = server_error(r, rep, argv[0]);
-        freeReplyObject(rep);
-        return NULL;
-    }
-    *s = GGL_OK;
-    return rep;
-}
-
-static enum ggl_status command_text(struct redis *r, struct conn *c, const char *a0,
-                                    const char *a1, const char *a2)
-{
-    const char *argv[] = {a0, a1, a2};
-    size_t len[] = {strlen(a0), a1 ? strlen(a1) : 0, a2 ? strlen(a2) : 0};
-    enum ggl_status s;
-    redisReply *rep = command(r, c, a2 ? 3 : 2, argv, len, &s);
-    if (rep)
-        freeReplyObject(rep);
-    return s;
-}
-
-static enum ggl_status load_script(struct redis *r, struct conn *c)
-{
-    const char *argv[] = {"SCRIPT", "LOAD", wire_script};
-    size_t len[] = {6, 4, strlen(wire_script)};
-    enum ggl_status s;
-    redisReply *rep = command(r, c, 3, argv, len, &s);
-    if (!rep)
-        return s;
-    snprintf(c->sha, sizeof c->sha, "%s", rep->type == REDIS_REPLY_STRING ? rep->str : "");
-    freeReplyObject(rep);
-    return GGL_OK;
-}
-
-/* A ready context: connected, timeouts set, authenticated, db selected, script loaded. */
-static enum ggl_status conn_open(struct redis *r, uint64_t gen, struct conn **out)
-{
-    struct conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return GGL_NOMEM;
-    c->gen = gen;
-    enum ggl_status s = GGL_RETRY;
-    c->ctx = r->unix_path[0]
-                 ? redisConnectUnixWithTimeout(r->unix_path, ms_tv(r->connect_ms))
-                 : redisConnectWithTimeout(r->addr, (int)r->port, ms_tv(r->connect_ms));
-    if (!c->ctx || c->ctx->err || redisSetTimeout(c->ctx, ms_tv(r->command_ms)) != REDIS_OK) {
-        s = conn_failed(r, c, "connect");
-        goto fail;
-    }
-    if (r->password[0] && (s = command_text(r, c, "AUTH", r->password, NULL)) != GGL_OK)
-        goto fail;
-    char db[24];
-    snprintf(db, sizeof db, "%lld", (long long)r->db);
-    if (r->db && (s = command_text(r, c, "SELECT", db, NULL)) != GGL_OK)
-        goto fail;
-    if ((s = load_script(r, c)) != GGL_OK)
-        goto fail;
-    *out = c;
-    return GGL_OK;
-fail:
-    if (c->ctx) /* the server refused setup: still back off, it will refuse again */
-        backoff_arm(r, "setup refused");
-    conn_free(c);
-    return s;
-}
-
-/* A context for this call: an idle one or a new one; fails fast while backing off. */
-static struct conn *acquire(struct redis *r, enum ggl_status *s)
-{
-    uint64_t now = r->host->now(r->host);
-    pthread_mutex_lock(&r->lock);
-    if (now < r->retry_at) {
-        r->host->set_reason(r->host, "redis %s: down, next attempt in %llu ms (%s)", r->where,
-                            (unsigned long long)(r->retry_at - now), r->last_error);
-        pthread_mutex_unlock(&r->lock);
-        *s = GGL_RETRY;
-        return NULL;
-    }
-    struct conn *c = r->idle;
-    if (c) {
-        r->idle = c->next;
-        r->nidle--;
-    }
-    uint64_t gen = r->gen;
-    pthread_mutex_unlock(&r->lock);
-    *s = GGL_OK;
-    if (!c && (*s = conn_open(r, gen, &c)) != GGL_OK)
-        return NULL;
-    return c;
-}
-
-static void release(struct redis *r, struct conn *c)
-{
-    pthread_mutex_lock(&r->lock);
-    int keep = c->ctx && c->gen == r->gen && r->nidle < r->pool_size;
-    if (keep) {
-        c->next = r->idle;
-        r->idle = c;
-        r->nidle++;
-        r->failures = 0; /* a context that worked ends the outage */
-    }
-    pthread_mutex_unlock(&r->lock);
-    if (!keep)
-        conn_free(c);
-}
-
 /* ---- one batch of commands, pipelined ----------------------------------------------- */
 
 enum op { OP_GET, OP_PUT, OP_DEL, OP_LEN };
@@ -260,7 +42,7 @@ struct batch {
     enum ggl_status *status;
 };
 
-static char *scratch(struct conn *c, size_t n)
+static char *scratch(struct redis_conn *c, size_t n)
 {
     if (n > c->cap) {
         char *p = realloc(c->buf, n);
@@ -273,7 +55,7 @@ static char *scratch(struct conn *c, size_t n)
 }
 
 /* <prefix><key> at the start of the scratch buffer, with `extra` bytes free after it. */
-static char *prefixed(struct redis *r, struct conn *c, const void *key, size_t len, size_t extra)
+static char *prefixed(struct redis *r, struct redis_conn *c, const void *key, size_t len, size_t extra)
 {
     char *p = scratch(c, r->prefix_len + len + extra + 1);
     if (p) {
@@ -284,7 +66,7 @@ static char *prefixed(struct redis *r, struct conn *c, const void *key, size_t l
     return p;
 }
 
-static int append_script(struct conn *c, const char *op, uint64_t expect, const char *key,
+static int append_script(struct redis_conn *c, const char *op, uint64_t expect, const char *key,
                          size_t klen, uint64_t now, const char *value, size_t vlen,
                          const char *px)
 {
@@ -300,7 +82,7 @@ static int append_script(struct conn *c, const char *op, uint64_t expect, const 
 }
 
 /* Unconditional writes of live entries are a plain SET; the rest go through the script. */
-static int append_put(struct redis *r, struct conn *c, const struct ggl_entry *e,
+static int append_put(struct redis *r, struct redis_conn *c, const struct ggl_entry *e,
                       uint64_t expect, uint64_t now)
 {
     size_t klen = r->prefix_len + e->key_len, hlen = WIRE_HEADER + e->value_len;
@@ -320,7 +102,7 @@ static int append_put(struct redis *r, struct conn *c, const struct ggl_entry *e
     return redisAppendCommandArgv(c->ctx, e->expires_ms ? 5 : 3, argv, len);
 }
 
-static int append_one(struct redis *r, struct conn *c, const struct batch *b, size_t i)
+static int append_one(struct redis *r, struct redis_conn *c, const struct batch *b, size_t i)
 {
     if (b->op == OP_PUT)
         return append_put(r, c, &b->entries[i], b->expect, b->now);
@@ -385,7 +167,7 @@ static enum ggl_status reply_one(struct redis *r, const struct batch *b, size_t 
 
 /* Send the commands of items whose status is `which` in one pipeline, then read their
  * replies in order (one round trip for the lot: PERF.md, ~60x over one at a time). */
-static enum ggl_status pipeline(struct redis *r, struct conn *c, const struct batch *b,
+static enum ggl_status pipeline(struct redis *r, struct redis_conn *c, const struct batch *b,
                                 size_t n, enum ggl_status which)
 {
     for (size_t i = 0; i < n; i++)
@@ -405,7 +187,7 @@ static enum ggl_status pipeline(struct redis *r, struct conn *c, const struct ba
 
 /* Run a batch on a context; items the server did not know the script for (it restarted
  * or flushed scripts) are sent again once after SCRIPT LOAD. */
-static enum ggl_status run_on(struct redis *r, struct conn *c, const struct batch *b, size_t n)
+static enum ggl_status run_on(struct redis *r, struct redis_conn *c, const struct batch *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         b->status[i] = PENDING;
@@ -413,7 +195,7 @@ static enum ggl_status run_on(struct redis *r, struct conn *c, const struct batc
     int reload = 0;
     for (size_t i = 0; i < n; i++)
         reload |= b->status[i] == NOSCRIPT;
-    if (s == GGL_OK && reload && (s = load_script(r, c)) == GGL_OK)
+    if (s == GGL_OK && reload && (s = conn_load_script(r, c)) == GGL_OK)
         s = pipeline(r, c, b, n, NOSCRIPT);
     for (size_t i = 0; i < n; i++)
         if (b->status[i] == PENDING || b->status[i] == NOSCRIPT)
@@ -424,14 +206,14 @@ static enum ggl_status run_on(struct redis *r, struct conn *c, const struct batc
 static enum ggl_status run(struct redis *r, const struct batch *b, size_t n)
 {
     enum ggl_status s;
-    struct conn *c = acquire(r, &s);
+    struct redis_conn *c = pool_acquire(r, &s);
     if (!c) {
         for (size_t i = 0; i < n; i++)
             b->status[i] = s;
         return s;
     }
     s = run_on(r, c, b, n);
-    release(r, c);
+    pool_release(r, c);
     return s;
 }
 
@@ -491,7 +273,7 @@ struct page {
     enum ggl_status *status;
 };
 
-static enum ggl_status scan_page(struct redis *r, struct conn *c, uint64_t *cursor,
+static enum ggl_status scan_page(struct redis *r, struct redis_conn *c, uint64_t *cursor,
                                  size_t count, enum op op, struct page *p)
 {
     char cur[24], cnt[24];
@@ -501,7 +283,7 @@ static enum ggl_status scan_page(struct redis *r, struct conn *c, uint64_t *curs
     size_t len[] = {4, strlen(cur), 5, strlen(r->pattern), 5, strlen(cnt)};
     enum ggl_status s;
     memset(p, 0, sizeof *p);
-    if (!(p->rep = command(r, c, 6, argv, len, &s)))
+    if (!(p->rep = conn_command(r, c, 6, argv, len, &s)))
         return s;
     if (p->rep->type != REDIS_REPLY_ARRAY || p->rep->elements != 2) {
         r->host->set_reason(r->host, "redis %s: SCAN: unexpected reply", r->where);
@@ -543,7 +325,7 @@ static enum ggl_status rd_scan(void *self, uint64_t *cursor, size_t count, ggl_s
     struct redis *r = self;
     struct page p;
     enum ggl_status s;
-    struct conn *c = acquire(r, &s);
+    struct redis_conn *c = pool_acquire(r, &s);
     if (!c)
         return s;
     s = scan_page(r, c, cursor, count, OP_GET, &p);
@@ -556,7 +338,7 @@ static enum ggl_status rd_scan(void *self, uint64_t *cursor, size_t count, ggl_s
         r->host->free(p.out[i].value);
     }
     page_free(&p);
-    release(r, c);
+    pool_release(r, c);
     return s;
 }
 
@@ -567,7 +349,7 @@ static enum ggl_status rd_stats(void *self, struct ggl_tier_stats *out)
 {
     struct redis *r = self;
     enum ggl_status s;
-    struct conn *c = acquire(r, &s);
+    struct redis_conn *c = pool_acquire(r, &s);
     if (!c)
         return s;
     uint64_t cursor = 0, entries = 0, bytes = 0;
@@ -585,7 +367,7 @@ static enum ggl_status rd_stats(void *self, struct ggl_tier_stats *out)
         out->entries = entries;
         out->bytes = bytes;
     }
-    release(r, c);
+    pool_release(r, c);
     return s;
 }
 
@@ -593,11 +375,11 @@ static enum ggl_status rd_health(void *self)
 {
     struct redis *r = self;
     enum ggl_status s;
-    struct conn *c = acquire(r, &s);
+    struct redis_conn *c = pool_acquire(r, &s);
     if (!c)
         return s;
-    s = command_text(r, c, "PING", NULL, NULL);
-    release(r, c);
+    s = conn_command_text(r, c, "PING", NULL, NULL);
+    pool_release(r, c);
     return s;
 }
 
@@ -653,7 +435,7 @@ static void read_settings(struct redis *r, const struct ggl_conf *conf)
 static void rd_close(void *self)
 {
     struct redis *r = self;
-    conn_free_list(r->idle);
+    pool_drain(r);
     pthread_mutex_destroy(&r->lock);
     free(r->pattern);
     free(r);
@@ -685,9 +467,9 @@ static enum ggl_status rd_open(const struct ggl_host *host, const struct ggl_con
         rd_close(r);
         return GGL_NOMEM;
     }
-    struct conn *c = acquire(r, &s);
+    struct redis_conn *c = pool_acquire(r, &s);
     if (c)
-        release(r, c);
+        pool_release(r, c);
     else if (s == GGL_RETRY)
         host->log(host, GGL_LOG_WARN, "redis %s unreachable at open (%s); retrying later",
                   r->where, r->last_error);
