@@ -165,22 +165,28 @@ static enum ggl_status reply_one(struct redis *r, const struct batch *b, size_t 
     }
 }
 
-/* Send the commands of items whose status is `which` in one pipeline, then read their
- * replies in order (one round trip for the lot: PERF.md, ~60x over one at a time). */
+/* Send the commands of items whose status is `which` in pipelines of up to WINDOW, reading
+ * each window's replies in order: one round trip per window instead of per command
+ * (PERF.md: ~60x), while the output buffer stays bounded for large batches. */
+#define WINDOW 256
+
 static enum ggl_status pipeline(struct redis *r, struct redis_conn *c, const struct batch *b,
                                 size_t n, enum ggl_status which)
 {
-    for (size_t i = 0; i < n; i++)
-        if (b->status[i] == which && append_one(r, c, b, i) != REDIS_OK)
-            return conn_failed(r, c, "send");
-    for (size_t i = 0; i < n; i++) {
-        redisReply *rep;
-        if (b->status[i] != which)
-            continue;
-        if (redisGetReply(c->ctx, (void **)&rep) != REDIS_OK || !rep)
-            return conn_failed(r, c, "reply");
-        b->status[i] = reply_one(r, b, i, rep);
-        freeReplyObject(rep);
+    for (size_t start = 0; start < n; start += WINDOW) {
+        size_t end = n - start > WINDOW ? start + WINDOW : n;
+        for (size_t i = start; i < end; i++)
+            if (b->status[i] == which && append_one(r, c, b, i) != REDIS_OK)
+                return conn_failed(r, c, "send");
+        for (size_t i = start; i < end; i++) {
+            redisReply *rep;
+            if (b->status[i] != which)
+                continue;
+            if (redisGetReply(c->ctx, (void **)&rep) != REDIS_OK || !rep)
+                return conn_failed(r, c, "reply");
+            b->status[i] = reply_one(r, b, i, rep);
+            freeReplyObject(rep);
+        }
     }
     return GGL_OK;
 }

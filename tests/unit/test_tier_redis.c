@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
 #include <cmocka.h>
 
@@ -114,6 +115,54 @@ static int count_bad(void *arg, const struct ggl_entry *e)
     if ((e->key_len == 3 && !memcmp(e->key, "bad", 3)) || (e->key_len == 4 && !memcmp(e->key, "long", 4)))
         ++*(int *)arg;
     return 0;
+}
+
+/* A put of an entry already past its expiry stores nothing and removes the old copy. */
+static void test_expired_put_removes_the_key(void **state)
+{
+    (void)state;
+    const struct ggl_host *host = testhost_init(T0);
+    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    assert_int_equal(put(t, "old", "v", 1, GGL_VERSION_ANY), GGL_OK);
+    assert_int_equal(put(t, "old2", "v", 1, GGL_VERSION_ANY), GGL_OK);
+    struct ggl_entry e = entry("old", "w", 2);
+    e.expires_ms = host->now(host);
+    assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK);
+    e = entry("old2", "w", 2);
+    e.expires_ms = host->now(host) - 1;
+    assert_int_equal(vt->put(t, &e, GGL_VERSION_OLDER), GGL_OK);
+    redisReply *r = raw(&server, 0, "EXISTS conf:old conf:old2");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    assert_int_equal(get(t, "old", NULL), GGL_NOTFOUND);
+    vt->close(t);
+}
+
+/* A stopped (not dead) server: the call gives up after command_timeout_ms with RETRY. */
+static void test_command_timeout_answers_retry(void **state)
+{
+    (void)state;
+    struct redis_server own = {0};
+    assert_int_equal(redis_server_start(&own, 0, NULL), 0);
+    testhost_init(T0);
+    static const char *p[] = {"port", NULL, "command_timeout_ms", "200", "backoff_min_ms", "10",
+                              "backoff_max_ms", "10", NULL};
+    p[1] = own.port_text;
+    void *t = testhost_open(&ggl_plugin_entry, p, GGL_OK);
+    assert_int_equal(kill(own.pid, SIGSTOP), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(put(t, "k", "v", 1, GGL_VERSION_ANY), GGL_RETRY);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(ms >= 150 && ms < 2000);
+    assert_reason("redis 127.0.0.1:");
+    assert_int_equal(kill(own.pid, SIGCONT), 0);
+    testhost_advance(10);
+    assert_int_equal(put(t, "k", "v", 2, GGL_VERSION_ANY), GGL_OK);
+    assert_int_equal(get(t, "k", "v"), GGL_OK);
+    vt->close(t);
+    redis_server_stop(&own);
 }
 
 static void test_malformed_value_is_an_error_not_a_crash(void **state)
@@ -296,6 +345,8 @@ int main(void)
     int failed = tier_conformance_run("tier/redis conformance", &fixture);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_px_expires_the_key),
+        cmocka_unit_test(test_expired_put_removes_the_key),
+        cmocka_unit_test(test_command_timeout_answers_retry),
         cmocka_unit_test(test_malformed_value_is_an_error_not_a_crash),
         cmocka_unit_test(test_db_and_prefix_isolate_instances),
         cmocka_unit_test(test_auth_with_password),
