@@ -117,6 +117,42 @@ static int count_bad(void *arg, const struct ggl_entry *e)
     return 0;
 }
 
+/* More entries than one pipeline window, conditional, after the server lost the script:
+ * every item gets its own status, in order. */
+#define MANY 700
+
+static void test_batch_larger_than_a_window(void **state)
+{
+    (void)state;
+    static char keys[MANY][16];
+    static struct ggl_entry es[MANY], out[MANY];
+    static enum ggl_status st[MANY];
+    static const void *kp[MANY];
+    static size_t kl[MANY];
+    testhost_init(T0);
+    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    for (size_t i = 0; i < MANY; i++) {
+        snprintf(keys[i], sizeof keys[i], "w%zu", i);
+        es[i] = entry(keys[i], keys[i], 10);
+        kp[i] = keys[i];
+        kl[i] = strlen(keys[i]);
+    }
+    assert_int_equal(put(t, "w300", "newer", 11, GGL_VERSION_ANY), GGL_OK);
+    raw_ok(&server, 0, "SCRIPT FLUSH");
+    assert_int_equal(vt->put_batch(t, es, MANY, GGL_VERSION_OLDER, st), GGL_OK);
+    for (size_t i = 0; i < MANY; i++)
+        assert_int_equal(st[i], i == 300 ? GGL_CONFLICT : GGL_OK);
+    assert_int_equal(vt->get_batch(t, kp, kl, MANY, out, st), GGL_OK);
+    for (size_t i = 0; i < MANY; i++) {
+        const char *want = i == 300 ? "newer" : keys[i];
+        assert_int_equal(st[i], GGL_OK);
+        assert_int_equal(out[i].value_len, strlen(want));
+        assert_memory_equal(out[i].value, want, out[i].value_len);
+        free(out[i].value);
+    }
+    vt->close(t);
+}
+
 /* A put of an entry already past its expiry stores nothing and removes the old copy. */
 static void test_expired_put_removes_the_key(void **state)
 {
@@ -345,6 +381,7 @@ int main(void)
     int failed = tier_conformance_run("tier/redis conformance", &fixture);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_px_expires_the_key),
+        cmocka_unit_test(test_batch_larger_than_a_window),
         cmocka_unit_test(test_expired_put_removes_the_key),
         cmocka_unit_test(test_command_timeout_answers_retry),
         cmocka_unit_test(test_malformed_value_is_an_error_not_a_crash),
