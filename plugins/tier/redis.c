@@ -203,9 +203,14 @@ static enum ggl_status run_on(struct redis *r, struct redis_conn *c, const struc
         reload |= b->status[i] == NOSCRIPT;
     if (s == GGL_OK && reload && (s = conn_load_script(r, c)) == GGL_OK)
         s = pipeline(r, c, b, n, NOSCRIPT);
-    for (size_t i = 0; i < n; i++)
-        if (b->status[i] == PENDING || b->status[i] == NOSCRIPT)
-            b->status[i] = s != GGL_OK ? s : GGL_ERROR;
+    for (size_t i = 0; i < n; i++) {
+        if (b->status[i] == NOSCRIPT && s == GGL_OK) {
+            r->host->set_reason(r->host, "redis %s: NOSCRIPT again after SCRIPT LOAD", r->where);
+            b->status[i] = GGL_ERROR;
+        } else if (b->status[i] == PENDING || b->status[i] == NOSCRIPT) {
+            b->status[i] = s; /* the connection failed before this item's reply */
+        }
+    }
     return s;
 }
 
@@ -269,8 +274,7 @@ static enum ggl_status rd_del(void *self, const void *key, size_t len, uint64_t 
     return s;
 }
 
-/* One SCAN step under the prefix, then `op` pipelined over the keys it returned.  The
- * caller frees page->rep, ->keys and ->out. */
+/* One SCAN reply and what was fetched for its keys. */
 struct page {
     redisReply *rep;
     const void **keys;
@@ -279,6 +283,8 @@ struct page {
     enum ggl_status *status;
 };
 
+/* One SCAN step under the prefix (never KEYS), then `op` pipelined over the keys it
+ * returned.  The caller frees the page with page_free, whatever the status. */
 static enum ggl_status scan_page(struct redis *r, struct redis_conn *c, uint64_t *cursor,
                                  size_t count, enum op op, struct page *p)
 {

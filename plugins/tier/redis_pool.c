@@ -9,6 +9,8 @@
 #include "redis_pool.h"
 #include "redis_wire.h"
 
+#define SCRATCH_KEEP (64 * 1024)
+
 static struct timeval ms_tv(int64_t ms)
 {
     return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -189,6 +191,11 @@ void pool_release(struct redis *r, struct redis_conn *c)
 {
     pthread_mutex_lock(&r->lock);
     int keep = c->ctx && c->gen == r->gen && r->nidle < r->pool_size;
+    if (keep && c->cap > SCRATCH_KEEP) { /* one large value does not pin its buffer */
+        free(c->buf);
+        c->buf = NULL;
+        c->cap = 0;
+    }
     if (keep) {
         c->next = r->idle;
         r->idle = c;
