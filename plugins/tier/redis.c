@@ -13,6 +13,7 @@
 /* Internal states of a batch item, never returned to the host. */
 #define PENDING ((enum ggl_status)100)  /* not answered yet */
 #define NOSCRIPT ((enum ggl_status)101) /* EVALSHA answered NOSCRIPT: load, send again */
+#define PRESENT ((enum ggl_status)102)  /* SET NX found the key: send the script */
 
 static const struct ggl_setting settings[] = {
     GGL_SETTING("host", GGL_SETTING_STRING, "127.0.0.1", "server address"),
@@ -39,6 +40,7 @@ struct batch {
     const size_t *lens;
     struct ggl_entry *out;             /* OP_GET: entries; OP_LEN: value_len */
     uint64_t expect, now;
+    int scripted;                      /* OP_PUT: insert-if-newer skips the SET NX try */
     enum ggl_status *status;
 };
 
@@ -81,9 +83,13 @@ static int append_script(struct redis_conn *c, const char *op, uint64_t expect, 
     return redisAppendCommandArgv(c->ctx, 10, argv, len);
 }
 
-/* Unconditional writes of live entries are a plain SET; the rest go through the script. */
+/* Unconditional writes of live entries are a plain SET.  Insert-if-newer first tries SET
+ * NX, which applies exactly when the key is absent (most STM/IM writes and promotions
+ * are of new keys) at native speed; a key that is there goes to the script, like
+ * compare-and-set and entries already expired.  A script call costs several times a
+ * SET on the server (two redis.call()s from Lua). */
 static int append_put(struct redis *r, struct redis_conn *c, const struct ggl_entry *e,
-                      uint64_t expect, uint64_t now)
+                      uint64_t expect, uint64_t now, int scripted)
 {
     size_t klen = r->prefix_len + e->key_len, hlen = WIRE_HEADER + e->value_len;
     char px[24] = "0", *key = prefixed(r, c, e->key, e->key_len, hlen);
@@ -95,17 +101,29 @@ static int append_put(struct redis *r, struct redis_conn *c, const struct ggl_en
     if (e->expires_ms)
         snprintf(px, sizeof px, "%lld",
                  e->expires_ms > now ? (long long)(e->expires_ms - now) : -1ll);
-    if (expect != GGL_VERSION_ANY || px[0] == '-')
+    int nx = expect == GGL_VERSION_OLDER && !scripted;
+    if ((expect != GGL_VERSION_ANY && !nx) || px[0] == '-')
         return append_script(c, "put", expect, key, klen, now, key + klen, hlen, px);
-    const char *argv[] = {"SET", key, key + klen, "PX", px};
-    size_t len[] = {3, klen, hlen, 2, strlen(px)};
-    return redisAppendCommandArgv(c->ctx, e->expires_ms ? 5 : 3, argv, len);
+    const char *argv[6] = {"SET", key, key + klen};
+    size_t len[6] = {3, klen, hlen};
+    int argc = 3;
+    if (e->expires_ms) {
+        argv[argc] = "PX";
+        len[argc++] = 2;
+        argv[argc] = px;
+        len[argc++] = strlen(px);
+    }
+    if (nx) {
+        argv[argc] = "NX";
+        len[argc++] = 2;
+    }
+    return redisAppendCommandArgv(c->ctx, argc, argv, len);
 }
 
 static int append_one(struct redis *r, struct redis_conn *c, const struct batch *b, size_t i)
 {
     if (b->op == OP_PUT)
-        return append_put(r, c, &b->entries[i], b->expect, b->now);
+        return append_put(r, c, &b->entries[i], b->expect, b->now, b->scripted);
     size_t klen = r->prefix_len + b->lens[i];
     char *key = prefixed(r, c, b->keys[i], b->lens[i], 0);
     if (!key)
@@ -155,7 +173,10 @@ static enum ggl_status reply_one(struct redis *r, const struct batch *b, size_t 
     case OP_LEN:
         b->out[i].value_len = (size_t)rep->integer;
         return GGL_OK;
-    default: /* SET answers +OK; the script 1 applied, 0 condition failed, -1 absent */
+    default: /* SET answers +OK (nil: NX found the key); the script 1 applied, 0 condition
+              * failed, -1 absent */
+        if (rep->type == REDIS_REPLY_NIL)
+            return PRESENT;
         if (rep->type == REDIS_REPLY_STATUS || (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1))
             return GGL_OK;
         if (rep->type == REDIS_REPLY_INTEGER)
@@ -191,23 +212,33 @@ static enum ggl_status pipeline(struct redis *r, struct redis_conn *c, const str
     return GGL_OK;
 }
 
-/* Run a batch on a context; items the server did not know the script for (it restarted
- * or flushed scripts) are sent again once after SCRIPT LOAD. */
+static int any(const struct batch *b, size_t n, enum ggl_status which)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b->status[i] == which)
+            return 1;
+    return 0;
+}
+
+/* Run a batch on a context: a first pipeline for everything, a second with the script
+ * for keys SET NX found, and items the server did not know the script for (it restarted
+ * or flushed scripts) sent again once after SCRIPT LOAD. */
 static enum ggl_status run_on(struct redis *r, struct redis_conn *c, const struct batch *b, size_t n)
 {
+    struct batch scripted = *b;
+    scripted.scripted = 1;
     for (size_t i = 0; i < n; i++)
         b->status[i] = PENDING;
     enum ggl_status s = pipeline(r, c, b, n, PENDING);
-    int reload = 0;
-    for (size_t i = 0; i < n; i++)
-        reload |= b->status[i] == NOSCRIPT;
-    if (s == GGL_OK && reload && (s = conn_load_script(r, c)) == GGL_OK)
-        s = pipeline(r, c, b, n, NOSCRIPT);
+    if (s == GGL_OK && any(b, n, PRESENT))
+        s = pipeline(r, c, &scripted, n, PRESENT);
+    if (s == GGL_OK && any(b, n, NOSCRIPT) && (s = conn_load_script(r, c)) == GGL_OK)
+        s = pipeline(r, c, &scripted, n, NOSCRIPT);
     for (size_t i = 0; i < n; i++) {
         if (b->status[i] == NOSCRIPT && s == GGL_OK) {
             r->host->set_reason(r->host, "redis %s: NOSCRIPT again after SCRIPT LOAD", r->where);
             b->status[i] = GGL_ERROR;
-        } else if (b->status[i] == PENDING || b->status[i] == NOSCRIPT) {
+        } else if (b->status[i] >= PENDING) {
             b->status[i] = s; /* the connection failed before this item's reply */
         }
     }

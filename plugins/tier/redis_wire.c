@@ -53,17 +53,19 @@ int wire_decode(const void *stored, size_t len, struct ggl_entry *out)
     return 0;
 }
 
-/* Versions and times are compared as (high, low) 32-bit halves: Lua 5.1 numbers are
- * doubles, exact only below 2^53.  Strings compare byte for byte only with ==. */
+/* Only the header is read (GETRANGE), so a large value is not copied into Lua; a key
+ * holding an empty string reads as absent.  Versions and times are compared as (high,
+ * low) 32-bit halves: Lua 5.1 numbers are doubles, exact only below 2^53.  Strings
+ * compare byte for byte only with ==. */
 const char wire_script[] =
     "local function u64(s, at)\n"
     "  local lo, hi = struct.unpack('<I4I4', s, at)\n"
     "  return hi, lo\n"
     "end\n"
     "local function less(ah, al, bh, bl) return ah < bh or (ah == bh and al < bl) end\n"
-    "local cur = redis.call('GET', KEYS[1])\n"
+    "local cur = redis.call('GETRANGE', KEYS[1], 0, 55)\n"
     "local live = false\n"
-    "if cur then\n"
+    "if #cur > 0 then\n"
     "  if #cur < 56 or string.byte(cur, 1) ~= 199 or string.byte(cur, 2) ~= 1 then\n"
     "    return redis.error_reply('GGLFORMAT stored value has no ganglion header')\n"
     "  end\n"
