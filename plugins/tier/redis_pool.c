@@ -87,9 +87,8 @@ enum ggl_status server_error(struct redis *r, const redisReply *rep, const char 
     return GGL_ERROR;
 }
 
-/* One command and its reply; NULL (with *s set) on failure or an error reply. */
 redisReply *conn_command(struct redis *r, struct redis_conn *c, int argc, const char **argv,
-                           const size_t *len, enum ggl_status *s)
+                         const size_t *len, enum ggl_status *s)
 {
     redisReply *rep = redisCommandArgv(c->ctx, argc, argv, len);
     if (!rep) {
@@ -106,7 +105,7 @@ redisReply *conn_command(struct redis *r, struct redis_conn *c, int argc, const 
 }
 
 enum ggl_status conn_command_text(struct redis *r, struct redis_conn *c, const char *a0,
-                                    const char *a1, const char *a2)
+                                  const char *a1, const char *a2)
 {
     const char *argv[] = {a0, a1, a2};
     size_t len[] = {strlen(a0), a1 ? strlen(a1) : 0, a2 ? strlen(a2) : 0};
@@ -157,7 +156,7 @@ static enum ggl_status conn_open(struct redis *r, uint64_t gen, struct redis_con
     return GGL_OK;
 fail:
     if (c->ctx) /* the server refused setup: still back off, it will refuse again */
-        backoff_arm(r, "setup refused");
+        backoff_arm(r, "AUTH, SELECT or SCRIPT LOAD refused");
     conn_free(c);
     return s;
 }
