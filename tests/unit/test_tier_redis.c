@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <pthread.h>
 #include <time.h>
 #include <cmocka.h>
 
@@ -335,6 +337,72 @@ static void test_reconnect_after_restart(void **state)
     redis_server_stop(&own);
 }
 
+#define THREADS 4
+#define LOOPS 3000
+
+struct worker {
+    void *tier;
+    int id;
+    _Atomic int *progress;
+    int ok, retry, bad; /* read by the test thread after join */
+};
+
+/* Writes and reads its own keys; records every status instead of asserting. */
+static void *worker_run(void *arg)
+{
+    struct worker *w = arg;
+    char key[32];
+    for (int i = 0; i < LOOPS; i++) {
+        snprintf(key, sizeof key, "t%d-%d", w->id, i % 20);
+        struct ggl_entry e = entry(key, key, (uint64_t)i + 1), out = {.size = sizeof out};
+        enum ggl_status s = vt->put(w->tier, &e, GGL_VERSION_OLDER);
+        enum ggl_status g = vt->get(w->tier, key, strlen(key), &out);
+        if (g == GGL_OK)
+            free(out.value);
+        w->ok += s == GGL_OK;
+        w->retry += s == GGL_RETRY;
+        w->bad += (s != GGL_OK && s != GGL_RETRY) || (g != GGL_OK && g != GGL_RETRY && g != GGL_NOTFOUND);
+        atomic_fetch_add(w->progress, 1);
+    }
+    return NULL;
+}
+
+/* Threads share the pool while the server dies under them: every call answers OK or
+ * RETRY (never a crash or another status), and the instance works after a restart. */
+static void test_threads_through_a_server_kill(void **state)
+{
+    (void)state;
+    struct redis_server own = {0};
+    assert_int_equal(redis_server_start(&own, 0, NULL), 0);
+    testhost_init(T0);
+    static const char *p[] = {"port", NULL, "backoff_min_ms", "10", "backoff_max_ms", "10", NULL};
+    p[1] = own.port_text;
+    void *t = testhost_open(&ggl_plugin_entry, p, GGL_OK);
+    _Atomic int progress = 0;
+    pthread_t th[THREADS];
+    struct worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){.tier = t, .id = i, .progress = &progress};
+        assert_int_equal(pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
+    }
+    for (int i = 0; i < 500 && atomic_load(&progress) < 400; i++) /* bounded: 5 s */
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    redis_server_kill(&own);
+    int ok = 0, retry = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].bad, 0);
+        ok += w[i].ok;
+        retry += w[i].retry;
+    }
+    assert_true(ok >= 1 && retry >= 1);
+    assert_int_equal(redis_server_start(&own, own.port, NULL), 0);
+    testhost_advance(10);
+    assert_int_equal(put(t, "after", "v", 1, GGL_VERSION_OLDER), GGL_OK);
+    vt->close(t);
+    redis_server_stop(&own);
+}
+
 static void test_unreachable_at_open_starts_degraded(void **state)
 {
     (void)state;
@@ -390,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_script_reloaded_after_script_flush),
         cmocka_unit_test(test_reconnect_after_restart),
+        cmocka_unit_test(test_threads_through_a_server_kill),
         cmocka_unit_test(test_unreachable_at_open_starts_degraded),
         cmocka_unit_test(test_bad_settings_refused),
     };
