@@ -432,7 +432,6 @@ static void test_bad_settings_refused(void **state)
     testhost_open(&ggl_plugin_entry, bad_backoff, GGL_INVALID);
     assert_reason("backoff");
     static const char *bad_db[] = {"port", server.port_text, "db", "99999", NULL};
-    bad_db[1] = server.port_text;
     testhost_open(&ggl_plugin_entry, bad_db, GGL_INVALID);
     assert_reason("SELECT");
 }
@@ -444,7 +443,6 @@ int main(void)
         fprintf(stderr, "test_tier_redis: needs redis-server (scripts/deps.sh installs it)\n");
         return 1;
     }
-    pairs[1] = server.port_text;
     static const struct tier_fixture fixture = {&ggl_plugin_entry, pairs, flush_all, NULL};
     int failed = tier_conformance_run("tier/redis conformance", &fixture);
     const struct CMUnitTest tests[] = {
