@@ -138,9 +138,11 @@ int redis_server_start(struct redis_server *s, int port, const char *password)
     s->port = port ? port : free_port();
     s->password = password;
     snprintf(s->port_text, sizeof s->port_text, "%d", s->port);
-    if (s->port <= 0 || spawn(s) != 0)
+    if (s->port <= 0 || spawn(s) != 0 || wait_ready(s) != 0) {
+        redis_server_stop(s); /* and its temp dir */
         return -1;
-    return wait_ready(s);
+    }
+    return 0;
 }
 
 void redis_server_kill(struct redis_server *s)
