@@ -45,7 +45,9 @@ static void t_reason(const struct ggl_host *h, const char *fmt, ...)
     (void)h;
     va_list ap;
     va_start(ap, fmt);
+    pthread_mutex_lock(&lock); /* plugins may leave reasons from several threads */
     vsnprintf(reason, sizeof reason, fmt, ap);
+    pthread_mutex_unlock(&lock);
     va_end(ap);
 }
 
@@ -227,8 +229,10 @@ void testhost_advance(uint64_t ms) { fake_now += ms; }
 const char *testhost_reason(void)
 {
     static char taken[sizeof reason];
+    pthread_mutex_lock(&lock);
     memcpy(taken, reason, sizeof taken);
     reason[0] = '\0';
+    pthread_mutex_unlock(&lock);
     return taken;
 }
 

@@ -9,6 +9,7 @@ expect_contains "$WORK/v" "plugin ABI 1.0" "-v prints the ABI"
 
 "$GANGLION" -t -c "$top_srcdir/conf/ganglion.conf" >"$WORK/t" 2>&1 && pass "-t accepts conf/ganglion.conf" || fail "-t on conf/ganglion.conf"
 expect_contains "$WORK/t" "configuration OK" "-t says OK"
+"$GANGLION" -t -c "$top_srcdir/conf/ganglion-redis.conf" >"$WORK/t" 2>&1 && pass "-t accepts conf/ganglion-redis.conf" || fail "-t on conf/ganglion-redis.conf"
 
 cat >"$WORK/typo.conf" <<'CONF'
 backends = {
