@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
@@ -168,7 +169,8 @@ int main(int argc, char **argv)
 
     int rc = 0;
     if (test_only) {
-        rc = instances_check(c, &cerr) < 0;
+        struct control_settings cs;
+        rc = instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
         else
@@ -176,12 +178,14 @@ int main(int argc, char **argv)
     } else {
         struct instance *inst = NULL;
         size_t n = 0;
-        if (instances_open(c, &inst, &n, &cerr) < 0) {
+        struct control *ctl = NULL;
+        if (instances_open(c, &inst, &n, &cerr) < 0 || !(ctl = control_start(c, inst, n, &cerr))) {
             log_error("%s", cerr.msg);
             rc = 1;
         } else {
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
+            control_stop(ctl);
         }
         instances_close(inst, n);
     }
