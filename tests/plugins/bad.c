@@ -32,6 +32,7 @@ struct tier_plus {
 static enum ggl_status t_open(const struct ggl_host *host, const struct ggl_conf *conf, void **self)
 {
     (void)conf;
+    (void)self;
 #ifdef BAD_OPEN_FAILS
     host->set_reason(host, "deliberately failing open");
     return GGL_ERROR;

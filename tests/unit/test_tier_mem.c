@@ -1,0 +1,144 @@
+/* tier/mem against the test host: versions and conditional writes, expiry on the
+ * host's (fake) clock, the entry bound, and stats. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "testhost.h"
+
+extern const struct ggl_plugin ggl_plugin_entry;
+static const struct ggl_tier *vt;
+static const struct ggl_host *host;
+
+static struct ggl_entry entry(const char *key, const char *value, uint64_t version)
+{
+    return (struct ggl_entry){.size = sizeof(struct ggl_entry), .key = key, .key_len = strlen(key),
+                              .value = (void *)value, .value_len = strlen(value),
+                              .version = version, .importance = 0.5};
+}
+
+/* get key; assert status and, when OK, value and version. */
+static void expect_get(void *self, const char *key, enum ggl_status want, const char *value,
+                       uint64_t version)
+{
+    struct ggl_entry out = {.size = sizeof out};
+    assert_int_equal(vt->get(self, key, strlen(key), &out), want);
+    if (want != GGL_OK)
+        return;
+    assert_int_equal(out.value_len, strlen(value));
+    assert_memory_equal(out.value, value, out.value_len);
+    assert_int_equal(out.version, version);
+    host->free(out.value);
+}
+
+static int setup(void **state)
+{
+    host = testhost_init(1000000);
+    vt = ggl_plugin_entry.vtable;
+    static const char *const pairs[] = {"max_entries", "3", NULL};
+    *state = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    vt->close(*state);
+    return 0;
+}
+
+static void test_put_get_del(void **state)
+{
+    struct ggl_entry e = entry("k", "v1", 1);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_ANY), GGL_OK);
+    expect_get(*state, "k", GGL_OK, "v1", 1);
+    e = entry("k", "v2", 2);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_ANY), GGL_OK);
+    expect_get(*state, "k", GGL_OK, "v2", 2);
+    assert_int_equal(vt->del(*state, "k", 1, GGL_VERSION_ANY), GGL_OK);
+    expect_get(*state, "k", GGL_NOTFOUND, NULL, 0);
+    assert_int_equal(vt->del(*state, "k", 1, GGL_VERSION_ANY), GGL_NOTFOUND);
+}
+
+static void test_insert_if_newer(void **state)
+{
+    struct ggl_entry e = entry("k", "new", 5);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_OLDER), GGL_OK); /* absent: applies */
+    e = entry("k", "late", 4);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_OLDER), GGL_CONFLICT);
+    e = entry("k", "same", 5);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_OLDER), GGL_CONFLICT);
+    expect_get(*state, "k", GGL_OK, "new", 5);
+    e = entry("k", "newer", 6);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_OLDER), GGL_OK);
+    expect_get(*state, "k", GGL_OK, "newer", 6);
+}
+
+static void test_compare_and_set_and_delete(void **state)
+{
+    struct ggl_entry e = entry("k", "a", 7);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_ANY), GGL_OK);
+    e = entry("k", "b", 8);
+    assert_int_equal(vt->put(*state, &e, 6), GGL_CONFLICT);
+    assert_int_equal(vt->put(*state, &e, 7), GGL_OK);
+    assert_int_equal(vt->del(*state, "k", 1, 7), GGL_CONFLICT);
+    expect_get(*state, "k", GGL_OK, "b", 8);
+    assert_int_equal(vt->del(*state, "k", 1, 8), GGL_OK);
+    expect_get(*state, "k", GGL_NOTFOUND, NULL, 0);
+}
+
+static void test_expiry_follows_host_clock(void **state)
+{
+    struct ggl_entry e = entry("k", "v", 1);
+    e.expires_ms = host->now(host) + 500;
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_ANY), GGL_OK);
+    testhost_advance(499);
+    expect_get(*state, "k", GGL_OK, "v", 1);
+    testhost_advance(1);
+    expect_get(*state, "k", GGL_NOTFOUND, NULL, 0);
+    /* An expired entry does not satisfy a compare-and-set on its old version. */
+    e = entry("k", "w", 2);
+    assert_int_equal(vt->put(*state, &e, 1), GGL_CONFLICT);
+}
+
+static void test_full_returns_retry_with_reason(void **state)
+{
+    struct ggl_tier_stats st = {.size = sizeof st};
+    const char *keys[] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        struct ggl_entry e = entry(keys[i], "12345", 1);
+        assert_int_equal(vt->put(*state, &e, GGL_VERSION_ANY), GGL_OK);
+    }
+    struct ggl_entry e = entry("d", "x", 1);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_ANY), GGL_RETRY);
+    assert_string_equal(testhost_reason(), "full: 3 entries");
+    e = entry("a", "replaced", 2); /* replacing needs no room */
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_ANY), GGL_OK);
+    assert_int_equal(vt->stats(*state, &st), GGL_OK);
+    assert_int_equal(st.entries, 3);
+    assert_int_equal(st.bytes, 3 + strlen("replaced") + 10);
+}
+
+static void test_bad_config_refused(void **state)
+{
+    (void)state;
+    static const char *const pairs[] = {"max_entries", "0", NULL};
+    testhost_open(&ggl_plugin_entry, pairs, GGL_INVALID);
+    assert_string_equal(testhost_reason(), "max_entries must be >= 1");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_put_get_del, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insert_if_newer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compare_and_set_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_follows_host_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_returns_retry_with_reason, setup, teardown),
+        cmocka_unit_test(test_bad_config_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
