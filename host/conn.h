@@ -32,6 +32,7 @@ struct control {
     struct conn *conns;        /* every open connection */
     size_t n_conns;
     int stopping, finished;
+    int disabled;              /* no control section: nothing runs */
     pthread_t thread;
     struct timespec started;
     struct control_metrics m;

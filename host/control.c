@@ -249,7 +249,17 @@ struct control *control_start(const struct config *c, const struct instance *ins
         snprintf(err->msg, sizeof err->msg, "control: out of memory");
         return NULL;
     }
-    if (control_check(c, &ctl->set, err) < 0 || uv_loop_init(&ctl->loop) != 0) {
+    if (control_check(c, &ctl->set, err) < 0) {
+        free(ctl);
+        return NULL;
+    }
+    if (!c->control) { /* an explicit choice: a config without the section has no socket */
+        log_info("control: no 'control' section; control socket disabled");
+        ctl->disabled = 1;
+        return ctl;
+    }
+    if (uv_loop_init(&ctl->loop) != 0) {
+        snprintf(err->msg, sizeof err->msg, "control: cannot start an event loop");
         free(ctl);
         return NULL;
     }
@@ -287,6 +297,10 @@ void control_stop(struct control *ctl)
 {
     if (!ctl)
         return;
+    if (ctl->disabled) {
+        free(ctl);
+        return;
+    }
     uv_async_send(&ctl->stop_async);
     pthread_join(ctl->thread, NULL);
     control_free(ctl);

@@ -30,7 +30,8 @@ struct control;
 /* Read and check the `control { }` section (what `ganglion -t` runs). */
 int control_check(const struct config *c, struct control_settings *out, struct conf_error *err);
 /* Bind the sockets and start the I/O thread.  inst[n] is borrowed for PLUGIN.LIST and
- * must outlive control_stop.  Returns NULL with err filled on failure. */
+ * must outlive control_stop.  Returns NULL with err filled on failure.  A config
+ * without a `control` section gets a handle that serves nothing. */
 struct control *control_start(const struct config *c, const struct instance *inst, size_t n,
                               struct conf_error *err);
 /* Stop accepting, let in-flight requests finish until the deadline, close every
