@@ -291,7 +291,7 @@ static int bulk_header_too_long(struct resp_parser *p)
     long long n = strtoll(s, NULL, 10);
     if (n < 0 || (unsigned long long)n <= p->lim.max_request_bytes - p->arena.len)
         return 0;
-    refuse(p, "bulk length %lld over the request limit of %zu bytes", n, p->lim.max_request_bytes);
+    refuse(p, "request larger than %zu bytes (bulk length %lld)", p->lim.max_request_bytes, n);
     return 1;
 }
 
