@@ -269,6 +269,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
             maybe_close(c);
         return;
     }
+    if (n == 0) /* EAGAIN */
+        return;
     if (resp_parse(c->parser, b->base, (size_t)n, on_request, c) < 0)
         protocol_error(c);
     flush(c);

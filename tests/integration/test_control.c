@@ -4,7 +4,9 @@
 #include "ggl-build.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -468,6 +470,43 @@ static void test_shutdown_command_exits_zero(void **state)
     cleanup_dir(&h);
 }
 
+/* A loopback port free right now (the host binds it a moment later). */
+static int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static void test_tcp_loopback_and_client_limit(void **state)
+{
+    (void)state;
+    struct host h;
+    char extra[128];
+    int port = free_port();
+    snprintf(extra, sizeof extra, "tcp_port = %d; max_clients = 2;", port);
+    start_host(&h, extra);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(t, (struct sockaddr *)&sa, sizeof sa), 0);
+    send_all(t, "PING\r\n", 6);
+    expect(t, "+PONG\r\n");
+    int u = client(&h); /* second client: fine */
+    send_all(u, "PING\r\n", 6);
+    expect(u, "+PONG\r\n");
+    int third = client(&h);
+    expect_error_then_eof(third, "-ERR max number of clients reached");
+    close(third);
+    close(u);
+    close(t);
+    stop_host(&h);
+}
+
 static void test_world_writable_directory_refused(void **state)
 {
     (void)state;
@@ -521,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_auth_required_when_configured),
         cmocka_unit_test(test_sigterm_finishes_inflight_request),
         cmocka_unit_test(test_shutdown_command_exits_zero),
+        cmocka_unit_test(test_tcp_loopback_and_client_limit),
         cmocka_unit_test(test_world_writable_directory_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
