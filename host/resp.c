@@ -1,6 +1,7 @@
 /* RESP2 requests and replies.  Multibulk requests go through hiredis 0.14's reader with
  * our own object functions (argv built in place, limits enforced, only arrays of bulk
- * strings); a request whose first byte is not '*' is an inline command split here. */
+ * strings); a request whose first byte is not '*' is an inline command split here on
+ * spaces and tabs (no quoting, unlike Redis: inline is for PING_INLINE and nc). */
 #include "ggl-build.h"
 
 #include <stdarg.h>
@@ -289,7 +290,8 @@ static int bulk_header_too_long(struct resp_parser *p)
     if (!end)
         return 0;
     long long n = strtoll(s, NULL, 10);
-    if (n < 0 || (unsigned long long)n <= p->lim.max_request_bytes - p->arena.len)
+    size_t max = p->lim.max_request_bytes, room = p->arena.len < max ? max - p->arena.len : 0;
+    if (n < 0 || (unsigned long long)n <= room)
         return 0;
     refuse(p, "request larger than %zu bytes (bulk length %lld)", p->lim.max_request_bytes, n);
     return 1;
