@@ -10,6 +10,10 @@ plugin_dirs = [ "$top_builddir/plugins" ];
 backends = { stm_mem = { plugin = "mem"; }; };
 control = { unix = "$SOCK"; };
 CONF
+printf 'control = {\n  unix = "x.sock";\n  max_clients = 0;\n};\n' >"$WORK/badctl.conf"
+if "$GANGLION" -t -c "$WORK/badctl.conf" >"$WORK/o" 2>&1; then fail "-t accepted max_clients = 0"; else pass "-t checks the control section"; fi
+expect_contains "$WORK/o" "$WORK/badctl.conf:3: 'max_clients' in control must be between" "control error with file:line"
+
 start_host "$WORK/ctl.conf"
 wait_log "running (pid" || fail "host did not start"
 
