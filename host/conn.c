@@ -229,6 +229,7 @@ static int on_request(void *arg, const struct request *req)
 {
     struct conn *c = arg;
     execute(c, req);
+    release_slots(c); /* a -BUSY may have finished a slot at the head */
     metrics_add(c->ctl->m.commands, 1);
     if (check_output_limit(c) < 0)
         return 1;

@@ -42,7 +42,7 @@ static void write_config(struct host *h, const char *extra)
     FILE *f = fopen(h->conf, "w");
     assert_non_null(f);
     fprintf(f, "log_level = \"warn\";\ncontrol = { unix = \"%s\"; debug_commands = true;\n"
-               "  max_output_bytes = 65536; workers = 2; shutdown_deadline_ms = 5000; %s };\n",
+               "  max_output_bytes = 65536; shutdown_deadline_ms = 5000; %s };\n",
             h->sock, extra ? extra : "");
     fclose(f);
 }
@@ -437,6 +437,26 @@ static int worker_started(const struct host *h)
     return started;
 }
 
+static void test_full_worker_queue_answers_busy_in_order(void **state)
+{
+    (void)state;
+    struct host h;
+    start_host(&h, "workers = 1; worker_queue = 1;");
+    int a = client(&h), b = client(&h);
+    sendf(a, "*2\r\n$11\r\nDEBUG.SLEEP\r\n$3\r\n300\r\n");
+    for (int i = 0; i < 1000 && !worker_started(&h); i++)
+        poll(NULL, 0, 5);
+    /* The worker is busy: the first waits in the queue, the second finds it full. */
+    sendf(b, "DEBUG.SLEEP 1\r\nDEBUG.SLEEP 1\r\nPING\r\n");
+    expect(b, "+OK\r\n-BUSY too many commands waiting for a worker\r\n+PONG\r\n");
+    expect(a, "+OK\r\n");
+    send_all(b, "DEBUG.SLEEP 1\r\n", 15); /* and the queue works again */
+    expect(b, "+OK\r\n");
+    close(a);
+    close(b);
+    stop_host(&h);
+}
+
 static void test_sigterm_finishes_inflight_request(void **state)
 {
     (void)state;
@@ -558,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_info_sections_and_plugin_list),
         cmocka_unit_test(test_client_that_never_reads_is_disconnected),
         cmocka_unit_test(test_auth_required_when_configured),
+        cmocka_unit_test(test_full_worker_queue_answers_busy_in_order),
         cmocka_unit_test(test_sigterm_finishes_inflight_request),
         cmocka_unit_test(test_shutdown_command_exits_zero),
         cmocka_unit_test(test_tcp_loopback_and_client_limit),
