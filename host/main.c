@@ -11,11 +11,13 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
 #include "maintenance.h"
 #include "memory.h"
+#include "memory_async.h"
 #include "metrics.h"
 
 static void usage(FILE *f)
@@ -170,7 +172,9 @@ int main(int argc, char **argv)
 
     int rc = 0;
     if (test_only) {
-        rc = memory_check_config(c, &cerr) < 0 || instances_check(c, &cerr) < 0;
+        struct control_settings cs;
+        rc = memory_check_config(c, &cerr) < 0 || instances_check(c, &cerr) < 0 ||
+             control_check(c, &cs, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
         else
@@ -178,14 +182,20 @@ int main(int argc, char **argv)
     } else {
         struct instance *inst = NULL;
         size_t n = 0;
+        struct control *ctl = NULL;
+        /* Start order: plugins, memory, its workers and maintenance, then the socket that
+         * uses them; stop in reverse. */
         if (instances_open(c, &inst, &n, &cerr) < 0 || memory_init(c, inst, n, &cerr) < 0 ||
-            maintenance_start() < 0) {
+            memory_async_start(memory_async_settings()) < 0 || maintenance_start() < 0 ||
+            !(ctl = control_start(c, inst, n, &cerr))) {
             log_error("%s", cerr.msg);
             rc = 1;
         } else {
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
+            control_stop(ctl);
         }
+        memory_async_stop();
         maintenance_stop();
         memory_fini();
         instances_close(inst, n);

@@ -62,6 +62,14 @@ static const struct conf_key memory_keys[] = {
      "accesses that give half the access score"},
     {"recency_half_life_ms", GGL_SETTING_INT, offsetof(struct memory_conf, recency_half_life_ms),
      "600000", 1, 1e12, "idle time that halves the recency score"},
+    {"read_workers", GGL_SETTING_INT, offsetof(struct memory_conf, async.read_workers), "2", 1, 1024,
+     "threads answering reads the cache could not (socket requests)"},
+    {"write_workers", GGL_SETTING_INT, offsetof(struct memory_conf, async.write_workers), "2", 1, 1024,
+     "threads applying writes, keys partitioned by hash"},
+    {"queue_capacity", GGL_SETTING_INT, offsetof(struct memory_conf, async.queue_capacity), "4096", 1,
+     1e7, "requests queued per worker queue; more are refused with -BUSY"},
+    {"write_batch", GGL_SETTING_INT, offsetof(struct memory_conf, async.batch), "64", 1, 256,
+     "queued writes a worker applies as one batch at most"},
     {"access_table_size", GGL_SETTING_INT, offsetof(struct memory_conf, access_table_size), "65536",
      64, 1e8, "keys whose accesses are counted between two maintenance cycles"},
     {"compress", GGL_SETTING_STRING, offsetof(struct memory_conf, compress), "", 0, 0,
@@ -479,6 +487,7 @@ size_t memory_info(char *buf, size_t len)
 struct slot *memory_slot(int tier) { return &M.slots[tier]; }
 int memory_tier_bound(int tier) { return bound(tier); }
 const struct memory_conf *memory_conf(void) { return &M.conf; }
+const struct memory_async_conf *memory_async_settings(void) { return &M.conf.async; }
 
 enum ggl_status memory_scan(int tier, uint64_t *cursor, size_t count, ggl_scan_fn fn, void *arg)
 {

@@ -11,6 +11,10 @@
 #include "instance.h"
 #include "slot.h"
 
+struct memory_async_conf {
+    int64_t read_workers, write_workers, queue_capacity, batch;
+};
+
 struct memory_conf {
     int64_t stm_ttl_ms, im_ttl_ms, tombstone_ttl_ms, max_in_flight, breaker_threshold,
         breaker_cooldown_ms, maintenance_interval_ms, maintenance_batch, stm_min_age_ms,
@@ -18,6 +22,7 @@ struct memory_conf {
     double im_threshold, ltm_threshold, w_importance, w_access, w_recency, access_half;
     const char *compress;
     int64_t compress_min_bytes, compress_level, access_table_size;
+    struct memory_async_conf async;
 };
 
 struct memory_value {
@@ -84,6 +89,8 @@ size_t memory_info(char *buf, size_t len);
 struct slot *memory_slot(int tier);
 int memory_tier_bound(int tier);
 const struct memory_conf *memory_conf(void);
+/* The memory section's settings for memory_async_start. */
+const struct memory_async_conf *memory_async_settings(void);
 /* One scan call on a tier through its slot; GGL_UNAVAILABLE if it cannot scan. */
 enum ggl_status memory_scan(int tier, uint64_t *cursor, size_t count, ggl_scan_fn fn, void *arg);
 /* Add host-kept access counts to a key's top-most copy below the cache (an

@@ -20,10 +20,6 @@ struct memory_result {
 /* Called once per request, on the calling thread (cache hit) or a worker. */
 typedef void (*memory_done_fn)(void *arg, struct memory_result *r);
 
-struct memory_async_conf {
-    int64_t read_workers, write_workers, queue_capacity, batch;
-};
-
 int memory_async_start(const struct memory_async_conf *c);
 /* Finish everything queued, then stop the workers. */
 void memory_async_stop(void);

@@ -2,8 +2,10 @@
  * without the lock because nodes are only ever appended and freed at exit. */
 #include "ggl-build.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +19,23 @@ static struct ggl_metric *_Atomic head;
 static struct ggl_metric **tail;
 static struct ggl_metric sink;
 
+/* "control_clients" -> "control"; a plugin's metrics go under "plugins". */
+static char *default_section(const char *name, const char *label)
+{
+    if (label)
+        return strdup("plugins");
+    size_t n = strcspn(name, "_.");
+    return strndup(name, n ? n : strlen(name));
+}
+
 struct ggl_metric *metrics_register(enum ggl_metric_type type, const char *name,
                                     const char *help, const char *label)
+{
+    return metrics_register_in(NULL, type, name, help, label);
+}
+
+struct ggl_metric *metrics_register_in(const char *section, enum ggl_metric_type type,
+                                       const char *name, const char *help, const char *label)
 {
     pthread_mutex_lock(&reg_lock);
     for (struct ggl_metric *m = head; m; m = m->next)
@@ -28,9 +45,12 @@ struct ggl_metric *metrics_register(enum ggl_metric_type type, const char *name,
             return m;
         }
     struct ggl_metric *m = calloc(1, sizeof *m);
-    if (!m || !(m->name = strdup(name)) || !(m->help = strdup(help ? help : ""))) {
-        if (m)
+    if (!m || !(m->name = strdup(name)) || !(m->help = strdup(help ? help : "")) ||
+        !(m->section = section ? strdup(section) : default_section(name, label))) {
+        if (m) {
             free(m->name);
+            free(m->help);
+        }
         free(m);
         pthread_mutex_unlock(&reg_lock);
         return &sink;
@@ -95,6 +115,66 @@ void metrics_foreach(void (*fn)(const struct ggl_metric *m, void *arg), void *ar
         fn(m, arg);
 }
 
+/* The smallest bucket bound under which a fraction q of the observations fall. */
+static double histogram_quantile(const struct ggl_metric *m, uint64_t count, double q)
+{
+    uint64_t seen = 0;
+    for (size_t i = 0; i < METRIC_BUCKETS; i++) {
+        seen += atomic_load_explicit(&((struct ggl_metric *)m)->buckets[i], memory_order_relaxed);
+        if ((double)seen >= q * (double)count)
+            return metric_bucket_bounds[i];
+    }
+    return metric_bucket_bounds[METRIC_BUCKETS - 1];
+}
+
+static void render_metric(FILE *f, const struct ggl_metric *m)
+{
+    fputs(m->name, f);
+    if (m->label)
+        fprintf(f, "{%s}", m->label);
+    if (m->type != GGL_METRIC_HISTOGRAM) {
+        fprintf(f, ":%.15g\r\n", metrics_value(m));
+        return;
+    }
+    uint64_t count = atomic_load_explicit(&((struct ggl_metric *)m)->count, memory_order_relaxed);
+    double sum = metrics_value(m);
+    fprintf(f, ":count=%llu,avg=%.6g", (unsigned long long)count, count ? sum / (double)count : 0.0);
+    if (count) {
+        double p50 = histogram_quantile(m, count, 0.5), p99 = histogram_quantile(m, count, 0.99);
+        if (p50 < 1e300)
+            fprintf(f, ",p50<=%g", p50);
+        if (p99 < 1e300)
+            fprintf(f, ",p99<=%g", p99);
+    }
+    fputs("\r\n", f);
+}
+
+/* Has a metric registered before m already opened m's section? */
+static int section_seen(const struct ggl_metric *m)
+{
+    for (const struct ggl_metric *o = head; o != m; o = o->next)
+        if (strcmp(o->section, m->section) == 0)
+            return 1;
+    return 0;
+}
+
+size_t metrics_render(FILE *f, const char *section)
+{
+    size_t lines = 0;
+    for (const struct ggl_metric *s = head; s; s = s->next) {
+        if (section_seen(s) || (section && strcasecmp(section, s->section) != 0))
+            continue;
+        fprintf(f, "%s# %c%s\r\n", lines ? "\r\n" : "", toupper((unsigned char)s->section[0]),
+                s->section + 1);
+        for (const struct ggl_metric *m = s; m; m = m->next)
+            if (strcmp(m->section, s->section) == 0) {
+                render_metric(f, m);
+                lines++;
+            }
+    }
+    return lines;
+}
+
 void metrics_fini(void)
 {
     pthread_mutex_lock(&reg_lock);
@@ -106,6 +186,7 @@ void metrics_fini(void)
         struct ggl_metric *next = m->next;
         free(m->name);
         free(m->help);
+        free(m->section);
         free(m);
         m = next;
     }

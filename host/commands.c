@@ -1,0 +1,217 @@
+/* Control commands: the table every request is dispatched through, and the handlers of
+ * the foundation commands (PING, ECHO, INFO, PLUGIN.LIST, CONFIG GET, AUTH, SHUTDOWN).
+ * Later components add rows here. */
+#include "ggl-build.h"
+
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "control.h"
+#include "metrics.h"
+#include "offload.h"
+
+static void cmd_ping(struct cmd_call *call)
+{
+    if (call->req->argc > 1)
+        reply_bulk(call->out, call->req->argv[1], call->req->lens[1]);
+    else
+        reply_status(call->out, "PONG");
+}
+
+static void cmd_echo(struct cmd_call *call)
+{
+    reply_bulk(call->out, call->req->argv[1], call->req->lens[1]);
+}
+
+static void cmd_quit(struct cmd_call *call)
+{
+    reply_status(call->out, "OK");
+    call->sess->close_after_reply = 1;
+}
+
+/* An empty command list: enough for redis-cli's interactive start. */
+static void cmd_command(struct cmd_call *call) { reply_array(call->out, 0); }
+
+static void info_server(FILE *f, struct control *ctl)
+{
+    size_t n;
+    const struct instance *inst = control_instances(ctl, &n);
+    size_t open = 0;
+    for (size_t i = 0; i < n; i++)
+        open += inst[i].state == INSTANCE_OPEN;
+    fprintf(f, "# Server\r\nganglion_version:%s\r\nplugin_abi:%d.%d\r\nprocess_id:%ld\r\n"
+               "uptime_in_seconds:%.0f\r\nconfig_file:%s\r\nplugin_instances:%zu\r\n"
+               "plugin_instances_open:%zu\r\n",
+            PACKAGE_VERSION, GGL_ABI_MAJOR, GGL_ABI_MINOR, (long)getpid(), control_uptime(ctl),
+            control_config_path(ctl), n, open);
+}
+
+/* INFO [section]: "server" or a metrics section; none, "all" or "default": everything. */
+static void cmd_info(struct cmd_call *call)
+{
+    const char *section = call->req->argc > 1 ? call->req->argv[1] : NULL;
+    if (section && (!strcasecmp(section, "all") || !strcasecmp(section, "default") ||
+                    !strcasecmp(section, "everything")))
+        section = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        reply_error(call->out, "ERR out of memory");
+        return;
+    }
+    int server = !section || !strcasecmp(section, "server");
+    if (server)
+        info_server(f, call->ctl);
+    if (!section || !server) {
+        if (server)
+            fputs("\r\n", f);
+        metrics_render(f, section);
+    }
+    fclose(f);
+    reply_bulk(call->out, text, len);
+    free(text);
+}
+
+static void plugin_row(struct buf *out, const struct instance *i)
+{
+    const struct ggl_plugin *d = i->mod ? i->mod->desc : NULL;
+    static const char *const states[] = {"open", "refused", "failed"};
+    char abi[32];
+    snprintf(abi, sizeof abi, "%u.%u", d ? d->abi_major : 0, d ? d->min_host_minor : 0);
+    const char *fields[] = {"kind", ggl_kind_str(i->conf->kind), "name", i->conf->plugin,
+                            "instance", i->conf->name, "version", d ? d->version : "-",
+                            "abi", d ? abi : "-", "file", i->mod ? i->mod->path : "-",
+                            "state", states[i->state], "reason", i->reason};
+    size_t n = sizeof fields / sizeof fields[0];
+    reply_array(out, (long long)n);
+    for (size_t k = 0; k < n; k++)
+        reply_cstr(out, fields[k] ? fields[k] : "");
+}
+
+/* PLUGIN.LIST: one field/value array per configured instance, in open order. */
+static void cmd_plugin_list(struct cmd_call *call)
+{
+    size_t n;
+    const struct instance *inst = control_instances(call->ctl, &n);
+    reply_array(call->out, (long long)n);
+    for (size_t i = 0; i < n; i++)
+        plugin_row(call->out, &inst[i]);
+}
+
+/* CONFIG GET pattern: the control settings, plus the two Redis parameters
+ * redis-benchmark reads before it starts.  The password is never shown. */
+static void cmd_config(struct cmd_call *call)
+{
+    const struct request *r = call->req;
+    if (strcasecmp(r->argv[1], "GET") != 0 || r->argc != 3) {
+        reply_error(call->out, "ERR unknown subcommand or wrong number of arguments for "
+                               "'CONFIG %.32s'; try CONFIG GET <parameter>", r->argv[1]);
+        return;
+    }
+    const struct control_settings *s = control_settings_of(call->ctl);
+    char num[8][24];
+    const int64_t nums[] = {s->max_clients, s->tcp_port, s->max_request_bytes, s->max_args,
+                            s->max_output_bytes, s->shutdown_deadline_ms, s->workers,
+                            s->worker_queue};
+    for (size_t i = 0; i < 8; i++)
+        snprintf(num[i], sizeof num[i], "%lld", (long long)nums[i]);
+    const char *params[][2] = {
+        {"save", ""}, {"appendonly", "no"}, {"maxclients", num[0]}, {"unix", s->unix_path},
+        {"tcp_port", num[1]}, {"tcp_bind", s->tcp_bind}, {"max_request_bytes", num[2]},
+        {"max_args", num[3]}, {"max_output_bytes", num[4]}, {"shutdown_deadline_ms", num[5]},
+        {"workers", num[6]}, {"worker_queue", num[7]}};
+    size_t n = sizeof params / sizeof params[0], hits = 0;
+    for (size_t i = 0; i < n; i++)
+        hits += fnmatch(r->argv[2], params[i][0], FNM_CASEFOLD) == 0;
+    reply_array(call->out, (long long)(2 * hits));
+    for (size_t i = 0; i < n; i++)
+        if (fnmatch(r->argv[2], params[i][0], FNM_CASEFOLD) == 0) {
+            reply_cstr(call->out, params[i][0]);
+            reply_cstr(call->out, params[i][1]);
+        }
+}
+
+/* Compare in time that depends only on the secret's length, not on where they differ. */
+static int secret_equal(const char *given, size_t glen, const char *secret)
+{
+    size_t slen = strlen(secret);
+    unsigned diff = glen != slen;
+    for (size_t i = 0; i < slen; i++)
+        diff |= (unsigned char)secret[i] ^ (unsigned char)(i < glen ? given[i] : 0);
+    return diff == 0;
+}
+
+/* AUTH password | AUTH default password */
+static void cmd_auth(struct cmd_call *call)
+{
+    const struct request *r = call->req;
+    const char *secret = control_settings_of(call->ctl)->password;
+    if (!secret[0]) {
+        reply_error(call->out, "ERR AUTH called without any password configured");
+        return;
+    }
+    if (r->argc > 3) {
+        reply_error(call->out, "ERR wrong number of arguments for 'auth' command");
+        return;
+    }
+    int user_ok = r->argc == 2 || strcmp(r->argv[1], "default") == 0;
+    int pass_ok = secret_equal(r->argv[r->argc - 1], r->lens[r->argc - 1], secret);
+    call->sess->authed = user_ok && pass_ok;
+    if (call->sess->authed)
+        reply_status(call->out, "OK");
+    else
+        reply_error(call->out, "WRONGPASS invalid username-password pair");
+}
+
+static void cmd_shutdown(struct cmd_call *call)
+{
+    reply_status(call->out, "OK");
+    control_request_shutdown(call->ctl);
+}
+
+/* DEBUG.SLEEP ms: holds a worker for ms (tests reply ordering across workers). */
+static void cmd_debug_sleep(struct cmd_call *call)
+{
+    char *end;
+    long ms = strtol(call->req->argv[1], &end, 10);
+    if (*end || ms < 0 || ms > 60000) {
+        reply_error(call->out, "ERR DEBUG.SLEEP wants milliseconds, 0..60000");
+        return;
+    }
+    if (offload_wait(call->job->pool, ms) < 0)
+        reply_error(call->out, "ERR interrupted by shutdown");
+    else
+        reply_status(call->out, "OK");
+}
+
+static const struct command table[] = {
+    {"PING", cmd_ping, -1, 0, "PING [message]: PONG, or the message"},
+    {"ECHO", cmd_echo, 2, 0, "ECHO message"},
+    {"INFO", cmd_info, -1, 0, "INFO [section]: server and metrics, for people"},
+    {"PLUGIN.LIST", cmd_plugin_list, 1, 0, "plugin instances: kind, name, version, ABI, file, state"},
+    {"CONFIG", cmd_config, -2, 0, "CONFIG GET pattern"},
+    {"AUTH", cmd_auth, -2, CMD_NOAUTH, "AUTH [default] password"},
+    {"QUIT", cmd_quit, -1, CMD_NOAUTH, "close the connection"},
+    {"COMMAND", cmd_command, -1, 0, "(empty: for redis-cli)"},
+    {"SHUTDOWN", cmd_shutdown, -1, 0, "stop the host cleanly"},
+    {"DEBUG.SLEEP", cmd_debug_sleep, 2, CMD_WORKER | CMD_DEBUG, "DEBUG.SLEEP ms on a worker"},
+};
+
+const struct command *command_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcasecmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+int command_arity_ok(const struct command *cmd, int argc)
+{
+    return cmd->arity >= 0 ? argc == cmd->arity : argc >= -cmd->arity;
+}
