@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "hostapi.h"
 #include "metrics.h"
 #include "queue.h"
@@ -250,19 +251,6 @@ enum ggl_status queue_push_at(struct queue *q, void *item, enum ggl_priority pri
 
 /* --- consumers ------------------------------------------------------------ */
 
-static struct timespec mono_after_ms(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static int ts_before(const struct timespec *a, const struct timespec *b)
 {
     return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
@@ -278,7 +266,7 @@ static int wait_ready(struct queue *q, const struct timespec *deadline, uint64_t
         until = *deadline;
     if (q->heap_len > 0) {
         uint64_t due = heap_due(q, 0);
-        struct timespec at_due = mono_after_ms(due > now ? (int64_t)(due - now) : 0);
+        struct timespec at_due = deadline_after_ms(CLOCK_MONOTONIC, due > now ? due - now : 0);
         if (!timed || ts_before(&at_due, &until))
             until = at_due;
         timed = 1;
@@ -316,7 +304,7 @@ size_t queue_pop_batch(struct queue *q, void **out, size_t max, int64_t timeout_
 {
     struct timespec deadline;
     if (timeout_ms > 0)
-        deadline = mono_after_ms(timeout_ms);
+        deadline = deadline_after_ms(CLOCK_MONOTONIC, (uint64_t)timeout_ms);
     size_t n = 0;
     pthread_mutex_lock(&q->mu);
     for (;;) {
