@@ -15,14 +15,16 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "sizing.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ganglion [-c FILE] [-t] [--describe KIND/NAME] [-v] [-h]\n"
+            "usage: ganglion [-c FILE] [-t] [--describe KIND/NAME] [--print-topology] [-v] [-h]\n"
             "  -c, --config FILE      configuration file (default %s)\n"
             "  -t, --test             check the configuration and its plugins, then exit\n"
             "      --describe K/N     print plugin K/N's settings (e.g. tier/mem)\n"
+            "      --print-topology   print the machine and every pool's size and why\n"
             "  -v, --version          print the version and ABI\n",
             GGL_DEFAULT_CONFIG);
 }
@@ -121,16 +123,18 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"test", no_argument, NULL, 't'},
                                          {"describe", required_argument, NULL, 'D'},
+                                         {"print-topology", no_argument, NULL, 'P'},
                                          {"version", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *path = GGL_DEFAULT_CONFIG;
-    int test_only = 0, opt;
+    int test_only = 0, print_topology = 0, path_given = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:tvh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': path = optarg; break;
+        case 'c': path = optarg; path_given = 1; break;
         case 't': test_only = 1; break;
         case 'D': return describe(optarg);
+        case 'P': print_topology = 1; break;
         case 'v':
             printf("ganglion %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, GGL_ABI_MAJOR, GGL_ABI_MINOR);
             return 0;
@@ -154,6 +158,14 @@ int main(int argc, char **argv)
 
     struct conf_error cerr;
     char err[512];
+    if (print_topology) { /* with -c FILE its pools section applies; without, defaults */
+        struct config *pc = path_given ? config_load(path, &cerr) : NULL;
+        int bad = (path_given && !pc) || sizing_report(stdout, pc, &cerr) < 0;
+        if (bad)
+            fprintf(stderr, "%s\n", cerr.msg);
+        config_free(pc);
+        return bad;
+    }
     struct config *c = config_load(path, &cerr);
     if (!c) {
         fprintf(stderr, "%s\n", cerr.msg);
@@ -168,7 +180,8 @@ int main(int argc, char **argv)
 
     int rc = 0;
     if (test_only) {
-        rc = instances_check(c, &cerr) < 0;
+        struct pools_conf pools;
+        rc = sizing_read(c, &pools, &cerr) < 0 || instances_check(c, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
         else
