@@ -478,7 +478,8 @@ void pool_stats(struct pool *p, struct pool_stats *out)
 
 unsigned pool_wait_abandoned(int64_t timeout_ms)
 {
-    struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, timeout_ms > 0 ? (uint64_t)timeout_ms : 0);
+    /* zombie_cv is statically initialised, so it times on CLOCK_REALTIME */
+    struct timespec until = deadline_after_ms(CLOCK_REALTIME, timeout_ms > 0 ? (uint64_t)timeout_ms : 0);
     pthread_mutex_lock(&zombie_mu);
     while (zombies > 0 && pthread_cond_timedwait(&zombie_cv, &zombie_mu, &until) != ETIMEDOUT)
         ;
