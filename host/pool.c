@@ -9,17 +9,12 @@
  * type therefore holds its weighted share of the queued work, and FIFO service turns
  * that into its share of the workers.
  *
- * Stuck workers: before a task with a deadline runs, its worker publishes the start
- * time and a sequence number; afterwards it compare-exchanges the number back to 0.
- * The maintenance pass compare-exchanges it to ABANDONED instead once the deadline has
- * passed; whichever wins decides.  An abandoned thread, if its task ever returns, frees
- * its own context and exits without touching the pool; a replacement thread takes over
- * its slot and resumes the batch after the stuck task. */
+ * Stuck workers, growing and retiring live in poolmaint.c. */
 #include "ggl-build.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,65 +24,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
-
-#define ABANDONED UINT64_MAX
-
-enum slot_state { SLOT_OFF, SLOT_ACTIVE, SLOT_RETIRING, SLOT_NEEDS_THREAD };
-
-struct entry {
-    pool_fn fn;
-    void *arg;
-    unsigned type;
-};
-
-struct worker {                   /* one thread's context; the thread frees it if abandoned */
-    struct pool *pool;
-    struct slot *slot;
-    _Atomic uint64_t busy;        /* seq of the deadline task running, 0, or ABANDONED */
-};
-
-struct slot {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct entry *ring;           /* under mu */
-    size_t mask, head, tail;
-    _Atomic size_t depth;         /* tail - head, readable without mu */
-    _Atomic int state;            /* enum slot_state; changed under mu */
-    _Atomic int idle;             /* the worker found nothing and is about to sleep */
-    int sleeping, kicked;         /* under mu */
-    _Atomic uint64_t idle_since;  /* host ms */
-    struct entry batch[POOL_BATCH]; /* being run; a replacement resumes at pos */
-    size_t pos, n;
-    _Atomic uint64_t task_start, task_deadline;
-    unsigned task_type;
-    uint64_t seq;
-    struct worker *w;             /* under the pool's maint_mu */
-    pthread_t tid;
-} __attribute__((aligned(64)));
-
-struct pool {
-    struct slot *slots;
-    unsigned n_slots, min, max;
-    _Atomic unsigned active, idle;
-    struct pool_type types[POOL_MAX_TYPES];
-    size_t n_types;
-    _Atomic size_t inflight[POOL_MAX_TYPES];
-    size_t limit[POOL_MAX_TYPES];
-    unsigned grow_depth;
-    uint64_t idle_ms, monitor_ms;
-    pthread_mutex_t maint_mu;     /* one maintenance pass at a time; slot threads */
-    pthread_cond_t monitor_cv;
-    pthread_t monitor;
-    int monitor_running, stopping;
-    struct ggl_metric *refused, *abandoned, *grown, *retired, *steals, *dropped, *workers;
-};
+#include "pool_impl.h"
 
 static _Thread_local unsigned cursor; /* round-robin start for this submitting thread */
-
-/* Abandoned threads still alive, process-wide: their pools may be gone. */
-static pthread_mutex_t zombie_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t zombie_cv = PTHREAD_COND_INITIALIZER;
-static unsigned zombies;
 
 /* --- rings (caller holds the slot's mu) ----------------------------------- */
 
@@ -117,15 +56,6 @@ static size_t ring_take(struct slot *s, struct entry *out, size_t max)
 
 /* --- workers -------------------------------------------------------------- */
 
-static void zombie_exit(struct worker *w)
-{
-    free(w);
-    pthread_mutex_lock(&zombie_mu);
-    if (--zombies == 0)
-        pthread_cond_broadcast(&zombie_cv);
-    pthread_mutex_unlock(&zombie_mu);
-}
-
 static void finish_types(struct pool *p, size_t *done)
 {
     for (size_t t = 0; t < p->n_types; t++)
@@ -148,7 +78,7 @@ static int run_guarded(struct worker *w, struct slot *s, const struct entry *e, 
     uint64_t expect = seq;
     if (atomic_compare_exchange_strong(&w->busy, &expect, 0))
         return 0;
-    zombie_exit(w);
+    pool_zombie_exit(w);
     return -1;
 }
 
@@ -242,7 +172,7 @@ static void *worker_main(void *arg)
 }
 
 /* Start a thread on slot s (caller holds maint_mu); the slot's batch resumes at pos. */
-static int start_worker(struct pool *p, struct slot *s)
+int pool_start_worker(struct pool *p, struct slot *s)
 {
     struct worker *w = calloc(1, sizeof *w);
     if (!w)
@@ -263,19 +193,13 @@ static int start_worker(struct pool *p, struct slot *s)
     return 0;
 }
 
-/* Tell the slot's worker to leave once its queue is empty, and join it (holds maint_mu). */
-static void stop_worker(struct pool *p, struct slot *s)
+/* Tell the slot's worker to leave once its queue is empty. */
+void pool_ask_to_leave(struct slot *s)
 {
     pthread_mutex_lock(&s->mu);
     atomic_store(&s->state, SLOT_RETIRING);
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->tid, NULL);
-    free(s->w);
-    s->w = NULL;
-    atomic_store(&s->state, SLOT_OFF);
-    atomic_fetch_sub(&p->active, 1);
-    metrics_set(p->workers, atomic_load(&p->active));
 }
 
 /* --- submission ----------------------------------------------------------- */
@@ -373,121 +297,6 @@ enum ggl_status pool_submit(struct pool *p, unsigned type, pool_fn fn, void *arg
     return pool_submit_batch(p, type, &t, 1) == 1 ? GGL_OK : GGL_RETRY;
 }
 
-/* --- maintenance ---------------------------------------------------------- */
-
-/* Abandon the slot's worker if its task is past its deadline; with `replace`, start a
- * new thread on the slot (which resumes the rest of the batch). */
-static void abandon_if_stuck(struct pool *p, struct slot *s, uint64_t now, int replace)
-{
-    struct worker *w = s->w;
-    uint64_t seq = w ? atomic_load_explicit(&w->busy, memory_order_acquire) : 0;
-    uint64_t start = atomic_load(&s->task_start);
-    if (seq == 0 || now < start || now - start < atomic_load(&s->task_deadline))
-        return;
-    if (!atomic_compare_exchange_strong(&w->busy, &seq, ABANDONED))
-        return; /* it returned just now */
-    pthread_mutex_lock(&zombie_mu);
-    zombies++;
-    pthread_mutex_unlock(&zombie_mu);
-    pthread_detach(s->tid);
-    atomic_fetch_sub(&p->inflight[s->task_type], 1);
-    metrics_add(p->abandoned, 1);
-    log_error("pool: worker stuck for %llu ms past its deadline; abandoned",
-              (unsigned long long)(now - atomic_load(&s->task_start)));
-    s->w = NULL;
-    atomic_fetch_sub(&p->active, 1);
-    if (!replace || start_worker(p, s) < 0) {
-        atomic_store(&s->state, replace ? SLOT_NEEDS_THREAD : SLOT_OFF);
-        metrics_set(p->workers, atomic_load(&p->active));
-    }
-}
-
-static size_t queued(struct pool *p)
-{
-    size_t q = 0;
-    for (unsigned i = 0; i < p->n_slots; i++)
-        q += atomic_load(&p->slots[i].depth);
-    return q;
-}
-
-static void grow_or_shrink(struct pool *p, uint64_t now)
-{
-    unsigned active = atomic_load(&p->active);
-    if (active < p->max && atomic_load(&p->idle) == 0 && queued(p) > (size_t)p->grow_depth * active) {
-        for (unsigned i = 0; i < p->n_slots; i++)
-            if (atomic_load(&p->slots[i].state) == SLOT_OFF) {
-                if (start_worker(p, &p->slots[i]) == 0)
-                    metrics_add(p->grown, 1);
-                return;
-            }
-    }
-    for (unsigned i = 0; i < p->n_slots && atomic_load(&p->active) > p->min; i++) {
-        struct slot *s = &p->slots[i];
-        if (atomic_load(&s->state) != SLOT_ACTIVE)
-            continue;
-        uint64_t since = atomic_load(&s->idle_since);
-        if (atomic_load(&s->idle) && now >= since && now - since >= p->idle_ms) {
-            stop_worker(p, s);
-            metrics_add(p->retired, 1);
-        }
-    }
-}
-
-void pool_maintain(struct pool *p)
-{
-    pthread_mutex_lock(&p->maint_mu);
-    uint64_t now = clock_now_ms();
-    for (unsigned i = 0; i < p->n_slots; i++) {
-        struct slot *s = &p->slots[i];
-        if (atomic_load(&s->state) == SLOT_ACTIVE)
-            abandon_if_stuck(p, s, now, 1);
-        else if (atomic_load(&s->state) == SLOT_NEEDS_THREAD)
-            start_worker(p, s);
-    }
-    grow_or_shrink(p, now);
-    pthread_mutex_unlock(&p->maint_mu);
-}
-
-static void *monitor_main(void *arg)
-{
-    struct pool *p = arg;
-    pthread_mutex_lock(&p->maint_mu);
-    while (!p->stopping) {
-        struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, p->monitor_ms);
-        if (pthread_cond_timedwait(&p->monitor_cv, &p->maint_mu, &until) == ETIMEDOUT) {
-            pthread_mutex_unlock(&p->maint_mu);
-            pool_maintain(p);
-            pthread_mutex_lock(&p->maint_mu);
-        }
-    }
-    pthread_mutex_unlock(&p->maint_mu);
-    return NULL;
-}
-
-void pool_stats(struct pool *p, struct pool_stats *out)
-{
-    out->workers = atomic_load(&p->active);
-    out->idle = atomic_load(&p->idle);
-    out->queued = queued(p);
-    out->refused = metrics_value(p->refused);
-    out->abandoned = metrics_value(p->abandoned);
-    out->grown = metrics_value(p->grown);
-    out->retired = metrics_value(p->retired);
-    out->steals = metrics_value(p->steals);
-}
-
-unsigned pool_wait_abandoned(int64_t timeout_ms)
-{
-    /* zombie_cv is statically initialised, so it times on CLOCK_REALTIME */
-    struct timespec until = deadline_after_ms(CLOCK_REALTIME, timeout_ms > 0 ? (uint64_t)timeout_ms : 0);
-    pthread_mutex_lock(&zombie_mu);
-    while (zombies > 0 && pthread_cond_timedwait(&zombie_cv, &zombie_mu, &until) != ETIMEDOUT)
-        ;
-    unsigned n = zombies;
-    pthread_mutex_unlock(&zombie_mu);
-    return n;
-}
-
 /* --- life cycle ----------------------------------------------------------- */
 
 static int slot_init(struct slot *s, size_t ring_size)
@@ -522,20 +331,26 @@ static void set_types(struct pool *p, const struct pool_config *cfg)
 
 static void register_metrics(struct pool *p, const char *label)
 {
-    p->refused = metrics_register(GGL_METRIC_COUNTER, "pool_refused_total",
-                                  "tasks refused at admission (type share or queues full)", label);
-    p->abandoned = metrics_register(GGL_METRIC_COUNTER, "pool_abandoned_total",
-                                    "workers abandoned past a task deadline", label);
-    p->grown = metrics_register(GGL_METRIC_COUNTER, "pool_grown_total",
-                                "workers started under backlog", label);
-    p->retired = metrics_register(GGL_METRIC_COUNTER, "pool_retired_total",
-                                  "idle workers retired", label);
-    p->steals = metrics_register(GGL_METRIC_COUNTER, "pool_steals_total",
-                                 "batches an idle worker took from another's queue", label);
-    p->dropped = metrics_register(GGL_METRIC_COUNTER, "pool_dropped_total",
-                                  "queued tasks never run because their worker was abandoned "
-                                  "at shutdown", label);
-    p->workers = metrics_register(GGL_METRIC_GAUGE, "pool_workers", "live workers", label);
+    static const struct {
+        size_t offset;
+        enum ggl_metric_type type;
+        const char *name, *help;
+    } m[] = {
+        {offsetof(struct pool, refused), GGL_METRIC_COUNTER, "pool_refused_total",
+         "tasks refused at admission (type share or queues full)"},
+        {offsetof(struct pool, abandoned), GGL_METRIC_COUNTER, "pool_abandoned_total",
+         "workers abandoned past a task deadline"},
+        {offsetof(struct pool, grown), GGL_METRIC_COUNTER, "pool_grown_total", "workers started under backlog"},
+        {offsetof(struct pool, retired), GGL_METRIC_COUNTER, "pool_retired_total", "idle workers retired"},
+        {offsetof(struct pool, steals), GGL_METRIC_COUNTER, "pool_steals_total",
+         "batches an idle worker took from another's queue"},
+        {offsetof(struct pool, dropped), GGL_METRIC_COUNTER, "pool_dropped_total",
+         "queued tasks never run: their worker was abandoned at shutdown"},
+        {offsetof(struct pool, workers), GGL_METRIC_GAUGE, "pool_workers", "live workers"},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        *(struct ggl_metric **)((char *)p + m[i].offset) =
+            metrics_register(m[i].type, m[i].name, m[i].help, label);
 }
 
 struct pool *pool_new(const struct pool_config *cfg)
@@ -568,11 +383,11 @@ struct pool *pool_new(const struct pool_config *cfg)
     pthread_mutex_lock(&p->maint_mu);
     int started = 0;
     for (unsigned i = 0; i < p->min; i++)
-        started += start_worker(p, &p->slots[i]) == 0;
+        started += pool_start_worker(p, &p->slots[i]) == 0;
     pthread_mutex_unlock(&p->maint_mu);
     if (started == 0)
         goto fail_workers;
-    if (p->monitor_ms && pthread_create(&p->monitor, NULL, monitor_main, p) != 0)
+    if (p->monitor_ms && pthread_create(&p->monitor, NULL, pool_monitor_main, p) != 0)
         goto fail_workers;
     p->monitor_running = p->monitor_ms != 0;
     return p;
@@ -587,25 +402,6 @@ fail:
     return NULL;
 }
 
-/* Join slot s's worker, abandoning it if it sits in a task past its deadline. */
-static void join_worker(struct pool *p, struct slot *s)
-{
-    for (;;) {
-        struct timespec until = deadline_after_ms(CLOCK_REALTIME, 10);
-        if (pthread_timedjoin_np(s->tid, NULL, &until) == 0)
-            break;
-        abandon_if_stuck(p, s, clock_now_ms(), 0);
-        if (!s->w) {
-            metrics_add(p->dropped, (double)(s->n - s->pos));
-            return;
-        }
-    }
-    free(s->w);
-    s->w = NULL;
-    atomic_store(&s->state, SLOT_OFF);
-    atomic_fetch_sub(&p->active, 1);
-}
-
 void pool_free(struct pool *p)
 {
     if (!p)
@@ -617,19 +413,13 @@ void pool_free(struct pool *p)
     if (p->monitor_running)
         pthread_join(p->monitor, NULL);
     pthread_mutex_lock(&p->maint_mu);
-    for (unsigned i = 0; i < p->n_slots; i++) {
-        struct slot *s = &p->slots[i];
-        if (!s->w)
-            continue;
-        pthread_mutex_lock(&s->mu);
-        atomic_store(&s->state, SLOT_RETIRING);
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-    }
     for (unsigned i = 0; i < p->n_slots; i++)
         if (p->slots[i].w)
-            join_worker(p, &p->slots[i]);
-    size_t left = queued(p);
+            pool_ask_to_leave(&p->slots[i]);
+    for (unsigned i = 0; i < p->n_slots; i++)
+        if (p->slots[i].w)
+            pool_join_worker(p, &p->slots[i]);
+    size_t left = pool_queued(p);
     if (left) {
         metrics_add(p->dropped, (double)left);
         log_warn("pool: %zu queued tasks dropped at shutdown (no worker left)", left);
