@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 #include "pool.h"
 
 #define TASKS 1000000      /* per throughput run */
-#define RUNS 3             /* median of */
+#define RUNS 5             /* median of: this VM is noisy */
 #define BATCH 64
 #define SAMPLES 2000       /* paced latency samples, at most LATENCY_BUDGET_NS */
 #define LATENCY_BUDGET_NS 3000000000ull
@@ -65,13 +66,15 @@ static uint64_t ran_total(void)
 
 /* --- ganglion ------------------------------------------------------------- */
 
-static void *ggl_create(unsigned workers)
+static struct pool *ggl_pool(unsigned workers, int no_steal)
 {
     struct pool_config cfg = {.name = "bench", .min_workers = workers, .max_workers = workers,
-                              .queue_capacity = 1 << 16, .worker_queue = 1 << 15,
-                              .grow_depth = 64, .idle_ms = 60000};
+                              .queue_capacity = TASKS, .worker_queue = TASKS,
+                              .grow_depth = 64, .idle_ms = 60000, .no_steal = no_steal};
     return pool_new(&cfg);
 }
+
+static void *ggl_create(unsigned workers) { return ggl_pool(workers, 0); }
 
 static int ggl_submit(void *ctx, task_fn fn, void *arg)
 {
@@ -130,7 +133,7 @@ static void glib_destroy(void *ctx) { g_thread_pool_free(ctx, FALSE, TRUE); }
 
 /* --- a minimal mutex+condvar pool: one ring, one lock, one condvar each way ---- */
 
-#define MINI_CAP (1 << 16)
+#define MINI_CAP (1 << 20) /* >= TASKS: no backpressure in any of the three */
 
 struct mini {
     pthread_mutex_t mu;
@@ -252,6 +255,109 @@ static double throughput(const struct impl *im, unsigned workers, size_t batch)
     return r[RUNS / 2];
 }
 
+/* Skewed work: the first task of every other batch spins SKEW_NS and the rest are
+ * no-ops.  Batches are spread starting at the next worker in turn, so with two workers
+ * every long task lands in the same worker's queue and the other one runs dry. */
+#define SKEW_TASKS 200000
+#define SKEW_EVERY (2 * BATCH)
+#define SKEW_NS 100000
+
+/* Long tasks run per thread, to show where they ran (rare: a mutex is fine). */
+static struct {
+    pthread_mutex_t mu;
+    pthread_t tid[16];
+    unsigned n[16], threads;
+} longs = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void count_long(void)
+{
+    pthread_mutex_lock(&longs.mu);
+    unsigned i = 0;
+    while (i < longs.threads && !pthread_equal(longs.tid[i], pthread_self()))
+        i++;
+    if (i == longs.threads && longs.threads < 16)
+        longs.tid[longs.threads++] = pthread_self();
+    if (i < 16)
+        longs.n[i]++;
+    pthread_mutex_unlock(&longs.mu);
+}
+
+/* "most/total": the largest share of long tasks one thread ran. */
+static void longs_take(char *out, size_t len)
+{
+    unsigned most = 0, total = 0;
+    for (unsigned i = 0; i < longs.threads; i++) {
+        most = longs.n[i] > most ? longs.n[i] : most;
+        total += longs.n[i];
+        longs.n[i] = 0;
+    }
+    longs.threads = 0;
+    snprintf(out, len, "%u/%u", most, total);
+}
+
+static void spin_task(void *arg)
+{
+    uint64_t until = now_ns() + (uint64_t)(uintptr_t)arg;
+    while (now_ns() < until)
+        ;
+    count_long();
+    noop_task(NULL);
+}
+
+static void *burn(void *arg)
+{
+    spin_task(arg);
+    return NULL;
+}
+
+/* How much parallel CPU the run really has: `workers` threads spinning together vs
+ * one (other load on a shared machine shows here; stealing cannot beat it). */
+static double parallel_speedup(unsigned workers)
+{
+    pthread_t tid[16];
+    void *ns = (void *)(uintptr_t)50000000;
+    uint64_t t0 = now_ns();
+    burn(ns);
+    uint64_t one = now_ns() - t0;
+    t0 = now_ns();
+    for (unsigned i = 0; i < workers; i++)
+        pthread_create(&tid[i], NULL, burn, ns);
+    for (unsigned i = 0; i < workers; i++)
+        pthread_join(tid[i], NULL);
+    ran_total();
+    return (double)one * workers / (double)(now_ns() - t0);
+}
+
+static double skewed_once(unsigned workers, int no_steal)
+{
+    struct pool *p = ggl_pool(workers, no_steal);
+    struct pool_task t[BATCH];
+    uint64_t t0 = now_ns();
+    for (size_t sent = 0; sent < SKEW_TASKS;) {
+        for (size_t i = 0; i < BATCH; i++)
+            t[i] = (sent + i) % SKEW_EVERY ? (struct pool_task){noop_task, NULL}
+                                           : (struct pool_task){spin_task, (void *)(uintptr_t)SKEW_NS};
+        size_t got = pool_submit_batch(p, 0, t, BATCH);
+        sent += got;
+        if (got < BATCH)
+            sched_yield();
+    }
+    pool_free(p);
+    ran_total();
+    return (double)(now_ns() - t0) / 1e9;
+}
+
+static double skewed(unsigned workers, int no_steal, char *split, size_t len)
+{
+    double r[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        r[i] = skewed_once(workers, no_steal);
+        longs_take(split, len); /* the last run's */
+    }
+    qsort(r, RUNS, sizeof *r, cmp_double);
+    return r[RUNS / 2];
+}
+
 struct stamp {
     _Atomic uint64_t started;
 };
@@ -367,6 +473,11 @@ int main(void)
     unsigned workers = cpus < 1 ? 1 : cpus > 16 ? 16 : (unsigned)cpus;
     double tput[N_IMPLS][2], lat[N_IMPLS][2], ref50, ref99;
     wakeup_reference(&ref50, &ref99);
+    char split_on[32], split_off[32];
+    double speedup = parallel_speedup(workers);
+    longs_take(split_on, sizeof split_on);
+    double steal_on = skewed(workers, 0, split_on, sizeof split_on);
+    double steal_off = skewed(workers, 1, split_off, sizeof split_off);
     for (size_t i = 0; i < N_IMPLS; i++) {
         tput[i][0] = throughput(&impls[i], workers, 1);
         tput[i][1] = throughput(&impls[i], workers, BATCH);
@@ -386,6 +497,11 @@ int main(void)
             else
                 printf(" %12s %12s\n", "-", "-");
         }
+    printf("\nwork stealing: %d tasks in batches of %d, 1 in %d busy for %d us, all queued on "
+           "one worker:\n  with stealing %.3f s (busiest thread ran %s long tasks), without %.3f s "
+           "(%s): %.2fx\n", SKEW_TASKS, BATCH, SKEW_EVERY, SKEW_NS / 1000, steal_on, split_on,
+           steal_off, split_off, steal_off / steal_on);
+    printf("  CPU actually available: %u spinning threads ran %.2fx as fast as one\n", workers, speedup);
     printf("\nGThreadPool has no batch call: its \"batch 64\" is 64 pushes.  Latency: one task\n"
            "submitted every %d us to an idle pool, submit until the task starts.\n", PACE_NS / 1000);
     return 0;

@@ -124,22 +124,27 @@ static size_t steal(struct pool *p, struct slot *self)
     return 0;
 }
 
+static size_t take_own(struct slot *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = ring_take(s, s->batch, POOL_BATCH);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 /* Find work for the slot's worker: its own ring, then others'.  Sleeps when there is
  * none; returns 0 when the slot is being retired or stopped and nothing is left. */
 static int refill(struct pool *p, struct slot *s)
 {
     s->pos = 0;
-    pthread_mutex_lock(&s->mu);
-    s->n = ring_take(s, s->batch, POOL_BATCH);
-    pthread_mutex_unlock(&s->mu);
-    if (s->n)
+    if ((s->n = take_own(s)) || (!p->no_steal && (s->n = steal(p, s))))
         return 1;
     /* Announce idleness before the last look at other rings: a submitter that queues
      * elsewhere after this sees idle > 0 and kicks us (see wake_idle). */
     atomic_store(&s->idle_since, clock_now_ms());
     atomic_store(&s->idle, 1);
     atomic_fetch_add(&p->idle, 1);
-    s->n = steal(p, s);
+    s->n = p->no_steal ? 0 : steal(p, s);
     pthread_mutex_lock(&s->mu);
     if (!s->n && s->tail == s->head && !s->kicked) {
         if (atomic_load(&s->state) != SLOT_ACTIVE) {
@@ -370,6 +375,7 @@ struct pool *pool_new(const struct pool_config *cfg)
     p->min = cfg->min_workers;
     p->max = cfg->max_workers;
     p->grow_depth = cfg->grow_depth;
+    p->no_steal = cfg->no_steal;
     p->idle_ms = cfg->idle_ms;
     p->monitor_ms = cfg->monitor_ms;
     set_types(p, cfg);

@@ -35,6 +35,7 @@ struct pool_config {
     uint64_t monitor_ms;       /* real-time period of the maintenance thread; 0: none */
     const struct pool_type *types; /* n_types (1..POOL_MAX_TYPES); NULL: one type, weight 1 */
     size_t n_types;
+    int no_steal;              /* benchmarks: measure what stealing buys */
 };
 
 struct pool_stats {

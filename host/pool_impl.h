@@ -55,6 +55,7 @@ struct pool {
     _Atomic size_t inflight[POOL_MAX_TYPES];
     size_t limit[POOL_MAX_TYPES];
     unsigned grow_depth;
+    int no_steal;
     uint64_t idle_ms, monitor_ms;
     pthread_mutex_t maint_mu;     /* one maintenance pass at a time; slot threads */
     pthread_cond_t monitor_cv;
