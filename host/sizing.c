@@ -200,8 +200,9 @@ void sizing_print(FILE *f, const struct topology *t, const struct sizing *s)
         fprintf(f, "\ncgroup CPU quota: none (%s)\n", t->quota_source);
     fprintf(f, "sizing for: %u physical, %u logical%s\n", s->physical, s->logical,
             c->physical || c->logical ? " (pools.physical_cores/logical_cpus)" : "");
-    fprintf(f, "thread cap: %u (%s); one pool at most %u\n\n", s->max_threads,
-            c->max_threads ? "pools.max_threads" : "logical x 8", s->pool_max);
+    fprintf(f, "thread cap: %u (%s); one pool at most %u (%s)\n\n", s->max_threads,
+            c->max_threads ? "pools.max_threads" : "seed max_pool_size = logical x 8", s->pool_max,
+            c->pool_max ? "pools.pool_max" : "seed max_threads = logical x 4");
     fprintf(f, "%-20s %5s %5s  %s\n", "pool", "size", "max", "why");
     for (int i = 0; i < POOL_COUNT; i++) {
         const struct pool_plan *pp = &s->pool[i];
@@ -234,4 +235,30 @@ int sizing_report(FILE *f, const struct config *c, struct conf_error *err)
     sizing_compute(&t, &pc, &s);
     sizing_print(f, &t, &s);
     return 0;
+}
+
+void sizing_queue_config(const struct sizing *s, const char *name, struct queue_config *q)
+{
+    q->name = name;
+    q->capacity = (size_t)s->conf.queue_capacity;
+    q->critical_reserve = (size_t)s->conf.critical_reserve;
+    q->age_ms = (uint64_t)s->conf.age_ms;
+}
+
+size_t sizing_pool_config(const struct sizing *s, enum pool_id id, struct pool_config *pc,
+                          struct pool_type types[PROC_TYPES])
+{
+    const struct pool_plan *pp = &s->pool[id];
+    size_t n = id == POOL_PROCESSING ? PROC_TYPES : 1;
+    for (size_t i = 0; i < n; i++)
+        types[i] = (struct pool_type){id == POOL_PROCESSING ? s->weight[i] : 1,
+                                      (uint64_t)s->conf.task_deadline_ms};
+    *pc = (struct pool_config){.name = pp->name, .min_workers = pp->size, .max_workers = pp->max,
+                               .queue_capacity = (size_t)s->conf.queue_capacity,
+                               .worker_queue = (size_t)s->conf.worker_queue,
+                               .grow_depth = (unsigned)s->conf.grow_depth,
+                               .idle_ms = (uint64_t)s->conf.idle_ms,
+                               .monitor_ms = (uint64_t)s->conf.monitor_ms,
+                               .types = types, .n_types = n};
+    return n;
 }

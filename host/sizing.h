@@ -9,6 +9,8 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "pool.h"
+#include "queue.h"
 #include "topology.h"
 
 enum pool_id {
@@ -53,6 +55,12 @@ int sizing_read(const struct config *c, struct pools_conf *pc, struct conf_error
 void sizing_compute(const struct topology *t, const struct pools_conf *pc, struct sizing *s);
 /* `ganglion --print-topology`: the machine, then every pool's size and why. */
 void sizing_print(FILE *f, const struct topology *t, const struct sizing *s);
+/* The settings a component gets from the sizing: a task/action queue named `name`
+ * (borrowed), and pool `id` with its task types (the processing pool's four weighted
+ * types, else one) written to types[]; returns how many types. */
+void sizing_queue_config(const struct sizing *s, const char *name, struct queue_config *q);
+size_t sizing_pool_config(const struct sizing *s, enum pool_id id, struct pool_config *pc,
+                          struct pool_type types[PROC_TYPES]);
 /* Read c's pools section (c may be NULL), detect the machine and print both. */
 int sizing_report(FILE *f, const struct config *c, struct conf_error *err);
 

@@ -163,6 +163,37 @@ static void test_overrides_are_clamped(void **state)
     assert_int_equal(s.conf.critical_reserve, 25);
 }
 
+static void nothing(void *arg) { (void)arg; }
+
+static void test_sizing_configures_queues_and_pools(void **state)
+{
+    (void)state;
+    struct sizing s;
+    struct queue_config qc;
+    struct pool_config pc;
+    struct pool_type types[PROC_TYPES];
+    size_for(2, 2, "queue_capacity = 100; critical_reserve = 10; age_ms = 50; task_deadline_ms = 7;"
+                   "weight_planning = 9;", &s);
+    sizing_queue_config(&s, "tasks", &qc);
+    assert_int_equal(qc.capacity, 100);
+    assert_int_equal(qc.critical_reserve, 10);
+    assert_int_equal(qc.age_ms, 50);
+    assert_int_equal(sizing_pool_config(&s, POOL_PROCESSING, &pc, types), PROC_TYPES);
+    assert_int_equal(pc.min_workers, 2);
+    assert_int_equal(pc.max_workers, 2);
+    assert_int_equal(types[PROC_PLANNING].weight, 9);
+    assert_int_equal(types[PROC_LEARNING].deadline_ms, 7);
+    struct queue *q = queue_new(&qc);
+    assert_non_null(q);
+    queue_free(q);
+    struct pool *p = pool_new(&pc);
+    assert_non_null(p);
+    assert_int_equal(pool_submit(p, PROC_LEARNING, nothing, NULL), GGL_OK);
+    pool_free(p);
+    assert_int_equal(sizing_pool_config(&s, POOL_MEMORY_WRITE, &pc, types), 1);
+    assert_true(pc.max_workers >= pc.min_workers);
+}
+
 static void test_pools_section_errors_name_file_and_line(void **state)
 {
     (void)state;
@@ -194,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_seed_formulas_on_a_roomy_machine),
         cmocka_unit_test(test_global_cap_holds),
         cmocka_unit_test(test_overrides_are_clamped),
+        cmocka_unit_test(test_sizing_configures_queues_and_pools),
         cmocka_unit_test(test_pools_section_errors_name_file_and_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
