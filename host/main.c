@@ -158,9 +158,10 @@ int main(int argc, char **argv)
 
     struct conf_error cerr;
     char err[512];
-    if (print_topology) { /* with -c FILE its pools section applies; without, defaults */
-        struct config *pc = path_given ? config_load(path, &cerr) : NULL;
-        int bad = (path_given && !pc) || sizing_report(stdout, pc, &cerr) < 0;
+    if (print_topology) { /* the config's pools section applies; no file: defaults */
+        int use_file = path_given || access(path, R_OK) == 0;
+        struct config *pc = use_file ? config_load(path, &cerr) : NULL;
+        int bad = (use_file && !pc) || sizing_report(stdout, pc, &cerr) < 0;
         if (bad)
             fprintf(stderr, "%s\n", cerr.msg);
         config_free(pc);

@@ -303,6 +303,8 @@ static size_t take_ready(struct queue *q, void **out, size_t max, uint64_t now)
 size_t queue_pop_batch(struct queue *q, void **out, size_t max, int64_t timeout_ms)
 {
     struct timespec deadline;
+    if (max == 0)
+        return 0;
     if (timeout_ms > 0)
         deadline = deadline_after_ms(CLOCK_MONOTONIC, (uint64_t)timeout_ms);
     size_t n = 0;
