@@ -223,6 +223,8 @@ static size_t admit(struct pool *p, unsigned type, size_t n)
 /* Queue tasks on slot s if it is active; wake its worker if it is idle. */
 static size_t push_to(struct slot *s, unsigned type, const struct pool_task *t, size_t n)
 {
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) != SLOT_ACTIVE)
+        return 0; /* cheap skip of slots above the live workers; re-checked under mu */
     pthread_mutex_lock(&s->mu);
     if (atomic_load(&s->state) != SLOT_ACTIVE) {
         pthread_mutex_unlock(&s->mu);
