@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "hostapi.h"
+#include "metrics.h"
 #include "queue.h"
 
 static _Atomic uint64_t fake_now = 1000000;
@@ -81,6 +82,27 @@ static void test_ageing_lets_low_priority_overtake(void **state)
     queue_free(q);
 }
 
+static void test_low_priority_is_not_starved_by_a_stream_of_critical(void **state)
+{
+    (void)state;
+    struct queue *q = make(64, 0, 100);
+    void *out[1];
+    uint64_t start = fake_clock();
+    uintptr_t next = 1;
+    queue_push(q, ITEM(1000), GGL_PRIO_LOW);
+    queue_push(q, ITEM(next++), GGL_PRIO_CRITICAL);
+    for (int ms = 0; ms < 1000; ms++) { /* one new critical item per ms, one pop per ms */
+        advance(1);
+        queue_push(q, ITEM(next++), GGL_PRIO_CRITICAL);
+        assert_int_equal(queue_pop_batch(q, out, 1, 0), 1);
+        if (VAL(out[0]) == 1000)
+            break;
+    }
+    assert_int_equal(VAL(out[0]), 1000);
+    assert_true(fake_clock() - start <= 3 * 100 + 1); /* the documented bound */
+    queue_free(q);
+}
+
 static void test_no_ageing_is_strict_priority(void **state)
 {
     (void)state;
@@ -98,6 +120,8 @@ static void test_no_ageing_is_strict_priority(void **state)
 static void test_full_queue_returns_retry_and_keeps_reserve(void **state)
 {
     (void)state;
+    struct ggl_metric *refused = metrics_register(GGL_METRIC_COUNTER, "queue_refused_total", "", "test");
+    double refused_before = metrics_value(refused);
     struct queue *q = make(4, 1, 0);
     assert_int_equal(queue_push(q, ITEM(1), GGL_PRIO_NORMAL), GGL_OK);
     assert_int_equal(queue_push_at(q, ITEM(2), GGL_PRIO_LOW, fake_clock() + 10), GGL_OK);
@@ -107,6 +131,7 @@ static void test_full_queue_returns_retry_and_keeps_reserve(void **state)
     assert_int_equal(queue_push(q, ITEM(4), GGL_PRIO_CRITICAL), GGL_OK);
     assert_int_equal(queue_push(q, ITEM(5), GGL_PRIO_CRITICAL), GGL_RETRY);
     assert_int_equal(queue_length(q), 4);
+    assert_true(metrics_value(refused) - refused_before == 2); /* counted, not silent */
     void *out[4];
     assert_int_equal(queue_pop_batch(q, out, 1, 0), 1);
     assert_int_equal(queue_push(q, ITEM(5), GGL_PRIO_CRITICAL), GGL_OK);
@@ -292,6 +317,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_priority_order_and_fifo_within_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ageing_lets_low_priority_overtake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_low_priority_is_not_starved_by_a_stream_of_critical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_ageing_is_strict_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_returns_retry_and_keeps_reserve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_pop_takes_at_most_max, setup, teardown),
