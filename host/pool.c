@@ -383,21 +383,13 @@ struct pool *pool_new(const struct pool_config *cfg)
     set_types(p, cfg);
     register_metrics(p, cfg->name);
     pthread_mutex_init(&p->maint_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->monitor_cv, &ca);
-    pthread_condattr_destroy(&ca);
     pthread_mutex_lock(&p->maint_mu);
     int started = 0;
     for (unsigned i = 0; i < p->min; i++)
         started += pool_start_worker(p, &p->slots[i]) == 0;
     pthread_mutex_unlock(&p->maint_mu);
-    if (started == 0)
+    if (started == 0 || (p->monitor_ms && pool_monitor_add(p) < 0))
         goto fail_workers;
-    if (p->monitor_ms && pthread_create(&p->monitor, NULL, pool_monitor_main, p) != 0)
-        goto fail_workers;
-    p->monitor_running = p->monitor_ms != 0;
     return p;
 fail_workers:
     pool_free(p);
@@ -414,12 +406,7 @@ void pool_free(struct pool *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&p->maint_mu);
-    p->stopping = 1;
-    pthread_cond_signal(&p->monitor_cv);
-    pthread_mutex_unlock(&p->maint_mu);
-    if (p->monitor_running)
-        pthread_join(p->monitor, NULL);
+    pool_monitor_remove(p);
     pthread_mutex_lock(&p->maint_mu);
     for (unsigned i = 0; i < p->n_slots; i++)
         if (p->slots[i].w)
@@ -439,7 +426,6 @@ void pool_free(struct pool *p)
         pthread_cond_destroy(&p->slots[i].cv);
         free(p->slots[i].ring);
     }
-    pthread_cond_destroy(&p->monitor_cv);
     pthread_mutex_destroy(&p->maint_mu);
     free(p->slots);
     free(p);

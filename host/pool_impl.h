@@ -58,9 +58,10 @@ struct pool {
     int no_steal;
     uint64_t idle_ms, monitor_ms;
     pthread_mutex_t maint_mu;     /* one maintenance pass at a time; slot threads */
-    pthread_cond_t monitor_cv;
-    pthread_t monitor;
-    int monitor_running, stopping;
+    unsigned backlog_passes;      /* consecutive passes that saw a backlog */
+    struct pool *monitor_next;    /* the shared monitor's list (under its mutex) */
+    uint64_t monitor_due;         /* CLOCK_MONOTONIC ms of the next pass */
+    int monitored;
     struct ggl_metric *refused, *abandoned, *grown, *retired, *steals, *dropped, *workers;
 };
 
@@ -72,6 +73,7 @@ void pool_ask_to_leave(struct slot *s);
 void pool_join_worker(struct pool *p, struct slot *s);  /* caller holds maint_mu */
 void pool_zombie_exit(struct worker *w);  /* an abandoned thread's last act */
 size_t pool_queued(struct pool *p);
-void *pool_monitor_main(void *arg);
+int pool_monitor_add(struct pool *p);      /* passes every monitor_ms from now on */
+void pool_monitor_remove(struct pool *p);  /* returns once no pass is running on p */
 
 #endif

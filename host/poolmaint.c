@@ -1,6 +1,6 @@
 /* Pool maintenance: abandoning workers stuck past a task's deadline, growing under
- * backlog, retiring idle workers, and the monitor thread that runs a pass every
- * monitor_ms (tests call pool_maintain() directly with a fake clock).
+ * backlog, retiring idle workers, and the one monitor thread that runs each pool's
+ * pass every monitor_ms (tests call pool_maintain() directly with a fake clock).
  *
  * Stuck workers: before a task with a deadline runs, its worker publishes the start
  * time and a sequence number; afterwards it compare-exchanges the number back to 0.
@@ -72,10 +72,16 @@ size_t pool_queued(struct pool *p)
     return q;
 }
 
+/* Grow by one worker when two passes in a row found no idle worker and more than
+ * grow_depth tasks queued per worker (one burst is not a backlog); retire workers
+ * above min that have been idle for idle_ms. */
 static void grow_or_shrink(struct pool *p, uint64_t now)
 {
     unsigned active = atomic_load(&p->active);
-    if (active < p->max && atomic_load(&p->idle) == 0 && pool_queued(p) > (size_t)p->grow_depth * active) {
+    int backlog = atomic_load(&p->idle) == 0 && pool_queued(p) > (size_t)p->grow_depth * active;
+    p->backlog_passes = backlog ? p->backlog_passes + 1 : 0;
+    if (active < p->max && p->backlog_passes >= 2) {
+        p->backlog_passes = 0;
         for (unsigned i = 0; i < p->n_slots; i++)
             if (atomic_load(&p->slots[i].state) == SLOT_OFF) {
                 if (pool_start_worker(p, &p->slots[i]) == 0)
@@ -111,20 +117,107 @@ void pool_maintain(struct pool *p)
     pthread_mutex_unlock(&p->maint_mu);
 }
 
-void *pool_monitor_main(void *arg)
+/* One maintenance thread serves every pool, so the thread cap counts it once.  It
+ * sleeps on a CLOCK_MONOTONIC condvar until the next pool is due.  `ctl` serialises
+ * adding and removing pools, including starting the thread and joining it once the
+ * last pool is gone; `mu` guards the list and is held during passes (then maint_mu). */
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t ctl, mu;
+    pthread_cond_t cv;
+    struct pool *pools;
+    pthread_t tid;
+    int running, stop;
+} monitor = {.once = PTHREAD_ONCE_INIT, .ctl = PTHREAD_MUTEX_INITIALIZER,
+             .mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void monitor_init(void)
 {
-    struct pool *p = arg;
-    pthread_mutex_lock(&p->maint_mu);
-    while (!p->stopping) {
-        struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, p->monitor_ms);
-        if (pthread_cond_timedwait(&p->monitor_cv, &p->maint_mu, &until) == ETIMEDOUT) {
-            pthread_mutex_unlock(&p->maint_mu);
-            pool_maintain(p);
-            pthread_mutex_lock(&p->maint_mu);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&monitor.cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void *monitor_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&monitor.mu);
+    while (!monitor.stop) {
+        uint64_t now = mono_ms(), next = UINT64_MAX;
+        for (struct pool *p = monitor.pools; p; p = p->monitor_next) {
+            if (p->monitor_due <= now) {
+                pool_maintain(p);
+                p->monitor_due = now + p->monitor_ms;
+            }
+            next = p->monitor_due < next ? p->monitor_due : next;
+        }
+        struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, next > now ? next - now : 1);
+        pthread_cond_timedwait(&monitor.cv, &monitor.mu, &until);
+    }
+    pthread_mutex_unlock(&monitor.mu);
+    return NULL;
+}
+
+static void monitor_unlink(struct pool *p)
+{
+    for (struct pool **pp = &monitor.pools; *pp; pp = &(*pp)->monitor_next)
+        if (*pp == p) {
+            *pp = p->monitor_next;
+            break;
+        }
+}
+
+int pool_monitor_add(struct pool *p)
+{
+    pthread_once(&monitor.once, monitor_init);
+    pthread_mutex_lock(&monitor.ctl);
+    pthread_mutex_lock(&monitor.mu);
+    p->monitor_due = mono_ms() + p->monitor_ms;
+    p->monitor_next = monitor.pools;
+    monitor.pools = p;
+    p->monitored = 1;
+    if (!monitor.running) {
+        monitor.stop = 0;
+        monitor.running = pthread_create(&monitor.tid, NULL, monitor_main, NULL) == 0;
+        if (!monitor.running) {
+            monitor_unlink(p);
+            p->monitored = 0;
         }
     }
-    pthread_mutex_unlock(&p->maint_mu);
-    return NULL;
+    pthread_cond_signal(&monitor.cv); /* recompute the next due time */
+    pthread_mutex_unlock(&monitor.mu);
+    pthread_mutex_unlock(&monitor.ctl);
+    return p->monitored ? 0 : -1;
+}
+
+void pool_monitor_remove(struct pool *p)
+{
+    if (!p->monitored)
+        return;
+    pthread_mutex_lock(&monitor.ctl);
+    pthread_mutex_lock(&monitor.mu);
+    monitor_unlink(p);
+    p->monitored = 0;
+    int last = monitor.pools == NULL;
+    if (last) {
+        monitor.stop = 1;
+        pthread_cond_signal(&monitor.cv);
+    }
+    pthread_mutex_unlock(&monitor.mu);
+    if (last) {
+        pthread_join(monitor.tid, NULL);
+        monitor.running = 0;
+    }
+    pthread_mutex_unlock(&monitor.ctl);
 }
 
 void pool_stats(struct pool *p, struct pool_stats *out)

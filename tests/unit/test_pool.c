@@ -224,9 +224,14 @@ static void test_grows_under_backlog_steals_and_retires_idle(void **state)
     for (int i = 0; i < 11; i++) /* queued behind it: 11 > 2 per worker */
         assert_int_equal(pool_submit(p, 0, gated_task, NULL), GGL_OK);
     pool_maintain(p);
+    pool_stats(p, &st);
+    assert_int_equal(st.workers, 1); /* one pass is a burst, not a backlog */
+    pool_maintain(p);
     wait_count(&gate.entered, 2); /* the new worker stole from the first one's queue */
     pool_maintain(p);
+    pool_maintain(p);
     wait_count(&gate.entered, 3);
+    pool_maintain(p);
     pool_maintain(p); /* at max: no more */
     pool_stats(p, &st);
     assert_int_equal(st.workers, 3);
@@ -286,6 +291,29 @@ static void test_stuck_worker_is_abandoned_and_replaced(void **state)
     pool_free(p);
 }
 
+static void test_shared_monitor_thread_abandons_on_its_own(void **state)
+{
+    (void)state;
+    const struct pool_type types[] = {{1, 500}};
+    struct pool_config cfg = base_config(1, 1);
+    cfg.types = types;
+    cfg.n_types = 1;
+    cfg.monitor_ms = 1; /* both pools share the one monitor thread */
+    struct pool *idle = pool_new(&cfg), *p = pool_new(&cfg);
+    assert_non_null(idle);
+    assert_non_null(p);
+    struct pool_task tasks[2] = {{gated_task, NULL}, {quick_task, NULL}};
+    assert_int_equal(pool_submit_batch(p, 0, tasks, 2), 2);
+    wait_count(&gate.entered, 1);
+    atomic_fetch_add(&fake_now, 500);
+    wait_count(&gate.done, 1); /* the monitor replaced the worker; the replacement ran it */
+    gate_open();
+    assert_int_equal(pool_wait_abandoned(10000), 0);
+    pool_free(p);
+    pool_free(idle);
+    assert_int_equal(done_count(), 2);
+}
+
 /* --- shutdown ------------------------------------------------------------- */
 
 static void test_free_runs_every_queued_task(void **state)
@@ -325,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_worker_queue_returns_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grows_under_backlog_steals_and_retires_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_worker_is_abandoned_and_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_monitor_thread_abandons_on_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_runs_every_queued_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejects_bad_config, setup, teardown),
     };
