@@ -232,6 +232,7 @@ static size_t push_to(struct slot *s, unsigned type, const struct pool_task *t, 
     }
     n = ring_push(s, type, t, n);
     int wake = n && s->sleeping;
+    s->sleeping &= !wake; /* one signal per sleep, not one per push while it wakes up */
     if (n && atomic_load(&s->idle))
         s->kicked = 1;
     pthread_mutex_unlock(&s->mu);
@@ -251,6 +252,7 @@ static void wake_idle(struct pool *p)
             continue;
         pthread_mutex_lock(&s->mu);
         int wake = s->sleeping;
+        s->sleeping = 0;
         s->kicked = 1;
         pthread_mutex_unlock(&s->mu);
         if (wake)
