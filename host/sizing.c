@@ -211,7 +211,8 @@ void sizing_print(FILE *f, const struct topology *t, const struct sizing *s)
                                                      ? "CPU-bound: at most physical"
                                                      : "lightweight");
     }
-    fprintf(f, "total: %u threads of %u\n\nprocessing weights:", s->total, s->max_threads);
+    fprintf(f, "total: %u threads of %u%s\n\nprocessing weights:", s->total, s->max_threads,
+            s->total > s->max_threads ? " (the cap is below one worker per pool: raise max_threads)" : "");
     for (int i = 0; i < PROC_TYPES; i++)
         fprintf(f, " %s %u (%s)%s", proc_type_names[i], s->weight[i], s->weight_why[i],
                 i + 1 < PROC_TYPES ? "," : "\n");

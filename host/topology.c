@@ -144,7 +144,12 @@ int topology_detect(struct topology *t, char *err, size_t errlen)
         return -1;
     }
     hwloc_bitmap_t bound = hwloc_bitmap_alloc();
-    if (!bound || hwloc_get_cpubind(topo, bound, HWLOC_CPUBIND_PROCESS) < 0)
+    if (!bound) {
+        hwloc_topology_destroy(topo);
+        snprintf(err, errlen, "out of memory reading the topology");
+        return -1;
+    }
+    if (hwloc_get_cpubind(topo, bound, HWLOC_CPUBIND_PROCESS) < 0)
         hwloc_bitmap_copy(bound, hwloc_topology_get_allowed_cpuset(topo));
     hwloc_bitmap_and(bound, bound, hwloc_topology_get_allowed_cpuset(topo));
     t->bound_logical = count_in(topo, bound, HWLOC_OBJ_PU);
