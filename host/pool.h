@@ -32,7 +32,8 @@ struct pool_config {
     size_t worker_queue;       /* each worker's queue (rounded up to a power of two) */
     unsigned grow_depth;       /* grow when queued tasks per worker exceed this */
     uint64_t idle_ms;          /* host-clock idle time after which a worker above min retires */
-    uint64_t monitor_ms;       /* real-time period of the maintenance thread; 0: none */
+    uint64_t monitor_ms;       /* real-time period of maintenance passes by the one monitor
+                                * thread shared by all pools; 0: only pool_maintain() calls */
     const struct pool_type *types; /* n_types (1..POOL_MAX_TYPES); NULL: one type, weight 1 */
     size_t n_types;
     int no_steal;              /* benchmarks: measure what stealing buys */
@@ -48,7 +49,8 @@ struct pool;
 
 struct pool *pool_new(const struct pool_config *cfg);
 /* Run every queued task, join the workers and free the pool.  Workers stuck past their
- * task's deadline are abandoned; their unstarted tasks are counted as dropped. */
+ * task's deadline are abandoned; their unstarted tasks are counted as dropped.  A task
+ * of a type without a deadline is trusted and waited for.  No submits may race this. */
 void pool_free(struct pool *p);
 
 /* Queue one task of `type`.  GGL_RETRY when the type's share or the queues are full,
@@ -57,7 +59,7 @@ enum ggl_status pool_submit(struct pool *p, unsigned type, pool_fn fn, void *arg
 /* Queue up to n tasks, spread over the workers; returns how many were accepted. */
 size_t pool_submit_batch(struct pool *p, unsigned type, const struct pool_task *tasks, size_t n);
 
-/* One maintenance pass (the monitor thread runs it every monitor_ms): abandon and
+/* One maintenance pass (the shared monitor thread runs one every monitor_ms): abandon and
  * replace stuck workers, grow under backlog, retire idle workers above min. */
 void pool_maintain(struct pool *p);
 void pool_stats(struct pool *p, struct pool_stats *out);
