@@ -19,14 +19,16 @@
 #include "memory.h"
 #include "memory_async.h"
 #include "metrics.h"
+#include "sizing.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: ganglion [-c FILE] [-t] [--describe KIND/NAME] [-v] [-h]\n"
+            "usage: ganglion [-c FILE] [-t] [--describe KIND/NAME] [--print-topology] [-v] [-h]\n"
             "  -c, --config FILE      configuration file (default %s)\n"
             "  -t, --test             check the configuration and its plugins, then exit\n"
             "      --describe K/N     print plugin K/N's settings (e.g. tier/mem)\n"
+            "      --print-topology   print the machine and every pool's size and why\n"
             "  -v, --version          print the version and ABI\n",
             GGL_DEFAULT_CONFIG);
 }
@@ -125,16 +127,18 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"test", no_argument, NULL, 't'},
                                          {"describe", required_argument, NULL, 'D'},
+                                         {"print-topology", no_argument, NULL, 'P'},
                                          {"version", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *path = GGL_DEFAULT_CONFIG;
-    int test_only = 0, opt;
+    int test_only = 0, print_topology = 0, path_given = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:tvh", opts, NULL)) != -1) {
         switch (opt) {
-        case 'c': path = optarg; break;
+        case 'c': path = optarg; path_given = 1; break;
         case 't': test_only = 1; break;
         case 'D': return describe(optarg);
+        case 'P': print_topology = 1; break;
         case 'v':
             printf("ganglion %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, GGL_ABI_MAJOR, GGL_ABI_MINOR);
             return 0;
@@ -158,6 +162,15 @@ int main(int argc, char **argv)
 
     struct conf_error cerr;
     char err[512];
+    if (print_topology) { /* the config's pools section applies; no file: defaults */
+        int use_file = path_given || access(path, R_OK) == 0;
+        struct config *pc = use_file ? config_load(path, &cerr) : NULL;
+        int bad = (use_file && !pc) || sizing_report(stdout, pc, &cerr) < 0;
+        if (bad)
+            fprintf(stderr, "%s\n", cerr.msg);
+        config_free(pc);
+        return bad;
+    }
     struct config *c = config_load(path, &cerr);
     if (!c) {
         fprintf(stderr, "%s\n", cerr.msg);
@@ -173,8 +186,9 @@ int main(int argc, char **argv)
     int rc = 0;
     if (test_only) {
         struct control_settings cs;
-        rc = memory_check_config(c, &cerr) < 0 || instances_check(c, &cerr) < 0 ||
-             control_check(c, &cs, &cerr) < 0;
+        struct pools_conf pools;
+        rc = sizing_read(c, &pools, &cerr) < 0 || memory_check_config(c, &cerr) < 0 ||
+             instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
         else

@@ -1,0 +1,71 @@
+/* Thread pool: per-worker bounded queues with batch submit and work stealing, workers
+ * between min and max, per-type weighted admission, and abandonment of a worker stuck
+ * past its task's deadline (a replacement takes its place; no pthread_cancel). */
+#ifndef GGL_HOST_POOL_H
+#define GGL_HOST_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <ganglion/ganglion.h>
+
+#define POOL_MAX_TYPES 16
+#define POOL_BATCH 64 /* tasks a worker takes from a queue at once */
+
+typedef void (*pool_fn)(void *arg);
+
+struct pool_task {
+    pool_fn fn;
+    void *arg;
+};
+
+/* A task type: its share of the pool's admission capacity when contended, and the
+ * time after which a worker running one is abandoned (0: trusted to return). */
+struct pool_type {
+    unsigned weight;
+    uint64_t deadline_ms;
+};
+
+struct pool_config {
+    const char *name;          /* metric label; borrowed, must outlive the pool */
+    unsigned min_workers, max_workers;
+    size_t queue_capacity;     /* tasks admitted and not finished, all types together */
+    size_t worker_queue;       /* each worker's queue (rounded up to a power of two) */
+    unsigned grow_depth;       /* grow when queued tasks per worker exceed this */
+    uint64_t idle_ms;          /* host-clock idle time after which a worker above min retires */
+    uint64_t monitor_ms;       /* real-time period of maintenance passes by the one monitor
+                                * thread shared by all pools; 0: only pool_maintain() calls */
+    const struct pool_type *types; /* n_types (1..POOL_MAX_TYPES); NULL: one type, weight 1 */
+    size_t n_types;
+    int no_steal;              /* benchmarks: measure what stealing buys */
+};
+
+struct pool_stats {
+    unsigned workers, idle;
+    size_t queued;
+    double refused, abandoned, grown, retired, steals;
+};
+
+struct pool;
+
+struct pool *pool_new(const struct pool_config *cfg);
+/* Run every queued task, join the workers and free the pool.  Workers stuck past their
+ * task's deadline are abandoned; their unstarted tasks are counted as dropped.  A task
+ * of a type without a deadline is trusted and waited for.  No submits may race this. */
+void pool_free(struct pool *p);
+
+/* Queue one task of `type`.  GGL_RETRY when the type's share or the queues are full,
+ * GGL_INVALID for an unknown type. */
+enum ggl_status pool_submit(struct pool *p, unsigned type, pool_fn fn, void *arg);
+/* Queue up to n tasks, spread over the workers; returns how many were accepted. */
+size_t pool_submit_batch(struct pool *p, unsigned type, const struct pool_task *tasks, size_t n);
+
+/* One maintenance pass (the shared monitor thread runs one every monitor_ms): abandon and
+ * replace stuck workers, grow under backlog, retire idle workers above min. */
+void pool_maintain(struct pool *p);
+void pool_stats(struct pool *p, struct pool_stats *out);
+
+/* Wait up to timeout_ms (real time) until no abandoned worker thread is still alive;
+ * returns how many remain.  For shutdown and tests. */
+unsigned pool_wait_abandoned(int64_t timeout_ms);
+
+#endif
