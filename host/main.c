@@ -106,6 +106,25 @@ static int apply_log_level(const struct config *c)
     return 0;
 }
 
+/* The memory manager, its workers (as many as the pools plan gives memory reads and
+ * writes) and the maintenance thread. */
+static int start_memory(const struct config *c, struct instance *inst, size_t n,
+                        const struct sizing *s, struct conf_error *err)
+{
+    if (memory_init(c, inst, n, err) < 0)
+        return -1;
+    struct memory_async_conf mac = *memory_async_settings();
+    mac.read_workers = s->pool[POOL_MEMORY_READ].size;
+    mac.write_workers = s->pool[POOL_MEMORY_WRITE].size;
+    if (memory_async_start(&mac) < 0 || maintenance_start() < 0) {
+        snprintf(err->msg, sizeof err->msg, "cannot start the memory threads");
+        return -1;
+    }
+    log_info("memory: %lld read and %lld write workers", (long long)mac.read_workers,
+             (long long)mac.write_workers);
+    return 0;
+}
+
 /* Wait for SIGTERM or SIGINT (blocked in every thread, taken here with sigwait). */
 static void run_until_signal(const sigset_t *set)
 {
@@ -197,10 +216,12 @@ int main(int argc, char **argv)
         struct instance *inst = NULL;
         size_t n = 0;
         struct control *ctl = NULL;
-        /* Start order: plugins, memory, its workers and maintenance, then the socket that
-         * uses them; stop in reverse. */
-        if (instances_open(c, &inst, &n, &cerr) < 0 || memory_init(c, inst, n, &cerr) < 0 ||
-            memory_async_start(memory_async_settings()) < 0 || maintenance_start() < 0 ||
+        struct topology topo;
+        struct sizing sizes;
+        /* Start order: pool sizes, plugins, memory, its workers and maintenance, then the
+         * socket that uses them; stop in reverse. */
+        if (sizing_plan(c, &topo, &sizes, &cerr) < 0 || instances_open(c, &inst, &n, &cerr) < 0 ||
+            start_memory(c, inst, n, &sizes, &cerr) < 0 ||
             !(ctl = control_start(c, inst, n, &cerr))) {
             log_error("%s", cerr.msg);
             rc = 1;

@@ -12,7 +12,8 @@
 #include "slot.h"
 
 struct memory_async_conf {
-    int64_t read_workers, write_workers, queue_capacity, batch;
+    int64_t read_workers, write_workers; /* from the pools sizing (memory_read/write) */
+    int64_t queue_capacity, batch;       /* from the memory section */
 };
 
 struct memory_conf {

@@ -224,16 +224,22 @@ void sizing_print(FILE *f, const struct topology *t, const struct sizing *s)
             (long long)c->monitor_ms, (long long)c->task_deadline_ms);
 }
 
-int sizing_report(FILE *f, const struct config *c, struct conf_error *err)
+int sizing_plan(const struct config *c, struct topology *t, struct sizing *s,
+                struct conf_error *err)
 {
     struct pools_conf pc;
+    if (sizing_read(c, &pc, err) < 0 || topology_detect(t, err->msg, sizeof err->msg) < 0)
+        return -1;
+    sizing_compute(t, &pc, s);
+    return 0;
+}
+
+int sizing_report(FILE *f, const struct config *c, struct conf_error *err)
+{
     struct topology t;
     struct sizing s;
-    if (sizing_read(c, &pc, err) < 0)
+    if (sizing_plan(c, &t, &s, err) < 0)
         return -1;
-    if (topology_detect(&t, err->msg, sizeof err->msg) < 0)
-        return -1;
-    sizing_compute(&t, &pc, &s);
     sizing_print(f, &t, &s);
     return 0;
 }

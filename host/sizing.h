@@ -61,6 +61,9 @@ void sizing_print(FILE *f, const struct topology *t, const struct sizing *s);
 void sizing_queue_config(const struct sizing *s, const char *name, struct queue_config *q);
 size_t sizing_pool_config(const struct sizing *s, enum pool_id id, struct pool_config *pc,
                           struct pool_type types[PROC_TYPES]);
+/* Read c's pools section (c may be NULL), detect the machine and size every pool. */
+int sizing_plan(const struct config *c, struct topology *t, struct sizing *s,
+                struct conf_error *err);
 /* Read c's pools section (c may be NULL), detect the machine and print both. */
 int sizing_report(FILE *f, const struct config *c, struct conf_error *err);
 
