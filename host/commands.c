@@ -12,6 +12,8 @@
 
 #include "commands.h"
 #include "control.h"
+#include "memory.h"
+#include "memory_cmds.h"
 #include "metrics.h"
 #include "offload.h"
 
@@ -72,6 +74,11 @@ static void cmd_info(struct cmd_call *call)
         if (server)
             fputs("\r\n", f);
         metrics_render(f, section);
+    }
+    if (!section || !strcasecmp(section, "memory")) { /* the slots, beside the counters */
+        char slots[4096];
+        size_t n = memory_info(slots, sizeof slots);
+        fprintf(f, "\r\n# Memory slots\r\n%.*s", (int)n, slots);
     }
     fclose(f);
     reply_bulk(call->out, text, len);
@@ -200,6 +207,13 @@ static const struct command table[] = {
     {"QUIT", cmd_quit, -1, CMD_NOAUTH, "close the connection"},
     {"COMMAND", cmd_command, -1, 0, "(empty: for redis-cli)"},
     {"SHUTDOWN", cmd_shutdown, -1, 0, "stop the host cleanly"},
+    {"GET", cmd_mem_get, 2, 0, "GET key: the value, or nil (MEM.GET)"},
+    {"SET", cmd_mem_put, 3, 0, "SET key value: +OK once stored (MEM.PUT)"},
+    {"DEL", cmd_mem_del, -2, 0, "DEL key [key ...]: how many existed (MEM.DEL)"},
+    {"MEM.GET", cmd_mem_get, -2, 0, "MEM.GET key [WITHMETA]: value (and tier, version, importance, accesses)"},
+    {"MEM.PUT", cmd_mem_put, -3, 0, "MEM.PUT key value [IMPORTANCE f] [TTL ms] [TIER t] [PIN]"},
+    {"MEM.DEL", cmd_mem_del, -2, 0, "MEM.DEL key [key ...]: a tombstone; how many existed"},
+    {"MEM.STATS", cmd_mem_stats, 1, 0, "MEM.STATS: tier slots, breakers, refusals"},
     {"DEBUG.SLEEP", cmd_debug_sleep, 2, CMD_WORKER | CMD_DEBUG, "DEBUG.SLEEP ms on a worker"},
 };
 

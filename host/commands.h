@@ -28,6 +28,7 @@ struct cmd_call {
     struct control *ctl;   /* NULL on a worker */
     struct session *sess;  /* NULL on a worker */
     struct job *job;       /* the worker's job (offload_wait), NULL on the I/O thread */
+    struct conn *conn;     /* I/O thread: the connection, for conn_defer */
 };
 
 struct command {

@@ -26,7 +26,7 @@ static void on_closed(uv_handle_t *h)
 static void slots_free(struct conn *c)
 {
     while (c->head) {
-        struct slot *s = c->head;
+        struct reply_slot *s = c->head;
         c->head = s->next;
         if (s->job)
             s->job->owner = NULL; /* the worker finishes; the loop frees the job */
@@ -66,7 +66,7 @@ static void maybe_close(struct conn *c)
 static size_t output_bytes(const struct conn *c)
 {
     size_t n = c->out.len + c->wbuf.len;
-    for (const struct slot *s = c->head; s; s = s->next)
+    for (const struct reply_slot *s = c->head; s; s = s->next)
         n += s->data.len;
     return n;
 }
@@ -135,7 +135,7 @@ static void flush(struct conn *c)
 static void release_slots(struct conn *c)
 {
     while (c->head && !c->head->job) {
-        struct slot *s = c->head;
+        struct reply_slot *s = c->head;
         if (!c->out.len) {
             struct buf t = c->out;
             c->out = s->data;
@@ -151,9 +151,9 @@ static void release_slots(struct conn *c)
     }
 }
 
-static struct slot *slot_add(struct conn *c, struct job *j)
+static struct reply_slot *slot_add(struct conn *c, struct job *j)
 {
-    struct slot *s = calloc(1, sizeof *s);
+    struct reply_slot *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->conn = c;
@@ -173,11 +173,25 @@ static struct buf *reply_target(struct conn *c)
         return &c->out;
     if (!c->tail->job)
         return &c->tail->data;
-    struct slot *s = slot_add(c, NULL);
+    struct reply_slot *s = slot_add(c, NULL);
     return s ? &s->data : &c->out; /* out of memory: order is lost, never a reply */
 }
 
 /* --- requests ------------------------------------------------------------- */
+
+struct job *conn_defer(struct cmd_call *call)
+{
+    struct conn *c = call->conn;
+    struct job *j = job_new(call->req, NULL, NULL);
+    struct reply_slot *s = j ? slot_add(c, j) : NULL;
+    if (!s) {
+        job_free(j);
+        return NULL;
+    }
+    j->owner = s;
+    j->pool = c->ctl->pool;
+    return j;
+}
 
 static void run_on_worker(struct job *j)
 {
@@ -189,7 +203,7 @@ static void run_on_worker(struct job *j)
 static void submit(struct conn *c, const struct command *cmd, const struct request *req)
 {
     struct job *j = job_new(req, run_on_worker, cmd);
-    struct slot *s = j ? slot_add(c, j) : NULL;
+    struct reply_slot *s = j ? slot_add(c, j) : NULL;
     if (s) {
         j->owner = s;
         if (offload_submit(c->ctl->pool, j) == 0)
@@ -220,7 +234,8 @@ static void execute(struct conn *c, const struct request *req)
         submit(c, cmd, req);
         return;
     }
-    struct cmd_call call = {.req = req, .out = reply_target(c), .ctl = c->ctl, .sess = &c->sess};
+    struct cmd_call call = {.req = req, .out = reply_target(c), .ctl = c->ctl, .sess = &c->sess,
+                            .conn = c};
     cmd->fn(&call);
 }
 
@@ -281,7 +296,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 void conn_job_done(struct job *j, void *arg)
 {
-    struct slot *s = j->owner;
+    struct reply_slot *s = j->owner;
     (void)arg;
     if (!s) { /* its connection is gone */
         job_free(j);

@@ -40,8 +40,8 @@ struct control {
 };
 
 /* A reply that cannot leave yet because an earlier request is still running. */
-struct slot {
-    struct slot *next;
+struct reply_slot {
+    struct reply_slot *next;
     struct conn *conn;
     struct job *job;           /* running on a worker; NULL once done */
     struct buf data;           /* the reply (replies, for a slot of inline results) */
@@ -63,9 +63,14 @@ struct conn {
     int writing;
     int closing;               /* uv_close called */
     int close_when_flushed;    /* EOF, protocol error, drain: no more requests */
-    struct slot *head, *tail;  /* replies waiting for an earlier one, in request order */
+    struct reply_slot *head, *tail;  /* replies waiting for an earlier one, in request order */
 };
 
+/* I/O thread, inside a command handler: hold this request's place in the reply order
+ * for a reply produced elsewhere.  Whoever finishes writes job->reply (the job owns a
+ * copy of the request) and calls offload_complete(job->pool, job), from any thread.
+ * NULL when out of memory. */
+struct job *conn_defer(struct cmd_call *call);
 void conn_accept(uv_stream_t *server, int status);
 void conn_drain(struct conn *c);
 void conn_close(struct conn *c);

@@ -228,9 +228,10 @@ int main(int argc, char **argv)
         } else {
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
+            memory_async_stop(); /* finish queued memory work: its replies still go out */
             control_stop(ctl);
         }
-        memory_async_stop();
+        memory_async_free();
         maintenance_stop();
         memory_fini();
         instances_close(inst, n);

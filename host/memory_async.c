@@ -8,6 +8,7 @@
 #include "ggl-build.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,8 @@ struct fifo {
 };
 
 static struct {
-    int running;
+    _Atomic int running; /* read by submitters on any thread */
+    int started;         /* the queues exist (until memory_async_free) */
     size_t batch;
     struct fifo reads;
     struct fifo *writes;
@@ -60,7 +62,12 @@ static void fifo_init(struct fifo *f, size_t cap)
 static enum ggl_status fifo_push(struct fifo *f, struct request *r)
 {
     pthread_mutex_lock(&f->lock);
-    if (f->count >= f->cap || f->stop) {
+    if (f->stop) {
+        pthread_mutex_unlock(&f->lock);
+        hostapi_set_reason("memory workers are stopping");
+        return GGL_UNAVAILABLE;
+    }
+    if (f->count >= f->cap) {
         pthread_mutex_unlock(&f->lock);
         metrics_add(A.refused, 1);
         hostapi_set_reason("memory queue full (%zu requests)", f->cap);
@@ -211,6 +218,13 @@ static enum ggl_status submit(struct fifo *f, struct request *r)
     return st;
 }
 
+enum ggl_status memory_async_read(const void *key, size_t len, memory_done_fn done, void *arg)
+{
+    if (!A.running)
+        return GGL_UNAVAILABLE;
+    return submit(&A.reads, request_new(MEM_OP_GET, key, len, NULL, 0, done, arg));
+}
+
 enum ggl_status memory_async_get(const void *key, size_t len, memory_done_fn done, void *arg)
 {
     if (!A.running)
@@ -221,7 +235,7 @@ enum ggl_status memory_async_get(const void *key, size_t len, memory_done_fn don
         done(arg, &res);
         return GGL_OK;
     }
-    return submit(&A.reads, request_new(MEM_OP_GET, key, len, NULL, 0, done, arg));
+    return memory_async_read(key, len, done, arg);
 }
 
 static struct fifo *writer_for(const void *key, size_t len)
@@ -261,6 +275,7 @@ int memory_async_start(const struct memory_async_conf *c)
     fifo_init(&A.reads, (size_t)c->queue_capacity);
     for (size_t i = 0; i < A.nwriters; i++)
         fifo_init(&A.writes[i], (size_t)c->queue_capacity);
+    A.started = 1;
     A.running = 1;
     for (size_t i = 0; i < A.nreaders; i++)
         if (pthread_create(&A.threads[A.nthreads], NULL, read_worker, NULL) == 0)
@@ -272,6 +287,7 @@ int memory_async_start(const struct memory_async_conf *c)
         return 0;
     log_error("memory: could not start %zu workers", A.nreaders + A.nwriters - A.nthreads);
     memory_async_stop();
+    memory_async_free();
     return -1;
 fail:
     free(A.writes);
@@ -283,11 +299,20 @@ void memory_async_stop(void)
 {
     if (!A.running)
         return;
+    A.running = 0; /* new submissions answer UNAVAILABLE; the queues refuse stragglers */
     fifo_stop(&A.reads); /* workers drain what is queued, then see NULL and exit */
     for (size_t i = 0; i < A.nwriters; i++)
         fifo_stop(&A.writes[i]);
     for (size_t i = 0; i < A.nthreads; i++)
         pthread_join(A.threads[i], NULL);
+    A.nthreads = 0;
+}
+
+void memory_async_free(void)
+{
+    memory_async_stop();
+    if (!A.started)
+        return;
     fifo_destroy(&A.reads);
     for (size_t i = 0; i < A.nwriters; i++)
         fifo_destroy(&A.writes[i]);
@@ -295,6 +320,5 @@ void memory_async_stop(void)
     free(A.threads);
     A.writes = NULL;
     A.threads = NULL;
-    A.nthreads = 0;
-    A.running = 0;
+    A.started = 0;
 }

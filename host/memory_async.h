@@ -21,13 +21,18 @@ struct memory_result {
 typedef void (*memory_done_fn)(void *arg, struct memory_result *r);
 
 int memory_async_start(const struct memory_async_conf *c);
-/* Finish everything queued, then stop the workers. */
+/* Finish everything queued and stop the workers; later submissions answer
+ * GGL_UNAVAILABLE.  The queues stay until memory_async_free, so a submitter racing the
+ * stop never touches freed memory: free only once nothing can submit any more. */
 void memory_async_stop(void);
+void memory_async_free(void);
 
 /* Submit.  GGL_OK: accepted, and `done` runs exactly once — before the call returns
  * for a cache hit, later on a worker otherwise.  GGL_RETRY (reason set, `done` never
  * runs): the queue is full.  GGL_UNAVAILABLE: not started.  Keys and values are copied. */
 enum ggl_status memory_async_get(const void *key, size_t len, memory_done_fn done, void *arg);
+/* A read for the workers without asking the cache first (the caller already did). */
+enum ggl_status memory_async_read(const void *key, size_t len, memory_done_fn done, void *arg);
 enum ggl_status memory_async_put(const void *key, size_t len, const void *value, size_t vlen,
                                  const struct memory_write *w, memory_done_fn done, void *arg);
 enum ggl_status memory_async_del(const void *key, size_t len, memory_done_fn done, void *arg);

@@ -70,7 +70,7 @@ void job_free(struct job *j)
 }
 
 /* Any thread: hand a finished job back to the loop. */
-static void complete(struct offload *o, struct job *j)
+void offload_complete(struct offload *o, struct job *j)
 {
     struct job *head = atomic_load_explicit(&o->done_stack, memory_order_relaxed);
     do
@@ -123,7 +123,7 @@ static void *worker_main(void *arg)
     while ((j = take(o)) != NULL) {
         metrics_observe(o->m_wait, (double)(now_ns() - j->queued_ns) / 1e9);
         j->run(j);
-        complete(o, j);
+        offload_complete(o, j);
     }
     return NULL;
 }
@@ -233,7 +233,7 @@ void offload_stop(struct offload *o)
         struct job *j = o->head;
         o->head = j->next;
         j->cancelled = 1;
-        complete(o, j);
+        offload_complete(o, j);
     }
     o->tail = NULL;
     o->queued = 0;

@@ -33,6 +33,9 @@ struct job *job_new(const struct request *req, void (*run)(struct job *), const 
 void job_free(struct job *j);
 /* Queue a job; -1 when the queue is full or the pool is stopping (answer -BUSY). */
 int offload_submit(struct offload *o, struct job *j);
+/* Any thread: hand back a job finished outside the pool (a deferred reply: the job was
+ * created by conn_defer and its reply written by whoever completed it). */
+void offload_complete(struct offload *o, struct job *j);
 /* On a worker: wait ms milliseconds; returns -1 early when the pool is stopping. */
 int offload_wait(struct offload *o, int64_t ms);
 /* Loop thread: wake waiters, join the workers, complete what is left as cancelled,

@@ -80,7 +80,7 @@ static int setup_small(void **state) { (void)state; return setup_with(4); }
 static int teardown(void **state)
 {
     (void)state;
-    memory_async_stop();
+    memory_async_free();
     host_fixture_close(&fx);
     return 0;
 }

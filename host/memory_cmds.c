@@ -1,0 +1,200 @@
+/* Memory commands.  A read the cache can answer is answered here, on the I/O thread (a
+ * hop to a worker costs up to ~30 us, PERF.md); anything else holds its place in the
+ * connection's reply order (conn_defer) and is finished by a memory worker, which
+ * writes the reply and hands the job back to the loop.  Replies match Redis: GET of a
+ * missing key is a nil bulk, SET is +OK, DEL an integer count. */
+#include "ggl-build.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conn.h"
+#include "hostapi.h"
+#include "memory_args.h"
+#include "memory_async.h"
+#include "memory_cmds.h"
+
+/* An error reply for a status other than OK/NOTFOUND, with its reason. */
+static void reply_failure(struct buf *out, enum ggl_status st, const char *why)
+{
+    const char *word = st == GGL_RETRY ? "BUSY" : st == GGL_INVALID ? "INVALID" : "ERR";
+    reply_error(out, "%s %s%s%s", word, ggl_status_str(st), why && why[0] ? ": " : "",
+                why ? why : "");
+}
+
+static int withmeta_of(const struct request *req)
+{
+    return req->argc == 3; /* checked by the parser before anything was deferred */
+}
+
+/* The reply of a read: the value (nil when absent), or the value with its metadata. */
+static void reply_read(struct buf *out, struct memory_result *r, int withmeta)
+{
+    if (r->status == GGL_NOTFOUND) {
+        reply_nil(out);
+    } else if (r->status != GGL_OK) {
+        reply_failure(out, r->status, r->reason);
+    } else if (!withmeta) {
+        reply_bulk(out, r->value.data, r->value.len);
+    } else {
+        char num[4][32];
+        const struct ggl_entry *m = &r->value.meta;
+        snprintf(num[0], sizeof num[0], "%llu", (unsigned long long)m->version);
+        snprintf(num[1], sizeof num[1], "%g", m->importance);
+        snprintf(num[2], sizeof num[2], "%llu", (unsigned long long)m->access_count);
+        snprintf(num[3], sizeof num[3], "%llu", (unsigned long long)m->expires_ms);
+        reply_array(out, 12);
+        reply_cstr(out, "value");
+        reply_bulk(out, r->value.data, r->value.len);
+        reply_cstr(out, "tier");
+        reply_cstr(out, tier_slot_names[r->value.tier]);
+        reply_cstr(out, "version");
+        reply_cstr(out, num[0]);
+        reply_cstr(out, "importance");
+        reply_cstr(out, num[1]);
+        reply_cstr(out, "access_count");
+        reply_cstr(out, num[2]);
+        reply_cstr(out, "expires_ms");
+        reply_cstr(out, num[3]);
+    }
+    if (r->status == GGL_OK)
+        free(r->value.data);
+}
+
+/* A memory worker finished a deferred request: reply into the job, hand it back. */
+static void finish_job(void *arg, struct memory_result *r)
+{
+    struct job *j = arg;
+    switch (r->op) {
+    case MEM_OP_GET: reply_read(&j->reply, r, withmeta_of(&j->req)); break;
+    case MEM_OP_PUT:
+        if (r->status == GGL_OK)
+            reply_status(&j->reply, "OK");
+        else
+            reply_failure(&j->reply, r->status, r->reason);
+        break;
+    case MEM_OP_DEL: break; /* multi-key: see del_done */
+    }
+    offload_complete(j->pool, j);
+}
+
+/* Submission refused (queue full, stopping): the deferred slot gets the error now. */
+static void refuse_job(struct job *j, enum ggl_status st)
+{
+    reply_failure(&j->reply, st, hostapi_take_reason());
+    offload_complete(j->pool, j);
+}
+
+void cmd_mem_get(struct cmd_call *call)
+{
+    const struct request *req = call->req;
+    int withmeta;
+    char err[160];
+    if (memory_parse_get_options(req->argc - 2, (const char *const *)req->argv + 2,
+                                 req->lens + 2, &withmeta, err, sizeof err) < 0 ||
+        (withmeta && strcasecmp(req->argv[0], "GET") == 0)) {
+        reply_error(call->out, "ERR %s", withmeta ? "GET takes one key" : err);
+        return;
+    }
+    struct memory_result r = {.op = MEM_OP_GET};
+    r.status = memory_get_cached(req->argv[1], req->lens[1], &r.value);
+    if (r.status != GGL_RETRY) { /* the cache answered, on this thread */
+        reply_read(call->out, &r, withmeta);
+        return;
+    }
+    struct job *j = conn_defer(call);
+    if (!j) {
+        reply_error(call->out, "ERR out of memory");
+        return;
+    }
+    enum ggl_status st = memory_async_read(req->argv[1], req->lens[1], finish_job, j);
+    if (st != GGL_OK)
+        refuse_job(j, st);
+}
+
+void cmd_mem_put(struct cmd_call *call)
+{
+    const struct request *req = call->req;
+    struct memory_write w;
+    char err[200];
+    if (memory_parse_put_options(req->argc - 3, (const char *const *)req->argv + 3,
+                                 req->lens + 3, &w, err, sizeof err) < 0) {
+        reply_error(call->out, "INVALID %s", err);
+        return;
+    }
+    if (w.tier >= 0 && !memory_tier_bound(w.tier)) {
+        reply_error(call->out, "INVALID tier %s is not bound to a backend", tier_slot_names[w.tier]);
+        return;
+    }
+    struct job *j = conn_defer(call);
+    if (!j) {
+        reply_error(call->out, "ERR out of memory");
+        return;
+    }
+    enum ggl_status st = memory_async_put(req->argv[1], req->lens[1], req->argv[2], req->lens[2],
+                                          &w, finish_job, j);
+    if (st != GGL_OK)
+        refuse_job(j, st);
+}
+
+/* DEL of several keys: one deferred reply counting the keys that existed. */
+struct del_batch {
+    struct job *job;
+    _Atomic int remaining, deleted, failed;
+    enum ggl_status first_error;
+    char reason[160];
+};
+
+static void del_one_done(struct del_batch *b, enum ggl_status st, int existed, const char *why)
+{
+    if (st != GGL_OK && !atomic_fetch_add(&b->failed, 1)) {
+        b->first_error = st;
+        snprintf(b->reason, sizeof b->reason, "%s", why ? why : "");
+    }
+    if (st == GGL_OK && existed)
+        atomic_fetch_add(&b->deleted, 1);
+    if (atomic_fetch_sub(&b->remaining, 1) != 1)
+        return;
+    if (atomic_load(&b->failed))
+        reply_failure(&b->job->reply, b->first_error, b->reason);
+    else
+        reply_int(&b->job->reply, atomic_load(&b->deleted));
+    offload_complete(b->job->pool, b->job);
+    free(b);
+}
+
+static void del_done(void *arg, struct memory_result *r)
+{
+    del_one_done(arg, r->status, r->existed, r->reason);
+}
+
+void cmd_mem_del(struct cmd_call *call)
+{
+    const struct request *req = call->req;
+    struct del_batch *b = calloc(1, sizeof *b);
+    struct job *j = b ? conn_defer(call) : NULL;
+    if (!j) {
+        free(b);
+        reply_error(call->out, "ERR out of memory");
+        return;
+    }
+    b->job = j;
+    /* One extra count held while submitting, so the reply cannot go before the last. */
+    atomic_store(&b->remaining, req->argc);
+    for (int i = 1; i < req->argc; i++) {
+        enum ggl_status st = memory_async_del(req->argv[i], req->lens[i], del_done, b);
+        if (st != GGL_OK)
+            del_one_done(b, st, 0, hostapi_take_reason());
+    }
+    del_one_done(b, GGL_OK, 0, NULL);
+}
+
+void cmd_mem_stats(struct cmd_call *call)
+{
+    char text[4096];
+    size_t n = memory_info(text, sizeof text);
+    reply_bulk(call->out, text, n);
+}
