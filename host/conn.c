@@ -179,6 +179,14 @@ static struct buf *reply_target(struct conn *c)
 
 /* --- requests ------------------------------------------------------------- */
 
+int conn_has_pending(const struct conn *c)
+{
+    for (const struct reply_slot *s = c->head; s; s = s->next)
+        if (s->job)
+            return 1;
+    return 0;
+}
+
 struct job *conn_defer(struct cmd_call *call)
 {
     struct conn *c = call->conn;

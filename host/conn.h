@@ -71,6 +71,9 @@ struct conn {
  * copy of the request) and calls offload_complete(job->pool, job), from any thread.
  * NULL when out of memory. */
 struct job *conn_defer(struct cmd_call *call);
+/* Does the connection wait for a reply produced elsewhere (a deferred or worker job)?
+ * A command that must see its predecessors' effects cannot then take a shortcut. */
+int conn_has_pending(const struct conn *c);
 void conn_accept(uv_stream_t *server, int status);
 void conn_drain(struct conn *c);
 void conn_close(struct conn *c);

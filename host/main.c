@@ -120,7 +120,8 @@ static int start_memory(const struct config *c, struct instance *inst, size_t n,
         snprintf(err->msg, sizeof err->msg, "cannot start the memory threads");
         return -1;
     }
-    log_info("memory: %lld read and %lld write workers", (long long)mac.read_workers,
+    log_info("memory: %lld workers (memory_read %lld + memory_write %lld), keys partitioned",
+             (long long)(mac.read_workers + mac.write_workers), (long long)mac.read_workers,
              (long long)mac.write_workers);
     return 0;
 }

@@ -1,10 +1,11 @@
 /* The asynchronous front of the memory manager.  Requests carry copies of key and value.
- * Each write worker owns a bounded FIFO; a key always maps to the same worker, so writes
- * to one key apply in submission order.  A write worker takes everything queued (up to
- * `batch`) at once and sends each run of consecutive puts to one target tier as a
- * single backend batch (one SQLite transaction), so grouped commits come for free under
- * load and cost nothing when idle.  Read workers share one FIFO.  Workers block on
- * condition variables; a full queue refuses at admission (GGL_RETRY). */
+ * Each worker owns a bounded FIFO, and a key always maps to the same worker, so every
+ * request on one key (read, write, delete) runs in submission order: a client reads its
+ * own writes and a later write never overtakes an earlier read.  A worker takes
+ * everything queued (up to `batch`) at once and sends each run of consecutive puts to
+ * one target tier as a single backend batch (one SQLite transaction), so grouped commits
+ * come for free under load and cost nothing when idle.  Workers block on condition
+ * variables; a full queue refuses at admission (GGL_RETRY). */
 #include "ggl-build.h"
 
 #include <pthread.h>
@@ -40,9 +41,8 @@ static struct {
     _Atomic int running; /* read by submitters on any thread */
     int started;         /* the queues exist (until memory_async_free) */
     size_t batch;
-    struct fifo reads;
-    struct fifo *writes;
-    size_t nwriters, nreaders;
+    struct fifo *writes; /* one per worker: the key partitions */
+    size_t nwriters;
     pthread_t *threads;
     size_t nthreads;
     struct ggl_metric *refused, *queued;
@@ -125,20 +125,20 @@ static void finish(struct request *r, struct memory_result *res)
     r->done(r->arg, res);
 }
 
-static void *read_worker(void *arg)
+/* Run one read or delete. */
+static void run_one(struct request *r)
 {
-    (void)arg;
-    struct request *r;
-    while ((r = fifo_pop(&A.reads, 1))) {
-        struct memory_result res = {.op = MEM_OP_GET};
+    struct memory_result res = {.op = r->op};
+    if (r->op == MEM_OP_DEL)
+        res.status = memory_del(r->data, r->len, &res.existed);
+    else
         res.status = memory_get(r->data, r->len, &res.value);
-        finish(r, &res);
-        free(r);
-    }
-    return NULL;
+    finish(r, &res);
+    free(r);
 }
 
-/* Run a list of writes in order: consecutive puts aimed at the same tier go as one batch. */
+/* Run a partition's requests in order: consecutive puts aimed at the same tier go as
+ * one batch; a read or delete runs alone, after everything queued before it. */
 static void run_writes(struct request *r)
 {
     struct memory_item items[256];
@@ -146,11 +146,8 @@ static void run_writes(struct request *r)
     struct request *group[256];
     while (r) {
         struct request *next = r->next;
-        if (r->op == MEM_OP_DEL) {
-            struct memory_result res = {.op = MEM_OP_DEL};
-            res.status = memory_del(r->data, r->len, &res.existed);
-            finish(r, &res);
-            free(r);
+        if (r->op != MEM_OP_PUT) {
+            run_one(r);
             r = next;
             continue;
         }
@@ -218,12 +215,7 @@ static enum ggl_status submit(struct fifo *f, struct request *r)
     return st;
 }
 
-enum ggl_status memory_async_read(const void *key, size_t len, memory_done_fn done, void *arg)
-{
-    if (!A.running)
-        return GGL_UNAVAILABLE;
-    return submit(&A.reads, request_new(MEM_OP_GET, key, len, NULL, 0, done, arg));
-}
+static struct fifo *writer_for(const void *key, size_t len);
 
 enum ggl_status memory_async_get(const void *key, size_t len, memory_done_fn done, void *arg)
 {
@@ -238,9 +230,17 @@ enum ggl_status memory_async_get(const void *key, size_t len, memory_done_fn don
     return memory_async_read(key, len, done, arg);
 }
 
+/* The partition of a key: the same worker for every request on it. */
 static struct fifo *writer_for(const void *key, size_t len)
 {
     return &A.writes[key_hash(key, len) % A.nwriters];
+}
+
+enum ggl_status memory_async_read(const void *key, size_t len, memory_done_fn done, void *arg)
+{
+    if (!A.running)
+        return GGL_UNAVAILABLE;
+    return submit(writer_for(key, len), request_new(MEM_OP_GET, key, len, NULL, 0, done, arg));
 }
 
 enum ggl_status memory_async_put(const void *key, size_t len, const void *value, size_t vlen,
@@ -263,29 +263,28 @@ enum ggl_status memory_async_del(const void *key, size_t len, memory_done_fn don
 
 int memory_async_start(const struct memory_async_conf *c)
 {
-    A.nreaders = (size_t)(c->read_workers > 0 ? c->read_workers : 1);
-    A.nwriters = (size_t)(c->write_workers > 0 ? c->write_workers : 1);
+    /* Reads and writes share the partitions, so both pools' sizes make the worker count. */
+    A.nwriters = (size_t)((c->read_workers > 0 ? c->read_workers : 0) +
+                          (c->write_workers > 0 ? c->write_workers : 0));
+    if (!A.nwriters)
+        A.nwriters = 1;
     A.batch = (size_t)(c->batch > 0 ? c->batch : 64);
     A.refused = metrics_register(GGL_METRIC_COUNTER, "memory_queue_refused_total", "requests refused: queue full", NULL);
     A.queued = metrics_register(GGL_METRIC_COUNTER, "memory_queued_total", "requests handed to memory workers", NULL);
     A.writes = calloc(A.nwriters, sizeof *A.writes);
-    A.threads = calloc(A.nreaders + A.nwriters, sizeof *A.threads);
+    A.threads = calloc(A.nwriters, sizeof *A.threads);
     if (!A.writes || !A.threads)
         goto fail;
-    fifo_init(&A.reads, (size_t)c->queue_capacity);
     for (size_t i = 0; i < A.nwriters; i++)
         fifo_init(&A.writes[i], (size_t)c->queue_capacity);
     A.started = 1;
     A.running = 1;
-    for (size_t i = 0; i < A.nreaders; i++)
-        if (pthread_create(&A.threads[A.nthreads], NULL, read_worker, NULL) == 0)
-            A.nthreads++;
     for (size_t i = 0; i < A.nwriters; i++)
         if (pthread_create(&A.threads[A.nthreads], NULL, write_worker, &A.writes[i]) == 0)
             A.nthreads++;
-    if (A.nthreads == A.nreaders + A.nwriters)
+    if (A.nthreads == A.nwriters)
         return 0;
-    log_error("memory: could not start %zu workers", A.nreaders + A.nwriters - A.nthreads);
+    log_error("memory: could not start %zu workers", A.nwriters - A.nthreads);
     memory_async_stop();
     memory_async_free();
     return -1;
@@ -300,8 +299,7 @@ void memory_async_stop(void)
     if (!A.running)
         return;
     A.running = 0; /* new submissions answer UNAVAILABLE; the queues refuse stragglers */
-    fifo_stop(&A.reads); /* workers drain what is queued, then see NULL and exit */
-    for (size_t i = 0; i < A.nwriters; i++)
+    for (size_t i = 0; i < A.nwriters; i++) /* workers drain their queue, then exit */
         fifo_stop(&A.writes[i]);
     for (size_t i = 0; i < A.nthreads; i++)
         pthread_join(A.threads[i], NULL);
@@ -313,7 +311,6 @@ void memory_async_free(void)
     memory_async_stop();
     if (!A.started)
         return;
-    fifo_destroy(&A.reads);
     for (size_t i = 0; i < A.nwriters; i++)
         fifo_destroy(&A.writes[i]);
     free(A.writes);

@@ -1,7 +1,7 @@
 /* The asynchronous front of the memory manager, for callers that must not block (the
- * control socket's I/O thread): cache hits are answered on the calling thread, misses go
- * to read workers, and writes are partitioned by hash(key) over write workers that turn
- * whatever is queued into one batch per target tier.  Completions run on the worker. */
+ * control socket's I/O thread): cache hits can be answered on the calling thread; all
+ * else is partitioned by hash(key) over workers that keep each key's requests in order
+ * and turn queued writes into one batch per target tier.  Completions run on the worker. */
 #ifndef GGL_HOST_MEMORY_ASYNC_H
 #define GGL_HOST_MEMORY_ASYNC_H
 
@@ -31,7 +31,8 @@ void memory_async_free(void);
  * for a cache hit, later on a worker otherwise.  GGL_RETRY (reason set, `done` never
  * runs): the queue is full.  GGL_UNAVAILABLE: not started.  Keys and values are copied. */
 enum ggl_status memory_async_get(const void *key, size_t len, memory_done_fn done, void *arg);
-/* A read for the workers without asking the cache first (the caller already did). */
+/* A read for the workers, queued behind every request on the same key submitted before
+ * it, without asking the cache first (the caller did, or must not). */
 enum ggl_status memory_async_read(const void *key, size_t len, memory_done_fn done, void *arg);
 enum ggl_status memory_async_put(const void *key, size_t len, const void *value, size_t vlen,
                                  const struct memory_write *w, memory_done_fn done, void *arg);

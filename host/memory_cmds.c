@@ -1,7 +1,10 @@
 /* Memory commands.  A read the cache can answer is answered here, on the I/O thread (a
  * hop to a worker costs up to ~30 us, PERF.md); anything else holds its place in the
  * connection's reply order (conn_defer) and is finished by a memory worker, which
- * writes the reply and hands the job back to the loop.  Replies match Redis: GET of a
+ * writes the reply and hands the job back to the loop.  Every request on a key runs in
+ * order on that key's worker, and a read that follows unfinished requests of its
+ * connection skips the cache shortcut, so a pipelining client reads its own writes, as
+ * with Redis.  Replies match Redis: GET of a
  * missing key is a nil bulk, SET is +OK, DEL an integer count. */
 #include "ggl-build.h"
 
@@ -99,9 +102,12 @@ void cmd_mem_get(struct cmd_call *call)
         reply_error(call->out, "ERR %s", withmeta ? "GET takes one key" : err);
         return;
     }
+    /* With earlier requests of this connection still running, the read must come after
+     * them: it queues behind the key's earlier requests.  Otherwise the cache may answer
+     * at once. */
+    int behind = conn_has_pending(call->conn);
     struct memory_result r = {.op = MEM_OP_GET};
-    r.status = memory_get_cached(req->argv[1], req->lens[1], &r.value);
-    if (r.status != GGL_RETRY) { /* the cache answered, on this thread */
+    if (!behind && (r.status = memory_get_cached(req->argv[1], req->lens[1], &r.value)) != GGL_RETRY) {
         reply_read(call->out, &r, withmeta);
         return;
     }

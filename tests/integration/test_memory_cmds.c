@@ -1,0 +1,245 @@
+/* Integration: the memory commands on the real binary.  Replies byte for byte as Redis
+ * gives them, read-your-writes in a pipeline mixing cache hits and worker replies, the
+ * MEM.* options, binary-safe keys, many writers at once, and LTM surviving a restart. */
+#include "ggl-build.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define BODY                                                                                  \
+    "plugin_dirs = [ \"" BUILD_PLUGINDIR "\" ];\n"                                           \
+    "backends = { c = { plugin = \"cache\"; }; s = { plugin = \"mem\"; };"                   \
+    " i = { plugin = \"mem\"; }; l = { plugin = \"sqlite\"; path = \"%1$s/ltm.db\"; }; };\n" \
+    "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n"
+
+static struct host shared;
+
+/* One RESP multibulk request from argv (binary-safe lengths). */
+static void request(int fd, int argc, const char *const *argv, const size_t *lens)
+{
+    char head[32];
+    snprintf(head, sizeof head, "*%d\r\n", argc);
+    send_all(fd, head, strlen(head));
+    for (int i = 0; i < argc; i++) {
+        snprintf(head, sizeof head, "$%zu\r\n", lens[i]);
+        send_all(fd, head, strlen(head));
+        send_all(fd, argv[i], lens[i]);
+        send_all(fd, "\r\n", 2);
+    }
+}
+
+static void test_replies_match_redis(void **state)
+{
+    (void)state;
+    int fd = client(&shared);
+    sendf(fd, "SET foo bar\r\n");
+    expect(fd, "+OK\r\n");
+    sendf(fd, "GET foo\r\n");
+    expect(fd, "$3\r\nbar\r\n");
+    sendf(fd, "GET missing\r\n");
+    expect(fd, "$-1\r\n");
+    sendf(fd, "DEL foo foo missing\r\n");
+    expect(fd, ":1\r\n");
+    sendf(fd, "GET foo\r\n");
+    expect(fd, "$-1\r\n");
+    sendf(fd, "MEM.GET foo\r\n");
+    expect(fd, "$-1\r\n");
+    sendf(fd, "GET a b\r\n");
+    expect(fd, "-ERR wrong number of arguments for 'GET' command\r\n");
+    close(fd);
+}
+
+/* Writes go to workers, hits are answered on the I/O thread: in one pipeline every
+ * read must still see the writes before it, and replies keep request order. */
+static void test_pipeline_reads_its_own_writes(void **state)
+{
+    (void)state;
+    int fd = client(&shared);
+    char pipeline[8192], want[8192];
+    size_t n = 0, w = 0;
+    for (int i = 0; i < 100; i++) {
+        n += (size_t)snprintf(pipeline + n, sizeof pipeline - n,
+                              "SET p v%d\r\nGET p\r\n%s", i, i % 10 == 9 ? "DEL p\r\nGET p\r\n" : "");
+        w += (size_t)snprintf(want + w, sizeof want - w, "+OK\r\n$%d\r\nv%d\r\n%s",
+                              i < 10 ? 2 : 3, i, i % 10 == 9 ? ":1\r\n$-1\r\n" : "");
+    }
+    send_all(fd, pipeline, n);
+    expect(fd, want);
+    close(fd);
+}
+
+static void test_mem_options_and_metadata(void **state)
+{
+    (void)state;
+    int fd = client(&shared);
+    sendf(fd, "MEM.PUT deep v1 TIER ltm IMPORTANCE 0.9\r\n");
+    expect(fd, "+OK\r\n");
+    sendf(fd, "MEM.GET deep WITHMETA\r\n");
+    expect(fd, "*12\r\n$5\r\nvalue\r\n$2\r\nv1\r\n$4\r\ntier\r\n$3\r\nltm\r\n$7\r\nversion\r\n");
+    char rest[256];
+    size_t got = read_n(fd, rest, 200, 500); /* version, importance, accesses, expiry */
+    assert_true(got > 0);
+    rest[got] = '\0';
+    assert_non_null(strstr(rest, "$10\r\nimportance\r\n$3\r\n0.9\r\n"));
+    assert_non_null(strstr(rest, "$10\r\nexpires_ms\r\n$1\r\n0\r\n")); /* LTM keeps it */
+    sendf(fd, "MEM.GET deep\r\n"); /* promoted: now from the cache */
+    expect(fd, "$2\r\nv1\r\n");
+    sendf(fd, "MEM.PUT t v TTL 0\r\n");
+    expect(fd, "-INVALID TTL must be a positive number of milliseconds\r\n");
+    sendf(fd, "MEM.PUT t v TIER disk\r\n");
+    expect(fd, "-INVALID TIER must be one of cache, stm, im, ltm\r\n");
+    sendf(fd, "MEM.PUT t v PIN PIN TTL 5 FOO\r\n");
+    expect(fd, "-INVALID unexpected option 'FOO' (options: IMPORTANCE f, TTL ms, TIER t, PIN, each once)\r\n");
+    sendf(fd, "MEM.GET t WITHMETA extra\r\n");
+    expect(fd, "-ERR MEM.GET takes a key and optionally WITHMETA\r\n");
+    close(fd);
+}
+
+static void test_binary_keys_and_values(void **state)
+{
+    (void)state;
+    int fd = client(&shared);
+    static const char key[] = "k\0\r\nz", val[] = "\0\0v\r\n\xff";
+    const char *set[] = {"SET", key, val}, *get[] = {"GET", key};
+    size_t set_lens[] = {3, sizeof key - 1, sizeof val - 1}, get_lens[] = {3, sizeof key - 1};
+    request(fd, 3, set, set_lens);
+    expect(fd, "+OK\r\n");
+    request(fd, 2, get, get_lens);
+    char want[64];
+    int n = snprintf(want, sizeof want, "$%zu\r\n", sizeof val - 1);
+    memcpy(want + n, val, sizeof val - 1);
+    memcpy(want + n + sizeof val - 1, "\r\n", 3);
+    char got[64];
+    size_t len = (size_t)n + sizeof val - 1 + 2;
+    assert_int_equal(read_n(fd, got, len, TIMEOUT_MS), len);
+    assert_memory_equal(got, want, len);
+    close(fd);
+}
+
+struct writer {
+    int id, errors;
+};
+
+static void *write_keys(void *arg)
+{
+    struct writer *w = arg;
+    int fd = try_connect(shared.sock);
+    if (fd < 0) {
+        w->errors++;
+        return NULL;
+    }
+    char cmd[64], want[64], got[64];
+    for (int i = 0; i < 200; i++) {
+        int n = snprintf(cmd, sizeof cmd, "SET w%d:%d %d\r\n", w->id, i, i);
+        if (send(fd, cmd, (size_t)n, MSG_NOSIGNAL) != n || read_n(fd, got, 5, TIMEOUT_MS) != 5 ||
+            memcmp(got, "+OK\r\n", 5) != 0)
+            w->errors++;
+    }
+    for (int i = 0; i < 200; i++) {
+        int n = snprintf(cmd, sizeof cmd, "GET w%d:%d\r\n", w->id, i);
+        int m = snprintf(want, sizeof want, "$%d\r\n%d\r\n", i < 10 ? 1 : i < 100 ? 2 : 3, i);
+        if (send(fd, cmd, (size_t)n, MSG_NOSIGNAL) != n ||
+            read_n(fd, got, (size_t)m, TIMEOUT_MS) != (size_t)m || memcmp(got, want, (size_t)m))
+            w->errors++;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void test_twenty_writers_at_once(void **state)
+{
+    (void)state;
+    pthread_t th[20];
+    struct writer w[20];
+    for (int i = 0; i < 20; i++) {
+        w[i] = (struct writer){i, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, write_keys, &w[i]), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].errors, 0);
+    }
+}
+
+static void test_info_memory_and_stats(void **state)
+{
+    (void)state;
+    int fd = client(&shared);
+    sendf(fd, "MEM.STATS\r\n");
+    char buf[4096];
+    size_t n = read_n(fd, buf, sizeof buf - 1, 300);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "slot_ltm:backend=tier/sqlite[l],breaker=closed"));
+    assert_non_null(strstr(buf, "slot_cache:backend=tier/cache[c]"));
+    sendf(fd, "INFO memory\r\n");
+    n = read_n(fd, buf, sizeof buf - 1, 300);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "memory_writes_total:"));
+    assert_non_null(strstr(buf, "# Memory slots"));
+    close(fd);
+}
+
+/* LTM is a file: what was acknowledged there is back after a restart. */
+static void test_ltm_survives_restart(void **state)
+{
+    (void)state;
+    struct host h;
+    start_host_with(&h, NULL, BODY);
+    int fd = client(&h);
+    sendf(fd, "MEM.PUT keep forever TIER ltm\r\n");
+    expect(fd, "+OK\r\n");
+    close(fd);
+    kill(h.pid, SIGTERM);
+    assert_int_equal(wait_exit(h.pid), 0);
+    unlink(h.sock);
+    h.pid = spawn_host(&h);
+    for (int waited = 0; (fd = try_connect(h.sock)) < 0 && waited < TIMEOUT_MS; waited += 10)
+        poll(NULL, 0, 10);
+    assert_true(fd >= 0);
+    sendf(fd, "GET keep\r\n");
+    expect(fd, "$7\r\nforever\r\n");
+    close(fd);
+    stop_host(&h);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    start_host_with(&shared, NULL, BODY);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    stop_host(&shared);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replies_match_redis),
+        cmocka_unit_test(test_pipeline_reads_its_own_writes),
+        cmocka_unit_test(test_mem_options_and_metadata),
+        cmocka_unit_test(test_binary_keys_and_values),
+        cmocka_unit_test(test_twenty_writers_at_once),
+        cmocka_unit_test(test_info_memory_and_stats),
+        cmocka_unit_test(test_ltm_survives_restart),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
