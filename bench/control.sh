@@ -1,11 +1,12 @@
 #!/bin/sh
-# bench/control: redis-benchmark PING against ganglion's control socket and against a
-# real redis-server on a unix socket, in the same run; prints req/s and the ratio.
+# bench/control: redis-benchmark against ganglion's control socket and against a real
+# redis-server on a unix socket, in the same run; prints req/s and the ratio per test.
 # Usage: bench/control.sh [BUILDDIR]   (needs redis-server and redis-benchmark)
+#   BENCH_TESTS=set,get bench/control.sh   the memory path (embedded cache + STM)
 set -u
 BUILD=${1:-${top_builddir:-.}}
 GANGLION=$BUILD/host/ganglion
-ARGS="-t ping -P 16 -r 100000 -d 256 -n ${BENCH_REQUESTS:-2000000} -q"
+ARGS="-t ${BENCH_TESTS:-ping} -P 16 -r 100000 -d 256 -n ${BENCH_REQUESTS:-2000000} -q"
 for tool in redis-server redis-benchmark; do
     command -v $tool >/dev/null || { echo "bench/control: $tool not found (Debian: redis-server, redis-tools)"; exit 2; }
 done
@@ -19,6 +20,10 @@ trap 'for p in $GPID $RPID; do kill "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 cat >"$WORK/ganglion.conf" <<CONF
 log_level = "warn";
 control = { unix = "$WORK/ganglion.sock"; };
+plugin_dirs = [ "$BUILD/plugins" ];
+backends = { cache = { plugin = "cache"; max_entries = 200000; };
+             stm = { plugin = "mem"; max_entries = 200000; }; };
+tiers = { cache = "cache"; stm = "stm"; };
 CONF
 "$GANGLION" -c "$WORK/ganglion.conf" 2>"$WORK/ganglion.log" &
 GPID=$!
@@ -42,13 +47,13 @@ wait_ping "$WORK/redis.sock"
 # One figure per test line: "PING_INLINE: 123456.79 requests per second, ..."
 run() {
     redis-benchmark -s "$1" $ARGS 2>/dev/null | tr '\r' '\n' | grep 'requests per second' |
-        sed 's/^ *//' | tail -n 2
+        sed 's/^ *//' | sort -u -t: -k1,1
 }
 echo "redis-benchmark $ARGS"
 R1=$(run "$WORK/redis.sock"); G1=$(run "$WORK/ganglion.sock")
 G2=$(run "$WORK/ganglion.sock"); R2=$(run "$WORK/redis.sock") # alternate: drift cancels
 figure() { echo "$1" | grep "^$2:" | awk '{print $2}'; }
-for t in PING_INLINE PING_MBULK; do
+for t in $(echo "$R1" | cut -d: -f1); do
     r=$(printf '%s\n%s\n' "$(figure "$R1" $t)" "$(figure "$R2" $t)" | sort -n | tail -1)
     g=$(printf '%s\n%s\n' "$(figure "$G1" $t)" "$(figure "$G2" $t)" | sort -n | tail -1)
     awk -v t=$t -v g="$g" -v r="$r" \
