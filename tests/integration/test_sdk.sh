@@ -30,7 +30,8 @@ else
 fi
 for f in include/ganglion/ganglion.h include/ganglion/tier.h lib/pkgconfig/ganglion-sdk.pc \
          sbin/ganglion lib/ganglion/tier/mem.so lib/ganglion/tier/sqlite.so etc/ganglion/ganglion.conf \
-         share/man/man8/ganglion.8 share/man/man5/ganglion.conf.5 share/man/man7/ganglion-plugin.7; do
+         share/man/man8/ganglion.8 share/man/man5/ganglion.conf.5 share/man/man7/ganglion-plugin.7 \
+         share/man/man1/ganglionctl.1 bin/ganglionctl; do
     [ -e "$P/$f" ] && pass "installed $f" || fail "missing $P/$f"
 done
 ls "$P"/lib/ganglion/*/*.la >/dev/null 2>&1 && fail ".la files installed beside plugins" || pass "no .la files beside plugins"
@@ -56,6 +57,7 @@ nm -D "$plugindir/tier/kv.so" | grep -q ' ggl_plugin_entry$' && pass "kv.so expo
 
 # 4. The installed host loads them.
 cat >"$WORK/sdk.conf" <<CONF
+control = { unix = "$WORK/ctl.sock"; };
 plugin_dirs = [ "$plugindir" ];
 backends = { t = { plugin = "kv"; max_entries = 100; required = true; }; };
 tiers = { stm = "t"; };
@@ -69,6 +71,14 @@ wait_log "running (pid" && pass "installed host runs with the template plugins" 
 expect_contains "$WORK/host.log" "tier/kv[t]: open" "template tier opened"
 expect_contains "$WORK/host.log" "processor/upper[u]: open" "template processor opened"
 expect_contains "$WORK/host.log" "memory: slot stm bound to tier/kv[t]" "template tier bound to STM"
+# Called over the socket with the installed ganglionctl: the write and the read go
+# through the template's put and get.
+CTL="$P/bin/ganglionctl -s $WORK/ctl.sock"
+[ "$($CTL MEM.PUT greeting hello)" = "OK" ] && pass "MEM.PUT through the template tier" || fail "MEM.PUT"
+$CTL MEM.GET greeting WITHMETA >"$WORK/get" 2>&1
+expect_contains "$WORK/get" "hello" "MEM.GET returns the value from the template tier"
+expect_contains "$WORK/get" "stm" "the value lives in the template's slot"
+[ "$($CTL DEL greeting)" = "(integer) 1" ] && pass "DEL through the template tier" || fail "DEL"
 stop_host
 [ "$HOST_RC" = 0 ] && pass "stopped cleanly" || fail "exit status $HOST_RC"
 finish
