@@ -66,6 +66,12 @@ static const struct conf_key memory_keys[] = {
      1e7, "requests queued per worker queue; more are refused with -BUSY"},
     {"write_batch", GGL_SETTING_INT, offsetof(struct memory_conf, async.batch), "64", 1, 256,
      "queued writes a worker applies as one batch at most"},
+    {"queue_writes", GGL_SETTING_BOOL, offsetof(struct memory_conf, async.queue_writes), "false", 0, 0,
+     "when a write's tier is down, hold it and answer +QUEUED instead of -BUSY"},
+    {"pending_max", GGL_SETTING_INT, offsetof(struct memory_conf, async.pending_max), "10000", 1, 1e7,
+     "writes held per memory worker; more answer -BUSY"},
+    {"retry_ms", GGL_SETTING_INT, offsetof(struct memory_conf, async.retry_ms), "200", 10, 60000,
+     "how often held writes are retried"},
     {"access_table_size", GGL_SETTING_INT, offsetof(struct memory_conf, access_table_size), "65536",
      64, 1e8, "keys whose accesses are counted between two maintenance cycles"},
     {"compress", GGL_SETTING_STRING, offsetof(struct memory_conf, compress), "", 0, 0,
@@ -350,28 +356,32 @@ enum ggl_status memory_put(const void *key, size_t len, const void *value, size_
     return st;
 }
 
-enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
-                                 const struct memory_write *w, enum ggl_status *status)
+int memory_prepare(const struct memory_item *items, size_t n, const struct memory_write *w,
+                   struct ggl_entry *es)
 {
     if (!M.ready)
-        return GGL_UNAVAILABLE;
+        return hostapi_set_reason("memory is not ready"), -1;
     int target = write_target(w);
-    if (target < 0)
-        return GGL_INVALID;
+    uint64_t now = clock_now_ms();
+    for (size_t i = 0; target >= 0 && i < n; i++)
+        es[i] = new_entry(items[i].key, items[i].len, items[i].value, items[i].vlen, w, target, now);
+    return target;
+}
+
+enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries, size_t n,
+                                     enum ggl_status *status)
+{
     struct ggl_entry *es = malloc(n * sizeof *es);
-    if (!es)
-        return GGL_NOMEM;
     void **zbufs = calloc(n, sizeof *zbufs);
-    if (!zbufs) {
+    if (!es || !zbufs) {
         free(es);
+        free(zbufs);
         return GGL_NOMEM;
     }
-    uint64_t now = clock_now_ms();
     for (size_t i = 0; i < n; i++) {
-        es[i] = new_entry(items[i].key, items[i].len, items[i].value, items[i].vlen, w, target, now);
         struct ggl_entry tmp;
-        if (for_tier(target, &es[i], &tmp, &zbufs[i]) == &tmp)
-            es[i] = tmp;
+        es[i] = *for_tier(target, &entries[i], &tmp, &zbufs[i]);
+        es[i].flags &= ~GGL_ENTRY_PENDING;
     }
     struct binding *b;
     enum ggl_status st = slot_acquire(&M.slots[target], &b);
@@ -395,17 +405,38 @@ enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
         else if (status[i] == GGL_CONFLICT)
             status[i] = GGL_OK;
         if (status[i] == GGL_OK) {
-            if (zbufs[i]) { /* the other tiers get the value as it was given */
-                es[i].value = (void *)items[i].value;
-                es[i].value_len = items[i].vlen;
-                es[i].flags &= ~GGL_ENTRY_COMPRESSED;
-            }
-            spread(target, &es[i], NULL);
+            struct ggl_entry plain = entries[i]; /* the other tiers get it as it was given */
+            plain.flags &= ~GGL_ENTRY_PENDING;
+            spread(target, &plain, NULL);
+            if (entries[i].flags & GGL_ENTRY_PENDING) /* settle the cache's pending copy */
+                tier_call(SLOT_CACHE, OP_PUT, plain.key, plain.key_len, &plain, NULL, plain.version);
             metrics_add(M.writes, 1);
         }
         free(zbufs[i]);
     }
     free(zbufs);
+    free(es);
+    return st;
+}
+
+enum ggl_status memory_hold_in_cache(const struct ggl_entry *e)
+{
+    if (!bound(SLOT_CACHE))
+        return hostapi_set_reason("no cache to hold a queued write"), GGL_RETRY;
+    struct ggl_entry pending = *e;
+    pending.flags |= GGL_ENTRY_PENDING;
+    return tier_call(SLOT_CACHE, OP_PUT, e->key, e->key_len, &pending, NULL, GGL_VERSION_OLDER);
+}
+
+enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
+                                 const struct memory_write *w, enum ggl_status *status)
+{
+    struct ggl_entry *es = malloc(n * sizeof *es);
+    if (!es)
+        return GGL_NOMEM;
+    int target = memory_prepare(items, n, w, es);
+    enum ggl_status st = target < 0 ? (M.ready ? GGL_INVALID : GGL_UNAVAILABLE)
+                                    : memory_write_entries(target, es, n, status);
     free(es);
     return st;
 }

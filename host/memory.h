@@ -14,6 +14,8 @@
 struct memory_async_conf {
     int64_t read_workers, write_workers; /* from the pools sizing (memory_read/write) */
     int64_t queue_capacity, batch;       /* from the memory section */
+    int queue_writes;                    /* hold writes for a tier that is down: +QUEUED */
+    int64_t pending_max, retry_ms;       /* held writes per worker; retry period */
 };
 
 struct memory_conf {
@@ -77,6 +79,18 @@ struct memory_item {
  * each value's outcome; returns GGL_OK when the batch ran. */
 enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
                                  const struct memory_write *w, enum ggl_status *status);
+/* The two halves of memory_put_batch, for a caller that keeps entries to retry them
+ * with the versions they were given (a queued write): entries with fresh versions (key
+ * and value borrowed from items) and their target, or -1 (reason set); then the write
+ * of prepared entries, insert-if-newer, so a retry can never undo a later write. */
+int memory_prepare(const struct memory_item *items, size_t n, const struct memory_write *w,
+                   struct ggl_entry *es);
+enum ggl_status memory_write_entries(int target, const struct ggl_entry *es, size_t n,
+                                     enum ggl_status *status);
+/* Put a queued write's entry in the cache flagged GGL_ENTRY_PENDING: reads see it, and
+ * the cache never evicts it until memory_write_entries settles it.  GGL_RETRY when the
+ * cache is full of such entries (or there is no cache). */
+enum ggl_status memory_hold_in_cache(const struct ggl_entry *e);
 /* Delete: a tombstone in the top tier and the cache, older copies below removed.
  * *existed is 1 when a live value was there (Redis DEL's count). */
 enum ggl_status memory_del(const void *key, size_t len, int *existed);

@@ -29,12 +29,23 @@ struct request {
     char data[]; /* key, then value */
 };
 
+/* A write the target tier could not take, acknowledged as +QUEUED: held (with the
+ * version it was given) until the tier takes it.  The request keeps key and value. */
+struct pending {
+    struct request *r;
+    struct ggl_entry e;
+    int target;
+};
+
 struct fifo {
     pthread_mutex_t lock;
     pthread_cond_t nonempty;
     struct request *head, **tail;
     size_t count, cap;
     int stop;
+    /* Worker-only: queued writes, retried oldest first every retry_ms. */
+    struct pending *pending;
+    size_t npending, pending_cap;
 };
 
 static struct {
@@ -45,11 +56,16 @@ static struct {
     size_t nwriters;
     pthread_t *threads;
     size_t nthreads;
-    struct ggl_metric *refused, *queued;
+    int queue_writes;
+    int64_t retry_ms;
+    struct ggl_metric *refused, *queued, *pending, *lost;
 } A;
 
-static void fifo_init(struct fifo *f, size_t cap)
+static void fifo_init(struct fifo *f, size_t cap, size_t pending_cap)
 {
+    f->pending = NULL;
+    f->npending = 0;
+    f->pending_cap = pending_cap;
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->nonempty, NULL);
     f->head = NULL;
@@ -83,12 +99,25 @@ static enum ggl_status fifo_push(struct fifo *f, struct request *r)
     return GGL_OK;
 }
 
-/* Up to `max` requests, oldest first, as a list; NULL once stopped and drained. */
-static struct request *fifo_pop(struct fifo *f, size_t max)
+/* Up to `max` requests, oldest first, as a list.  NULL once stopped and drained (then
+ * *stopped is set), or, with writes waiting to be retried, when retry_ms passed. */
+static struct request *fifo_pop(struct fifo *f, size_t max, int *stopped)
 {
+    struct timespec due;
+    if (f->npending) {
+        clock_gettime(CLOCK_REALTIME, &due);
+        due.tv_sec += A.retry_ms / 1000;
+        due.tv_nsec += (A.retry_ms % 1000) * 1000000;
+        if (due.tv_nsec >= 1000000000)
+            due.tv_sec++, due.tv_nsec -= 1000000000;
+    }
     pthread_mutex_lock(&f->lock);
     while (!f->head && !f->stop)
-        pthread_cond_wait(&f->nonempty, &f->lock);
+        if (!f->npending)
+            pthread_cond_wait(&f->nonempty, &f->lock);
+        else if (pthread_cond_timedwait(&f->nonempty, &f->lock, &due) != 0)
+            break; /* time to retry the queued writes */
+    *stopped = !f->head && f->stop;
     struct request *first = f->head, **end = &f->head;
     size_t n = 0;
     while (*end && n < max)
@@ -98,8 +127,6 @@ static struct request *fifo_pop(struct fifo *f, size_t max)
     if (!f->head)
         f->tail = &f->head;
     f->count -= n;
-    if (f->head)
-        pthread_cond_signal(&f->nonempty); /* more left: let another consumer help */
     pthread_mutex_unlock(&f->lock);
     return first;
 }
@@ -114,6 +141,7 @@ static void fifo_stop(struct fifo *f)
 
 static void fifo_destroy(struct fifo *f)
 {
+    free(f->pending);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->nonempty);
 }
@@ -137,10 +165,60 @@ static void run_one(struct request *r)
     free(r);
 }
 
-/* Run a partition's requests in order: consecutive puts aimed at the same tier go as
- * one batch; a read or delete runs alone, after everything queued before it. */
-static void run_writes(struct request *r)
+/* Hold a write the target could not take, if config allows: its entry goes to the
+ * cache flagged pending (reads see it; never evicted) and to the retry list.  Returns 1
+ * when held: the request now belongs to the list. */
+static int hold(struct fifo *f, struct request *r, const struct ggl_entry *e, int target)
 {
+    if (!A.queue_writes || f->npending >= f->pending_cap || memory_hold_in_cache(e) != GGL_OK)
+        return 0;
+    if (!f->pending && !(f->pending = malloc(f->pending_cap * sizeof *f->pending)))
+        return 0;
+    f->pending[f->npending] = (struct pending){r, *e, target};
+    f->pending[f->npending++].e.flags |= GGL_ENTRY_PENDING; /* the retry settles the cache copy */
+    metrics_add(A.pending, 1);
+    return 1;
+}
+
+/* Retry held writes, oldest first, in one batch per target; keep what still fails. */
+static void retry_held(struct fifo *f, int last_chance)
+{
+    enum ggl_status status[256];
+    struct ggl_entry es[256];
+    size_t kept = 0;
+    for (size_t i = 0; i < f->npending;) {
+        int target = f->pending[i].target;
+        size_t n = 0, start = i;
+        for (; i < f->npending && n < 256 && f->pending[i].target == target; i++)
+            es[n++] = f->pending[i].e;
+        memory_write_entries(target, es, n, status);
+        for (size_t k = 0; k < n; k++) {
+            struct pending *p = &f->pending[start + k];
+            enum ggl_status st = status[k];
+            if (st != GGL_OK && last_chance && target != SLOT_LTM && memory_tier_bound(SLOT_LTM))
+                memory_write_entries(SLOT_LTM, &p->e, 1, &st); /* shutdown: LTM keeps it */
+            if (st == GGL_OK || last_chance) {
+                if (st != GGL_OK) {
+                    metrics_add(A.lost, 1);
+                    log_error("memory: a queued write (version %llu) is lost: its tier and LTM "
+                              "are unreachable", (unsigned long long)p->e.version);
+                }
+                metrics_add(A.pending, -1);
+                free(p->r);
+            } else {
+                f->pending[kept++] = *p;
+            }
+        }
+    }
+    f->npending = kept;
+}
+
+/* Run a partition's requests in order: consecutive puts aimed at the same tier go as
+ * one batch; a read or delete runs alone, after everything queued before it.  A put
+ * the target cannot take right now is held and answered QUEUED when config allows. */
+static void run_writes(struct fifo *f, struct request *r)
+{
+    struct ggl_entry es[256];
     struct memory_item items[256];
     enum ggl_status status[256];
     struct request *group[256];
@@ -160,9 +238,17 @@ static void run_writes(struct request *r)
             group[n++] = q;
         }
         next = group[n - 1]->next;
-        enum ggl_status st = memory_put_batch(items, n, &r->w, status);
+        int target = memory_prepare(items, n, &r->w, es);
+        enum ggl_status st = target < 0 ? GGL_INVALID : memory_write_entries(target, es, n, status);
         for (size_t i = 0; i < n; i++) {
             struct memory_result res = {.op = MEM_OP_PUT, .status = st == GGL_OK ? status[i] : st};
+            if ((res.status == GGL_RETRY || res.status == GGL_UNAVAILABLE) && target >= 0 &&
+                hold(f, group[i], &es[i], target)) {
+                res.status = GGL_OK;
+                res.queued = 1;
+                finish(group[i], &res);
+                continue;
+            }
             finish(group[i], &res);
             free(group[i]);
         }
@@ -173,9 +259,15 @@ static void run_writes(struct request *r)
 static void *write_worker(void *arg)
 {
     struct fifo *f = arg;
-    struct request *r;
-    while ((r = fifo_pop(f, A.batch)))
-        run_writes(r);
+    int stopped = 0;
+    while (!stopped) {
+        struct request *r = fifo_pop(f, A.batch, &stopped);
+        if (f->npending)
+            retry_held(f, 0);
+        if (r)
+            run_writes(f, r);
+    }
+    retry_held(f, 1); /* held writes: their tier, else LTM, else counted as lost */
     return NULL;
 }
 
@@ -269,6 +361,10 @@ int memory_async_start(const struct memory_async_conf *c)
     if (!A.nwriters)
         A.nwriters = 1;
     A.batch = (size_t)(c->batch > 0 ? c->batch : 64);
+    A.queue_writes = c->queue_writes;
+    A.retry_ms = c->retry_ms > 0 ? c->retry_ms : 200;
+    A.pending = metrics_register(GGL_METRIC_GAUGE, "memory_pending_writes", "writes answered QUEUED, not yet in their tier: lost if the host crashes", NULL);
+    A.lost = metrics_register(GGL_METRIC_COUNTER, "memory_pending_lost_total", "queued writes dropped at shutdown: their tier and LTM unreachable", NULL);
     A.refused = metrics_register(GGL_METRIC_COUNTER, "memory_queue_refused_total", "requests refused: queue full", NULL);
     A.queued = metrics_register(GGL_METRIC_COUNTER, "memory_queued_total", "requests handed to memory workers", NULL);
     A.writes = calloc(A.nwriters, sizeof *A.writes);
@@ -276,7 +372,7 @@ int memory_async_start(const struct memory_async_conf *c)
     if (!A.writes || !A.threads)
         goto fail;
     for (size_t i = 0; i < A.nwriters; i++)
-        fifo_init(&A.writes[i], (size_t)c->queue_capacity);
+        fifo_init(&A.writes[i], (size_t)c->queue_capacity, (size_t)(c->pending_max > 0 ? c->pending_max : 1));
     A.started = 1;
     A.running = 1;
     for (size_t i = 0; i < A.nwriters; i++)

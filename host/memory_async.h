@@ -14,6 +14,7 @@ struct memory_result {
     enum ggl_status status;
     struct memory_value value; /* GET: data is malloc'd and owned by the callback */
     int existed;               /* DEL: a live value was there */
+    int queued;                /* PUT: held for a tier that is down (status OK): +QUEUED */
     char reason[160];          /* why, when status is not OK/NOTFOUND */
 };
 

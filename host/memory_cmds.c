@@ -75,7 +75,7 @@ static void finish_job(void *arg, struct memory_result *r)
     case MEM_OP_GET: reply_read(&j->reply, r, withmeta_of(&j->req)); break;
     case MEM_OP_PUT:
         if (r->status == GGL_OK)
-            reply_status(&j->reply, "OK");
+            reply_status(&j->reply, r->queued ? "QUEUED" : "OK");
         else
             reply_failure(&j->reply, r->status, r->reason);
         break;

@@ -215,6 +215,42 @@ static void test_ltm_survives_restart(void **state)
     stop_host(&h);
 }
 
+/* With queue_writes, a write whose tier is down answers +QUEUED, reads see it, and it
+ * lands once the tier is back; without it the client gets -BUSY. */
+static void test_queued_write_lands_when_tier_returns(void **state)
+{
+    (void)state;
+    struct host h;
+    char down[160], buf[4096];
+    start_host_with(&h, NULL,
+                    "plugin_dirs = [ \"" TEST_PLUGINDIR "\", \"" BUILD_PLUGINDIR "\" ];\n"
+                    "backends = { c = { plugin = \"cache\"; };"
+                    " s = { plugin = \"flaky\"; fail_file = \"%1$s/down\"; }; };\n"
+                    "tiers = { cache = \"c\"; stm = \"s\"; };\n"
+                    "memory = { queue_writes = true; retry_ms = 10; breaker_threshold = 1;"
+                    " breaker_cooldown_ms = 10; };\n");
+    snprintf(down, sizeof down, "%s/down", h.dir);
+    fclose(fopen(down, "w"));
+    int fd = client(&h);
+    sendf(fd, "SET q held\r\nGET q\r\n");
+    expect(fd, "+QUEUED\r\n$4\r\nheld\r\n");
+    unlink(down);
+    int landed = 0;
+    for (int i = 0; i < 500 && !landed; i++) { /* bounded: the host retries every 10 ms */
+        sendf(fd, "INFO memory\r\n");
+        size_t n = read_n(fd, buf, sizeof buf - 1, 200);
+        buf[n] = '\0';
+        landed = strstr(buf, "memory_pending_writes:0\r\n") != NULL;
+        if (!landed)
+            poll(NULL, 0, 10);
+    }
+    assert_true(landed);
+    sendf(fd, "MEM.GET q\r\n");
+    expect(fd, "$4\r\nheld\r\n");
+    close(fd);
+    stop_host(&h);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -240,6 +276,7 @@ int main(void)
         cmocka_unit_test(test_twenty_writers_at_once),
         cmocka_unit_test(test_info_memory_and_stats),
         cmocka_unit_test(test_ltm_survives_restart),
+        cmocka_unit_test(test_queued_write_lands_when_tier_returns),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <time.h>
+#include <poll.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -70,11 +71,32 @@ static int setup_with(int64_t capacity)
     if (host_fixture_open(&fx, "backends = { c = { plugin = \"cache\"; }; s = { plugin = \"mem\"; }; };\n"
                                "tiers = { cache = \"c\"; stm = \"s\"; };\n") < 0)
         return -1;
-    struct memory_async_conf ac = {2, 2, capacity, 64};
+    struct memory_async_conf ac = {2, 2, capacity, 64, 0, 1, 200};
     return memory_async_start(&ac);
 }
 
 static int setup(void **state) { (void)state; return setup_with(4096); }
+
+static uint64_t fake_ms = 1700000000000ull;
+static uint64_t fake_clock(void) { return __atomic_load_n(&fake_ms, __ATOMIC_RELAXED); }
+static char down_file[128];
+
+/* STM that goes down on demand (tier/flaky), LTM on a file, writes queued when allowed. */
+static int setup_queueing(void **state)
+{
+    (void)state;
+    done_count = hold_first = held = released = 0;
+    clock_set(fake_clock);
+    if (host_fixture_open(&fx, "backends = { c = { plugin = \"cache\"; };"
+                               " s = { plugin = \"flaky\"; fail_file = \"%1$s/down\"; };"
+                               " l = { plugin = \"sqlite\"; path = \"%1$s/ltm.db\"; }; };\n"
+                               "tiers = { cache = \"c\"; stm = \"s\"; ltm = \"l\"; };\n"
+                               "memory = { breaker_threshold = 1; breaker_cooldown_ms = 1000; };\n") < 0)
+        return -1;
+    snprintf(down_file, sizeof down_file, "%s/down", fx.dir);
+    struct memory_async_conf ac = {1, 1, 64, 64, 1, 100, 10};
+    return memory_async_start(&ac);
+}
 static int setup_small(void **state) { (void)state; return setup_with(4); }
 
 static int teardown(void **state)
@@ -82,7 +104,97 @@ static int teardown(void **state)
     (void)state;
     memory_async_free();
     host_fixture_close(&fx);
+    clock_set(NULL);
     return 0;
+}
+
+static enum ggl_status raw_get(int tier, const char *key, struct ggl_entry *e)
+{
+    struct binding *b = atomic_load(&memory_slot(tier)->current);
+    *e = (struct ggl_entry){.size = sizeof *e};
+    enum ggl_status st = b->vt->get(b->self, key, strlen(key), e);
+    if (st == GGL_OK)
+        free(e->value);
+    return st;
+}
+
+/* Poll (bounded) until tier holds key without the pending flag: the worker's retry
+ * runs every 10 ms of real time. */
+static int wait_landed(int tier, const char *key)
+{
+    for (int i = 0; i < 1000; i++) {
+        struct ggl_entry e;
+        if (raw_get(tier, key, &e) == GGL_OK)
+            return 1;
+        poll(NULL, 0, 10);
+    }
+    return 0;
+}
+
+static void set_down(int down)
+{
+    if (down)
+        fclose(fopen(down_file, "w"));
+    else
+        unlink(down_file);
+}
+
+/* STM down: the write is held and answered QUEUED, readable at once from the cache,
+ * and lands in STM once it is back; the cache copy is then no longer pending. */
+static void test_write_queued_while_tier_down(void **state)
+{
+    (void)state;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    set_down(1);
+    assert_int_equal(memory_async_put("q", 1, "held", 4, &w, on_done, NULL), GGL_OK);
+    wait_for(1, NULL);
+    assert_int_equal(last.status, GGL_OK);
+    assert_int_equal(last.queued, 1);
+    struct memory_value v;
+    assert_int_equal(memory_get("q", 1, &v), GGL_OK);
+    assert_int_equal(v.len, 4);
+    free(v.data);
+    struct ggl_entry e;
+    assert_int_equal(raw_get(SLOT_CACHE, "q", &e), GGL_OK);
+    assert_true(e.flags & GGL_ENTRY_PENDING);
+    set_down(0);
+    __atomic_add_fetch(&fake_ms, 1000, __ATOMIC_RELAXED); /* the breaker's cooldown */
+    assert_true(wait_landed(SLOT_STM, "q"));
+    for (int i = 0; i < 1000 && raw_get(SLOT_CACHE, "q", &e) == GGL_OK && (e.flags & GGL_ENTRY_PENDING); i++)
+        poll(NULL, 0, 10);
+    assert_false(e.flags & GGL_ENTRY_PENDING);
+}
+
+/* Still down at shutdown: held writes go to LTM instead of being lost. */
+static void test_held_writes_go_to_ltm_at_stop(void **state)
+{
+    (void)state;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    set_down(1);
+    assert_int_equal(memory_async_put("keep", 4, "me", 2, &w, on_done, NULL), GGL_OK);
+    wait_for(1, NULL);
+    assert_int_equal(last.queued, 1);
+    memory_async_stop();
+    struct ggl_entry e;
+    assert_int_equal(raw_get(SLOT_LTM, "keep", &e), GGL_OK);
+    set_down(0);
+}
+
+/* Without queue_writes a write to a tier that is down is refused, not held. */
+static void test_no_queueing_by_default(void **state)
+{
+    (void)state;
+    memory_async_stop();
+    memory_async_free();
+    struct memory_async_conf ac = {1, 1, 64, 64, 0, 100, 10};
+    assert_int_equal(memory_async_start(&ac), 0);
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    set_down(1);
+    assert_int_equal(memory_async_put("no", 2, "x", 1, &w, on_done, NULL), GGL_OK);
+    wait_for(1, NULL);
+    assert_int_equal(last.status, GGL_RETRY);
+    assert_int_equal(last.queued, 0);
+    set_down(0);
 }
 
 static void test_hit_inline_miss_on_worker(void **state)
@@ -164,6 +276,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_writes_to_one_key_apply_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_refuses_at_admission, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_queued_while_tier_down, setup_queueing, teardown),
+        cmocka_unit_test_setup_teardown(test_held_writes_go_to_ltm_at_stop, setup_queueing, teardown),
+        cmocka_unit_test_setup_teardown(test_no_queueing_by_default, setup_queueing, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
