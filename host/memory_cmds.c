@@ -16,6 +16,7 @@
 
 #include "conn.h"
 #include "hostapi.h"
+#include "maintenance.h"
 #include "memory_args.h"
 #include "memory_async.h"
 #include "memory_cmds.h"
@@ -203,4 +204,18 @@ void cmd_mem_stats(struct cmd_call *call)
     char text[4096];
     size_t n = memory_info(text, sizeof text);
     reply_bulk(call->out, text, n);
+}
+
+/* MEM.MAINTAIN: one maintenance cycle now (on a worker: it scans whole tiers). */
+void cmd_mem_maintain(struct cmd_call *call)
+{
+    struct maintenance_report r;
+    char text[256];
+    maintenance_cycle(&r);
+    int n = snprintf(text, sizeof text,
+                     "scanned:%zu\r\nmoved_stm_im:%zu\r\nmoved_im_ltm:%zu\r\npurged:%zu\r\n"
+                     "failed:%zu\r\naccess_flushed:%zu\r\nduration_us:%llu\r\n",
+                     r.scanned, r.moved_stm_im, r.moved_im_ltm, r.purged, r.failed, r.touched,
+                     (unsigned long long)r.duration_us);
+    reply_bulk(call->out, text, (size_t)n);
 }

@@ -251,6 +251,56 @@ static void test_queued_write_lands_when_tier_returns(void **state)
     stop_host(&h);
 }
 
+/* 10,000 entries written over the socket with mixed importance; one maintenance cycle
+ * (MEM.MAINTAIN) moves exactly those the policy picks: with every entry past the minimum
+ * age, score = 0.5 * importance + 0.2 * recency (~0.2) against the 0.3 threshold. */
+static void test_maintenance_moves_what_policy_picks(void **state)
+{
+    (void)state;
+    struct host h;
+    start_host_with(&h, NULL,
+                    "plugin_dirs = [ \"" BUILD_PLUGINDIR "\" ];\n"
+                    "backends = { s = { plugin = \"mem\"; }; i = { plugin = \"mem\"; }; };\n"
+                    "tiers = { stm = \"s\"; im = \"i\"; };\n"
+                    "memory = { stm_ttl_ms = 600000; maintenance_interval_ms = 60000;"
+                    " stm_min_age_ms = 1; };\n");
+    int fd = client(&h);
+    static const double importance[] = {0.0, 0.1, 0.5, 0.9};
+    char *buf = malloc(1 << 20);
+    size_t n = 0;
+    for (int i = 0; i < 10000; i++)
+        n += (size_t)snprintf(buf + n, (1 << 20) - n, "MEM.PUT e%d v IMPORTANCE %.1f\r\n", i,
+                              importance[i % 4]);
+    send_all(fd, buf, n);
+    for (int i = 0; i < 10000; i++)
+        expect(fd, "+OK\r\n");
+    poll(NULL, 0, 5); /* every entry a few ms old: past stm_min_age_ms = 1 */
+    sendf(fd, "MEM.MAINTAIN\r\n");
+    size_t got = read_n(fd, buf, 200, TIMEOUT_MS);
+    buf[got] = '\0';
+    assert_non_null(strstr(buf, "moved_stm_im:5000\r\n"));
+    char line[64];
+    for (int base = 0; base < 10000; base += 100) { /* chunks: the output limit is 64 KiB */
+        n = 0;
+        for (int i = base; i < base + 100; i++)
+            n += (size_t)snprintf(buf + n, (1 << 20) - n, "MEM.GET e%d WITHMETA\r\n", i);
+        send_all(fd, buf, n);
+        for (int i = base; i < base + 100; i++) /* *12, then 12 one-line bulks: tier is line 8 */
+            for (int l = 0; l < 25; l++) {
+                size_t k = 0;
+                while (k < sizeof line - 1 && read_n(fd, line + k, 1, TIMEOUT_MS) == 1 &&
+                       line[k] != '\n')
+                    k++;
+                line[k] = '\0';
+                if (l == 8 && strcmp(line, importance[i % 4] >= 0.5 ? "im\r" : "stm\r") != 0)
+                    fail_msg("e%d (importance %.1f) is in '%s'", i, importance[i % 4], line);
+            }
+    }
+    free(buf);
+    close(fd);
+    stop_host(&h);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -277,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_info_memory_and_stats),
         cmocka_unit_test(test_ltm_survives_restart),
         cmocka_unit_test(test_queued_write_lands_when_tier_returns),
+        cmocka_unit_test(test_maintenance_moves_what_policy_picks),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
