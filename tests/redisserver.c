@@ -69,11 +69,12 @@ static int free_port(void)
 static int spawn(struct redis_server *s)
 {
     const char *argv[] = {"redis-server", "--port", s->port_text, "--bind", "127.0.0.1",
-                          "--save", "", "--appendonly", "no", "--daemonize", "no",
+                          "--save", "", "--appendonly", s->durable ? "yes" : "no",
+                          "--appendfsync", "always", "--daemonize", "no",
                           "--dir", s->dir, "--unixsocket", s->socket, "--unixsocketperm", "700",
                           "--loglevel", "warning", "--requirepass", s->password, NULL};
     if (!s->password)
-        argv[19] = NULL;
+        argv[21] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);

@@ -13,6 +13,7 @@ struct redis_server {
     char dir[64];        /* temp dir: --dir and the unix socket */
     char socket[96];
     const char *password;
+    int durable;         /* set before start: AOF with fsync on every write (kill -9 safe) */
 };
 
 /* Start redis-server (port 0: pick a free one; password NULL: none) and wait, bounded,
