@@ -3,6 +3,8 @@
 # redis-server on a unix socket, in the same run; prints req/s and the ratio per test.
 # Usage: bench/control.sh [BUILDDIR]   (needs redis-server and redis-benchmark)
 #   BENCH_TESTS=set,get bench/control.sh   the memory path (embedded cache + STM)
+#   BENCH_STM=redis BENCH_TESTS=set,get bench/control.sh   STM on the same redis-server,
+#       no cache: the memory manager's Redis path against Redis itself
 set -u
 BUILD=${1:-${top_builddir:-.}}
 GANGLION=$BUILD/host/ganglion
@@ -17,19 +19,28 @@ chmod 700 "$WORK"
 GPID=; RPID=
 trap 'for p in $GPID $RPID; do kill "$p" 2>/dev/null; done; rm -rf "$WORK"' EXIT
 
+if [ "${BENCH_STM:-mem}" = redis ]; then
+    BACKENDS="stm = { plugin = \"redis\"; unix_socket = \"$WORK/redis.sock\"; pool_size = 16; };"
+    TIERS='stm = "stm";'
+else
+    BACKENDS='cache = { plugin = "cache"; max_entries = 200000; };
+             stm = { plugin = "mem"; max_entries = 200000; };'
+    TIERS='cache = "cache"; stm = "stm";'
+fi
 cat >"$WORK/ganglion.conf" <<CONF
 log_level = "warn";
 control = { unix = "$WORK/ganglion.sock"; };
 plugin_dirs = [ "$BUILD/plugins" ];
-backends = { cache = { plugin = "cache"; max_entries = 200000; };
-             stm = { plugin = "mem"; max_entries = 200000; }; };
-tiers = { cache = "cache"; stm = "stm"; };
+backends = { $BACKENDS };
+tiers = { $TIERS };
 CONF
-"$GANGLION" -c "$WORK/ganglion.conf" 2>"$WORK/ganglion.log" &
-GPID=$!
 redis-server --port 0 --unixsocket "$WORK/redis.sock" --unixsocketperm 700 --save '' \
     --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
 RPID=$!
+wait_sock() { n=100; while [ $n -gt 0 ] && [ ! -S "$1" ]; do sleep 0.1; n=$((n - 1)); done; }
+wait_sock "$WORK/redis.sock"
+"$GANGLION" -c "$WORK/ganglion.conf" 2>"$WORK/ganglion.log" &
+GPID=$!
 
 # Bounded wait until both answer PING.
 wait_ping() {

@@ -198,12 +198,13 @@ static int retire_older(int t, const void *key, size_t len, uint64_t version, ui
     return live;
 }
 
-enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out)
+/* What a read found — e from tier t, or nothing (t < 0) with `failed` tiers unasked —
+ * made into the answer: expiry and tombstones checked, counted, promoted into the cache
+ * when found below it (insert-if-newer: a newer write in between wins). */
+static enum ggl_status finish_read(const void *key, size_t len, int t, struct ggl_entry *e,
+                                   int failed, uint64_t now, struct memory_value *out)
 {
-    struct ggl_entry e;
-    int t, failed;
-    uint64_t now = clock_now_ms();
-    if (find_top(key, len, &e, &t, &failed) != GGL_OK) {
+    if (t < 0) {
         metrics_add(M.misses, 1);
         if (failed) {
             hostapi_set_reason("%d tier(s) unreachable; the key may be there", failed);
@@ -211,8 +212,8 @@ enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out
         }
         return GGL_NOTFOUND;
     }
-    if (dead(&e, now)) {
-        free(e.value);
+    if (dead(e, now)) {
+        free(e->value);
         metrics_add(M.misses, 1);
         return GGL_NOTFOUND;
     }
@@ -221,20 +222,98 @@ enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out
     if (t != SLOT_CACHE && bound(SLOT_CACHE)) {
         if (M.hook)
             M.hook(HOOK_BEFORE_PROMOTE, key, len);
-        struct ggl_entry copy = e;
+        struct ggl_entry copy = *e;
         copy.key = key;
         copy.key_len = len;
         copy.flags &= ~GGL_ENTRY_PENDING;
         if (tier_call(SLOT_CACHE, OP_PUT, key, len, &copy, NULL, GGL_VERSION_OLDER) == GGL_OK)
             metrics_add(M.promotions, 1);
     }
-    out->data = e.value;
-    out->len = e.value_len;
+    out->data = e->value;
+    out->len = e->value_len;
     out->tier = t;
-    out->meta = e;
+    out->meta = *e;
     out->meta.key = NULL;
     out->meta.value = NULL;
     return GGL_OK;
+}
+
+enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out)
+{
+    struct ggl_entry e;
+    int t, failed;
+    find_top(key, len, &e, &t, &failed);
+    return finish_read(key, len, t, &e, failed, clock_now_ms(), out);
+}
+
+/* n reads from tier t in one backend call (get_batch, else a loop), values decompressed. */
+static void tier_get_batch(int t, const void *const *keys, const size_t *lens, size_t n,
+                           struct ggl_entry *out, enum ggl_status *status)
+{
+    struct binding *b;
+    struct slot *s = &M.slots[t];
+    enum ggl_status st = slot_acquire(s, &b), health = GGL_OK;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (struct ggl_entry){.size = sizeof out[i]}, status[i] = st;
+    if (st != GGL_OK)
+        return;
+    hostapi_clear_reason();
+    if (GGL_HAS_SLOT(b->vt, struct ggl_tier, get_batch)) {
+        if ((st = b->vt->get_batch(b->self, keys, lens, n, out, status)) != GGL_OK)
+            for (size_t i = 0; i < n; i++)
+                status[i] = st;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            status[i] = b->vt->get(b->self, keys[i], lens[i], &out[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (status[i] == GGL_RETRY || status[i] == GGL_ERROR || status[i] == GGL_NOMEM)
+            health = status[i];
+    slot_release(s, b, health, health == GGL_OK ? NULL : hostapi_take_reason());
+    for (size_t i = 0; i < n; i++)
+        if (status[i] == GGL_OK && (status[i] = decompress_entry(&out[i], MAX_VALUE_BYTES)) != GGL_OK) {
+            free(out[i].value);
+            out[i].value = NULL;
+        }
+}
+
+enum ggl_status memory_get_batch(const void *const *keys, const size_t *lens, size_t n,
+                                 struct memory_value *out, enum ggl_status *status)
+{
+    int *tier = malloc(n * sizeof *tier), *failed = calloc(n, sizeof *failed);
+    size_t *idx = malloc(n * sizeof *idx), *sub_lens = malloc(n * sizeof *sub_lens);
+    const void **sub_keys = malloc(n * sizeof *sub_keys);
+    struct ggl_entry *es = malloc(n * sizeof *es), *found = malloc(n * sizeof *found);
+    enum ggl_status *st = malloc(n * sizeof *st), rc = GGL_OK;
+    if (!tier || !failed || !idx || !sub_lens || !sub_keys || !es || !found || !st) {
+        rc = GGL_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        tier[i] = -1;
+    for (int t = 0; t < SLOT_COUNT; t++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (tier[i] < 0)
+                idx[m] = i, sub_keys[m] = keys[i], sub_lens[m++] = lens[i];
+        if (!m)
+            break;
+        if (!bound(t))
+            continue;
+        tier_get_batch(t, sub_keys, sub_lens, m, found, st);
+        for (size_t j = 0; j < m; j++) {
+            if (st[j] == GGL_OK)
+                es[idx[j]] = found[j], tier[idx[j]] = t;
+            else if (st[j] != GGL_NOTFOUND)
+                failed[idx[j]]++;
+        }
+    }
+    uint64_t now = clock_now_ms();
+    for (size_t i = 0; i < n; i++)
+        status[i] = finish_read(keys[i], lens[i], tier[i], &es[i], failed[i], now, &out[i]);
+out:
+    free(tier), free(failed), free(idx), free(sub_lens), free(sub_keys), free(es), free(found), free(st);
+    return rc;
 }
 
 enum ggl_status memory_get_cached(const void *key, size_t len, struct memory_value *out)

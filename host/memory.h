@@ -59,6 +59,10 @@ int memory_ready(void);
  * GGL_NOTFOUND when absent, deleted or expired; GGL_RETRY when absent from every
  * reachable tier but some tier could not be asked (the key may exist there). */
 enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out);
+/* n reads at once: each tier is asked once for all keys still unanswered (get_batch:
+ * one pipeline on Redis, one transaction on SQLite).  status[i] as memory_get's. */
+enum ggl_status memory_get_batch(const void *const *keys, const size_t *lens, size_t n,
+                                 struct memory_value *out, enum ggl_status *status);
 /* The cache's answer alone, for callers that must not block: GGL_OK (a live copy),
  * GGL_NOTFOUND (a tombstone: definitive), or GGL_RETRY meaning "ask the tiers below" (a
  * miss, an expired copy, or no nonblocking cache bound). */

@@ -165,6 +165,30 @@ static void run_one(struct request *r)
     free(r);
 }
 
+/* A run of consecutive reads as one batch (each tier asked once); returns what follows. */
+static struct request *run_reads(struct request *r)
+{
+    const void *keys[256];
+    size_t lens[256], n = 0;
+    struct request *group[256];
+    struct memory_value values[256];
+    enum ggl_status status[256];
+    for (; r && r->op == MEM_OP_GET && n < 256; r = r->next) {
+        keys[n] = r->data;
+        lens[n] = r->len;
+        group[n++] = r;
+    }
+    enum ggl_status st = memory_get_batch(keys, lens, n, values, status);
+    for (size_t i = 0; i < n; i++) {
+        struct memory_result res = {.op = MEM_OP_GET, .status = st == GGL_OK ? status[i] : st};
+        if (res.status == GGL_OK)
+            res.value = values[i];
+        finish(group[i], &res);
+        free(group[i]);
+    }
+    return r;
+}
+
 /* Hold a write the target could not take, if config allows: its entry goes to the
  * cache flagged pending (reads see it; never evicted) and to the retry list.  Returns 1
  * when held: the request now belongs to the list. */
@@ -224,6 +248,10 @@ static void run_writes(struct fifo *f, struct request *r)
     struct request *group[256];
     while (r) {
         struct request *next = r->next;
+        if (r->op == MEM_OP_GET && next && next->op == MEM_OP_GET) {
+            r = run_reads(r);
+            continue;
+        }
         if (r->op != MEM_OP_PUT) {
             run_one(r);
             r = next;

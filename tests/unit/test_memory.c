@@ -289,6 +289,37 @@ static void test_batch_write_to_ltm(void **state)
         assert_int_equal(status[i], GGL_RETRY);
 }
 
+/* A batch read answers each key from its top-most tier, like memory_get one by one. */
+static void test_batch_read_matches_single_reads(void **state)
+{
+    (void)state;
+    int existed;
+    assert_int_equal(put("top", "c", -1), GGL_OK);
+    assert_int_equal(put("low", "l", SLOT_LTM), GGL_OK);
+    assert_int_equal(put("gone", "x", -1), GGL_OK);
+    assert_int_equal(memory_del("gone", 4, &existed), GGL_OK);
+    const void *keys[] = {"top", "low", "absent", "gone"};
+    size_t lens[] = {3, 3, 6, 4};
+    struct memory_value v[4];
+    enum ggl_status st[4];
+    assert_int_equal(memory_get_batch(keys, lens, 4, v, st), GGL_OK);
+    assert_int_equal(st[0], GGL_OK);
+    assert_int_equal(v[0].tier, SLOT_CACHE);
+    assert_memory_equal(v[0].data, "c", 1);
+    assert_int_equal(st[1], GGL_OK);
+    assert_int_equal(v[1].tier, SLOT_LTM);
+    assert_memory_equal(v[1].data, "l", 1);
+    assert_int_equal(st[2], GGL_NOTFOUND);
+    assert_int_equal(st[3], GGL_NOTFOUND);
+    free(v[0].data);
+    free(v[1].data);
+    expect_get("low", GGL_OK, "l"); /* promoted by the batch read */
+    struct memory_value one;
+    assert_int_equal(memory_get("low", 3, &one), GGL_OK);
+    assert_int_equal(one.tier, SLOT_CACHE);
+    free(one.data);
+}
+
 /* IM and LTM compress in this fixture: callers see the original bytes, the tier holds
  * fewer, and what does not compress is stored as it is. */
 static void test_compression_is_transparent(void **state)
@@ -421,6 +452,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_breaker_fails_fast_and_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_write_to_ltm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compression_is_transparent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_read_matches_single_reads, setup, teardown),
         cmocka_unit_test(test_compress_config_names_tiers),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_keep_newest, setup, teardown),
     };
