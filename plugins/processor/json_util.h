@@ -15,7 +15,7 @@
 /* Leave a reason with the host and return GGL_INVALID. */
 enum ggl_status json_invalid(const struct ggl_host *h, const char *fmt, ...) GGL_PRINTF(2, 3);
 
-/* Parse text as one JSON object of at most max_len bytes.  On failure *out is NULL and
+/* Parse text as one JSON object of at most max_len bytes (duplicate keys refused).  On failure *out is NULL and
  * the answer is GGL_INVALID with a reason naming `what` (e.g. "payload"). */
 enum ggl_status json_parse_object(const struct ggl_host *h, const char *what, const void *text,
                                   size_t len, size_t max_len, json_t **out);

@@ -400,12 +400,14 @@ static enum ggl_status plan_process(void *self, const struct ggl_task *task, str
         (doc && (st = read_edges(p, &gr, doc))) ||
         (st = read_edges(p, &gr, payload)))
         goto fail;
-    if (node(p, &gr, json_object_get(payload, "start"), &start) ||
-        node(p, &gr, json_object_get(payload, "goal"), &goal)) {
+    if (!json_is_string(json_object_get(payload, "start")) ||
+        !json_is_string(json_object_get(payload, "goal"))) {
         st = json_invalid(p->host, "\"start\" and \"goal\" must be state names");
         goto fail;
     }
-    if ((st = alloc_graph(&gr, &s, json_array_size(gr.names))) ||
+    if ((st = node(p, &gr, json_object_get(payload, "start"), &start)) ||
+        (st = node(p, &gr, json_object_get(payload, "goal"), &goal)) ||
+        (st = alloc_graph(&gr, &s, json_array_size(gr.names))) ||
         (doc && (st = read_coords(p, &gr, doc))) ||
         (st = read_coords(p, &gr, payload)) ||
         (st = answer(p, &gr, &s, start, goal, submit, res)))

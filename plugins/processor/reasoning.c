@@ -9,7 +9,7 @@
  *   once every literal of "if" (possibly none) is known and makes each literal of
  *   "then" known; premises are matched literally ("!p" must itself be known: no
  *   negation by failure).  Unnamed rules are called "rule<n>", n counting from 0 over
- *   every document read.  Each name in "memory" is read from memory key
+ *   every document read.  Each name in "memory" (at most 64) is read from memory key
  *   <memory_prefix><name>, an object of the same shape ("facts", "rules"), before the
  *   payload; NOTFOUND and UNAVAILABLE (today's host) count as "no memory facts".
  * Bounds: "max_facts" distinct literals and "max_rules" rules per task (more is
