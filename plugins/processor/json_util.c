@@ -2,7 +2,9 @@
  * fields with reasons, results in host-allocated buffers, memory values as JSON. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json_util.h"
@@ -148,6 +150,52 @@ enum ggl_status json_mem_get(const struct ggl_host *h, const char *prefix, const
     st = json_parse_object(h, "memory value", value, len, max_len, out);
     h->free(value);
     return st;
+}
+
+enum ggl_status json_names_init(struct json_names *n)
+{
+    n->index = json_object();
+    n->names = json_array();
+    return n->index && n->names ? GGL_OK : GGL_NOMEM;
+}
+
+void json_names_free(struct json_names *n)
+{
+    json_decref(n->index);
+    json_decref(n->names);
+    n->index = n->names = NULL;
+}
+
+enum ggl_status json_names_intern(const struct ggl_host *h, struct json_names *n, const char *s,
+                                  size_t len, size_t max, const char *what, size_t *out)
+{
+    json_t *known = json_object_getn(n->index, s, len);
+    if (known) {
+        *out = (size_t)json_integer_value(known);
+        return GGL_OK;
+    }
+    *out = json_array_size(n->names);
+    if (*out >= max)
+        return json_invalid(h, "more than %zu %s", max, what);
+    if (json_object_setn_new(n->index, s, len, json_integer((json_int_t)*out)) ||
+        json_array_append_new(n->names, json_stringn(s, len)))
+        return GGL_NOMEM;
+    return GGL_OK;
+}
+
+void *json_reserve(void *array, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap && array)
+        return array;
+    size_t grown = *cap ? *cap : 16;
+    while (grown < need && grown <= SIZE_MAX / 2)
+        grown *= 2;
+    if (grown < need || grown > SIZE_MAX / size)
+        return NULL;
+    void *p = realloc(array, grown * size);
+    if (p)
+        *cap = grown;
+    return p;
 }
 
 int64_t json_conf_int(const struct ggl_host *h, const struct ggl_conf *conf, const char *key,

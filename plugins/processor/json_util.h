@@ -43,6 +43,24 @@ enum ggl_status json_opt_array(const struct ggl_host *h, const json_t *obj, cons
 enum ggl_status json_mem_get(const struct ggl_host *h, const char *prefix, const char *name,
                              size_t max_len, json_t **out);
 
+/* Names numbered in order of first sight (states, facts): index maps name -> number,
+ * names maps number -> name (a JSON string).  Both start empty. */
+struct json_names {
+    json_t *index;
+    json_t *names;
+};
+enum ggl_status json_names_init(struct json_names *n);
+void json_names_free(struct json_names *n);
+static inline size_t json_names_count(const struct json_names *n) { return json_array_size(n->names); }
+/* The number of name s[0..len), numbering it when new; more than max names is
+ * GGL_INVALID with a reason naming `what` ("states", "facts"). */
+enum ggl_status json_names_intern(const struct ggl_host *h, struct json_names *n, const char *s,
+                                  size_t len, size_t max, const char *what, size_t *out);
+
+/* A growable array: `array` (capacity *cap elements of `size` bytes) with room for
+ * `need` elements, grown by doubling.  NULL when that fails (array left as it was). */
+void *json_reserve(void *array, size_t *cap, size_t need, size_t size);
+
 /* The instance settings every processor shares: its task type and payload limit. */
 struct json_proc_conf {
     const char *types[2]; /* { task_type, NULL } for task_types() */

@@ -37,10 +37,9 @@ struct edge {
     const char *action;
 };
 
-/* The graph of one task.  Names and coordinates are looked up through `index`. */
+/* The graph of one task: states are numbered by name. */
 struct graph {
-    json_t *index;     /* name -> integer node number */
-    json_t *names;     /* node number -> name */
+    struct json_names states;
     struct edge *edges;
     size_t nedges, cap_edges;
     double (*xyz)[3];
@@ -92,32 +91,18 @@ static enum ggl_status node(struct planning *p, struct graph *gr, const json_t *
 {
     if (!json_is_string(name))
         return json_invalid(p->host, "state names must be strings");
-    json_t *known = json_object_getn(gr->index, json_string_value(name), json_string_length(name));
-    if (known) {
-        *out = (size_t)json_integer_value(known);
-        return GGL_OK;
-    }
-    *out = json_array_size(gr->names);
-    if (*out >= p->max_nodes)
-        return json_invalid(p->host, "more than max_nodes (%zu) states", p->max_nodes);
-    if (json_object_setn_new(gr->index, json_string_value(name), json_string_length(name),
-                             json_integer((json_int_t)*out)) ||
-        json_array_append(gr->names, (json_t *)name))
-        return GGL_NOMEM;
-    return GGL_OK;
+    return json_names_intern(p->host, &gr->states, json_string_value(name), json_string_length(name),
+                             p->max_nodes, "states (max_nodes)", out);
 }
 
 static enum ggl_status add_edge(struct planning *p, struct graph *gr, const struct edge *e)
 {
-    if (gr->nedges == gr->cap_edges) {
-        size_t cap = gr->cap_edges ? 2 * gr->cap_edges : 16;
-        struct edge *grown = realloc(gr->edges, cap * sizeof *grown);
-        if (!grown)
-            return GGL_NOMEM;
-        gr->edges = grown, gr->cap_edges = cap;
-    }
     if (gr->nedges >= p->max_edges)
         return json_invalid(p->host, "more than max_edges (%zu) edges", p->max_edges);
+    struct edge *grown = json_reserve(gr->edges, &gr->cap_edges, gr->nedges + 1, sizeof *grown);
+    if (!grown)
+        return GGL_NOMEM;
+    gr->edges = grown;
     gr->edges[gr->nedges++] = *e;
     return GGL_OK;
 }
@@ -176,7 +161,7 @@ static enum ggl_status read_coords(struct planning *p, struct graph *gr, const j
             if (!json_is_number(c) || !(fabs(xyz[d]) <= 1e100))
                 return json_invalid(p->host, "coords of \"%s\" must be numbers in [-1e100, 1e100]", name);
         }
-        json_t *known = json_object_get(gr->index, name);
+        json_t *known = json_object_get(gr->states.index, name);
         if (!known)
             continue; /* a state no edge touches plays no part */
         size_t v = (size_t)json_integer_value(known);
@@ -288,13 +273,13 @@ static enum ggl_status plan_steps(const struct planning *p, const struct graph *
         path[k] = s->via[v];
     for (size_t k = 0; k < len; k++) {
         const struct edge *e = &gr->edges[path[k]];
-        json_array_append(plan, json_array_get(gr->names, e->from));
+        json_array_append(plan, json_array_get(gr->states.names, e->from));
         json_array_append_new(steps, json_pack("{s:O, s:O, s:s, s:f}",
-                              "from", json_array_get(gr->names, e->from),
-                              "to", json_array_get(gr->names, e->to),
+                              "from", json_array_get(gr->states.names, e->from),
+                              "to", json_array_get(gr->states.names, e->to),
                               "action", e->action ? e->action : p->action_name, "cost", e->cost));
     }
-    json_array_append(plan, json_array_get(gr->names, goal));
+    json_array_append(plan, json_array_get(gr->states.names, goal));
     free(path);
     return json_array_size(steps) == len ? GGL_OK : GGL_NOMEM;
 }
@@ -355,7 +340,7 @@ static enum ggl_status alloc_graph(struct graph *gr, struct search *s, size_t n)
 
 static void free_graph(struct graph *gr, struct search *s)
 {
-    json_decref(gr->index), json_decref(gr->names);
+    json_names_free(&gr->states);
     free(gr->edges), free(gr->xyz), free(gr->has_xyz), free(gr->first), free(gr->order);
     free(s->g), free(s->via), free(s->closed), free(s->heap);
 }
@@ -364,7 +349,7 @@ static void free_graph(struct graph *gr, struct search *s)
 static enum ggl_status answer(struct planning *p, struct graph *gr, struct search *s,
                               size_t start, size_t goal, int submit, json_t *res)
 {
-    size_t n = json_array_size(gr->names);
+    size_t n = json_names_count(&gr->states);
     double scale = heuristic_scale(gr, n);
     build_adjacency(gr, n);
     int found = astar(gr, s, n, start, goal, scale);
@@ -385,13 +370,13 @@ static enum ggl_status answer(struct planning *p, struct graph *gr, struct searc
 static enum ggl_status plan_process(void *self, const struct ggl_task *task, struct ggl_result *r)
 {
     struct planning *p = self;
-    struct graph gr = {.index = json_object(), .names = json_array()};
+    struct graph gr = {0};
     struct search s = {0};
     json_t *payload = NULL, *doc = NULL, *res = json_object();
     size_t start, goal;
     int submit = 0;
     enum ggl_status st = GGL_NOMEM;
-    if (!gr.index || !gr.names || !res)
+    if (json_names_init(&gr.states) || !res)
         goto fail;
     if ((st = json_parse_object(p->host, "payload", task->payload, task->payload_len,
                                 p->pc.max_payload, &payload)) ||
@@ -407,7 +392,7 @@ static enum ggl_status plan_process(void *self, const struct ggl_task *task, str
     }
     if ((st = node(p, &gr, json_object_get(payload, "start"), &start)) ||
         (st = node(p, &gr, json_object_get(payload, "goal"), &goal)) ||
-        (st = alloc_graph(&gr, &s, json_array_size(gr.names))) ||
+        (st = alloc_graph(&gr, &s, json_names_count(&gr.states))) ||
         (doc && (st = read_coords(p, &gr, doc))) ||
         (st = read_coords(p, &gr, payload)) ||
         (st = answer(p, &gr, &s, start, goal, submit, res)))

@@ -44,8 +44,7 @@ struct rule {
 
 /* The knowledge of one task: interned literals, rules and derivation state. */
 struct kb {
-    json_t *index;      /* literal -> number */
-    json_t *names;      /* number -> literal */
+    struct json_names literals;
     size_t *by;         /* per literal: rule that made it known, GIVEN, or 0 + unknown */
     char *known;
     struct rule *rules;
@@ -92,31 +91,17 @@ static enum ggl_status literal(struct reasoning *r, struct kb *kb, const json_t 
         s += 2, len -= 2;
     if (!s || len == 0 || (len == 1 && s[0] == '!'))
         return json_invalid(r->host, "a fact must be a non-empty string (\"p\" or \"!p\")");
-    json_t *known = json_object_getn(kb->index, s, len);
-    if (known) {
-        *out = (size_t)json_integer_value(known);
-        return GGL_OK;
-    }
-    *out = json_array_size(kb->names);
-    if (*out >= r->max_facts)
-        return json_invalid(r->host, "more than max_facts (%zu) distinct facts", r->max_facts);
-    if (json_object_setn_new(kb->index, s, len, json_integer((json_int_t)*out)) ||
-        json_array_append_new(kb->names, json_stringn(s, len)))
-        return GGL_NOMEM;
-    return GGL_OK;
+    return json_names_intern(r->host, &kb->literals, s, len, r->max_facts, "facts (max_facts)", out);
 }
 
 /* Append literal v (or each literal of array v) to kb->lits; *n counts them. */
 static enum ggl_status add_literals(struct reasoning *r, struct kb *kb, const json_t *v, size_t *n)
 {
     size_t count = json_is_array(v) ? json_array_size(v) : 1;
-    if (kb->nlits + count > kb->cap_lits) {
-        size_t cap = 2 * (kb->nlits + count) + 16;
-        size_t *grown = realloc(kb->lits, cap * sizeof *grown);
-        if (!grown)
-            return GGL_NOMEM;
-        kb->lits = grown, kb->cap_lits = cap;
-    }
+    size_t *grown = json_reserve(kb->lits, &kb->cap_lits, kb->nlits + count, sizeof *grown);
+    if (!grown)
+        return GGL_NOMEM;
+    kb->lits = grown;
     for (size_t i = 0; i < count; i++) {
         enum ggl_status st = literal(r, kb, json_is_array(v) ? json_array_get(v, i) : v,
                                      &kb->lits[kb->nlits]);
@@ -135,15 +120,12 @@ static enum ggl_status read_rule(struct reasoning *r, struct kb *kb, const json_
     if (!json_is_object(it) || (premises && !json_is_array(premises)) ||
         !(json_is_string(then) || json_is_array(then)) || (name && !json_is_string(name)))
         return json_invalid(r->host, "a rule is {\"name\": s, \"if\": [facts], \"then\": fact or [facts]}");
-    if (kb->nrules == kb->cap_rules) {
-        size_t cap = 2 * kb->cap_rules + 16;
-        struct rule *grown = realloc(kb->rules, cap * sizeof *grown);
-        if (!grown)
-            return GGL_NOMEM;
-        kb->rules = grown, kb->cap_rules = cap;
-    }
     if (kb->nrules >= r->max_rules)
         return json_invalid(r->host, "more than max_rules (%zu) rules", r->max_rules);
+    struct rule *grown = json_reserve(kb->rules, &kb->cap_rules, kb->nrules + 1, sizeof *grown);
+    if (!grown)
+        return GGL_NOMEM;
+    kb->rules = grown;
     struct rule *ru = &kb->rules[kb->nrules];
     enum ggl_status st;
     *ru = (struct rule){.premises = kb->nlits};
@@ -198,7 +180,7 @@ static void mark_given(struct reasoning *r, struct kb *kb, const json_t *doc)
 /* Per-literal arrays and the watch lists (counting sort of premises by literal). */
 static enum ggl_status index_kb(struct kb *kb)
 {
-    size_t n = json_array_size(kb->names);
+    size_t n = json_names_count(&kb->literals);
     kb->by = calloc(n + 1, sizeof *kb->by);
     kb->known = calloc(n + 1, 1);
     kb->queue = calloc(n + 1, sizeof *kb->queue);
@@ -253,22 +235,31 @@ static json_t *origin(const struct kb *kb, size_t v)
     return kb->by[v] == GIVEN ? json_string("given") : json_incref(kb->rules[kb->by[v]].name);
 }
 
+/* The number of "!p" for literal p when it was ever mentioned, else SIZE_MAX. */
+static size_t negation(const struct kb *kb, const json_t *p)
+{
+    size_t len = json_string_length(p), v = SIZE_MAX;
+    char *text = malloc(len + 1);
+    if (text) {
+        text[0] = '!';
+        memcpy(text + 1, json_string_value(p), len);
+        json_t *known = json_object_getn(kb->literals.index, text, len + 1);
+        v = known ? (size_t)json_integer_value(known) : SIZE_MAX;
+    }
+    free(text);
+    return v;
+}
+
 /* Every known p whose negation "!p" is known too. */
 static json_t *contradictions(const struct kb *kb)
 {
     json_t *out = json_array();
     for (size_t i = 0; i < kb->nqueue; i++) {
-        size_t v = kb->queue[i];
-        json_t *name = json_array_get(kb->names, v);
-        const char *s = json_string_value(name);
-        if (s[0] == '!')
-            continue;
-        json_t *neg = json_sprintf("!%s", s), *nv = neg ? json_object_get(kb->index, json_string_value(neg)) : NULL;
-        size_t n = nv ? (size_t)json_integer_value(nv) : 0;
-        if (nv && kb->known[n])
+        size_t v = kb->queue[i], n;
+        json_t *name = json_array_get(kb->literals.names, v);
+        if (json_string_value(name)[0] != '!' && (n = negation(kb, name)) != SIZE_MAX && kb->known[n])
             json_array_append_new(out, json_pack("{s:O, s:o, s:o}", "fact", name,
                                                  "by", origin(kb, v), "negation_by", origin(kb, n)));
-        json_decref(neg);
     }
     return out;
 }
@@ -279,14 +270,14 @@ static void describe_known(const struct kb *kb, json_t *res)
     json_t *facts = json_array(), *derived = json_array();
     for (size_t i = 0; i < kb->nqueue; i++) {
         size_t v = kb->queue[i];
-        json_array_append(facts, json_array_get(kb->names, v));
+        json_array_append(facts, json_array_get(kb->literals.names, v));
         if (kb->by[v] == GIVEN)
             continue;
         const struct rule *ru = &kb->rules[kb->by[v]];
         json_t *from = json_array();
         for (size_t k = 0; k < ru->npremises; k++)
-            json_array_append(from, json_array_get(kb->names, kb->lits[ru->premises + k]));
-        json_array_append_new(derived, json_pack("{s:O, s:O, s:o}", "fact", json_array_get(kb->names, v),
+            json_array_append(from, json_array_get(kb->literals.names, kb->lits[ru->premises + k]));
+        json_array_append_new(derived, json_pack("{s:O, s:O, s:o}", "fact", json_array_get(kb->literals.names, v),
                                                  "rule", ru->name, "from", from));
     }
     json_object_set_new(res, "facts", facts);
@@ -321,7 +312,7 @@ static void pop_component(const struct kb *kb, size_t n, struct tarjan *t, size_
         t->on_stack[w] = 0;
         size++;
         if (w < n)
-            json_array_append(facts, json_array_get(kb->names, w));
+            json_array_append(facts, json_array_get(kb->literals.names, w));
         else
             json_array_append(rules, kb->rules[w - n].name);
     } while (w != v);
@@ -363,7 +354,7 @@ static void strongly_connected(const struct kb *kb, size_t n, struct tarjan *t, 
 
 static json_t *cycles(const struct kb *kb)
 {
-    size_t n = json_array_size(kb->names), total = n + kb->nrules + 1;
+    size_t n = json_names_count(&kb->literals), total = n + kb->nrules + 1;
     struct tarjan t = {.index = calloc(total, sizeof(size_t)), .low = calloc(total, sizeof(size_t)),
                        .stack = calloc(total, sizeof(size_t)), .frame_v = calloc(total, sizeof(size_t)),
                        .frame_k = calloc(total, sizeof(size_t)), .on_stack = calloc(total, 1)};
@@ -380,7 +371,7 @@ static void free_kb(struct kb *kb)
 {
     for (size_t r = 0; r < kb->nrules; r++)
         json_decref(kb->rules[r].name);
-    json_decref(kb->index), json_decref(kb->names);
+    json_names_free(&kb->literals);
     free(kb->rules), free(kb->lits), free(kb->by), free(kb->known);
     free(kb->watch_first), free(kb->watch), free(kb->queue);
 }
@@ -430,10 +421,10 @@ static enum ggl_status infer(struct reasoning *r, struct kb *kb, const json_t *d
 static enum ggl_status reason_process(void *self, const struct ggl_task *task, struct ggl_result *result)
 {
     struct reasoning *r = self;
-    struct kb kb = {.index = json_object(), .names = json_array()};
+    struct kb kb = {0};
     json_t *payload = NULL, *docs = json_array(), *res = json_object();
     enum ggl_status st = GGL_NOMEM;
-    if (!kb.index || !kb.names || !docs || !res)
+    if (json_names_init(&kb.literals) || !docs || !res)
         goto fail;
     if ((st = json_parse_object(r->host, "payload", task->payload, task->payload_len,
                                 r->pc.max_payload, &payload)) ||
