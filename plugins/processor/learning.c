@@ -361,6 +361,10 @@ static enum ggl_status run_op(struct learning *l, const char *op, const json_t *
         else if (strcmp(op, "stats") == 0)
             st = do_stats(b, res);
     }
+    /* An instance-backed document is shared with other threads: its reference count
+     * is released under the lock too (jansson reads it non-atomically in json_incref). */
+    json_decref(b->doc);
+    b->doc = b->arms = NULL;
     pthread_mutex_unlock(&s->lock);
     json_object_set_new(res, "store", json_string(b->in_memory ? "memory" : "instance"));
     return st;
@@ -389,7 +393,6 @@ static enum ggl_status learn_process(void *self, const struct ggl_task *task, st
     st = json_result(l->host, res, r);
     res = NULL;
 fail:
-    json_decref(b.doc);
     json_decref(res);
     json_decref(payload);
     return st;
