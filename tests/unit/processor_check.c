@@ -1,5 +1,6 @@
 /* Helpers for the JSON processor tests (see processor_check.h).  The plugin under test
  * is compiled into the same program and exports ggl_plugin_entry. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,6 +60,44 @@ json_t *check_run_json(void *self, json_t *payload, enum ggl_status expect)
     json_t *out = check_run(self, text, expect);
     free(text);
     return out;
+}
+
+struct runner {
+    void *self;
+    const char *payload;
+    const struct ggl_result *expect;
+    int mismatches;
+};
+
+static void *run_many(void *arg)
+{
+    struct runner *w = arg;
+    for (int i = 0; i < 200; i++) {
+        struct ggl_result r;
+        enum ggl_status st = run(w->self, w->payload, strlen(w->payload), &r);
+        w->mismatches += st != GGL_OK || r.data_len != w->expect->data_len ||
+                         memcmp(r.data, w->expect->data, r.data_len) != 0;
+        free(r.data);
+    }
+    return NULL;
+}
+
+void check_concurrent(void *self, const char *payload)
+{
+    struct ggl_result expect;
+    pthread_t tid[4];
+    struct runner w[4];
+    assert_true(vt()->flags & GGL_READS_CONCURRENT);
+    assert_int_equal(run(self, payload, strlen(payload), &expect), GGL_OK);
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct runner){self, payload, &expect, 0};
+        assert_int_equal(pthread_create(&tid[i], NULL, run_many, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(tid[i], NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(w[i].mismatches, 0);
+    free(expect.data);
 }
 
 static enum ggl_status no_get(const struct ggl_host *h, const void *k, size_t kl, void **v, size_t *vl)

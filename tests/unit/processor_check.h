@@ -16,6 +16,11 @@ json_t *check_run_json(void *self, json_t *payload, enum ggl_status expect);
 /* The plain call, for fuzzing and benchmarks: the status, result data freed. */
 enum ggl_status check_process(void *self, const void *payload, size_t len);
 
+/* Run `payload` on four threads at once, many times each (the plugin declares
+ * GGL_READS_CONCURRENT): asserts, on the calling thread, that every run answered OK
+ * with the very bytes a single run gives. */
+void check_concurrent(void *self, const char *payload);
+
 /* The test host's table with mem_get/mem_put/mem_del and submit_* answering
  * GGL_UNAVAILABLE, and an open on any table. */
 const struct ggl_host *check_unavailable_host(void);

@@ -173,6 +173,16 @@ static void test_task_type_setting(void **state)
     vt->close(self);
 }
 
+static void test_concurrent_tasks_agree(void **state)
+{
+    (void)state;
+    testhost_init(0);
+    void *self = testhost_open(&ggl_plugin_entry, NULL, GGL_OK);
+    check_concurrent(self, "{\"capacity\": 50, \"items\": [{\"weight\": 10, \"value\": 60}, "
+                           "{\"weight\": 20, \"value\": 100}, {\"weight\": 30, \"value\": 120}]}");
+    ((const struct ggl_processor *)ggl_plugin_entry.vtable)->close(self);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +191,7 @@ int main(void)
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_malformed_payloads_are_invalid),
         cmocka_unit_test(test_task_type_setting),
+        cmocka_unit_test(test_concurrent_tasks_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -275,6 +275,17 @@ static void test_malformed_payloads_are_invalid(void **state)
     vt()->close(self);
 }
 
+static void test_concurrent_tasks_agree(void **state)
+{
+    (void)state;
+    testhost_init(0);
+    void *self = testhost_open(&ggl_plugin_entry, NULL, GGL_OK);
+    check_concurrent(self, "{\"start\": \"a\", \"goal\": \"c\", \"coords\": {\"a\": [0, 0], \"b\": [1, 0], "
+                           "\"c\": [2, 0]}, \"edges\": [{\"from\": \"a\", \"to\": \"b\", \"cost\": 1}, "
+                           "{\"from\": \"b\", \"to\": \"c\", \"cost\": 1}, {\"from\": \"a\", \"to\": \"c\", \"cost\": 3}]}");
+    vt()->close(self);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_graph_from_memory_and_submitted_steps),
         cmocka_unit_test(test_unavailable_services_still_answer),
         cmocka_unit_test(test_malformed_payloads_are_invalid),
+        cmocka_unit_test(test_concurrent_tasks_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -273,6 +273,16 @@ static void test_malformed_payloads_are_invalid(void **state)
     vt()->close(self);
 }
 
+static void test_concurrent_tasks_agree(void **state)
+{
+    (void)state;
+    testhost_init(0);
+    void *self = testhost_open(&ggl_plugin_entry, NULL, GGL_OK);
+    check_concurrent(self, "{\"facts\": [\"a\"], \"rules\": [{\"if\": [\"a\"], \"then\": \"b\"}, "
+                           "{\"if\": [\"b\"], \"then\": [\"a\", \"!a\"]}]}");
+    vt()->close(self);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_memory_facts),
         cmocka_unit_test(test_malformed_payloads_are_invalid),
+        cmocka_unit_test(test_concurrent_tasks_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
