@@ -191,51 +191,55 @@ static enum ggl_status check_doc(struct learning *l, const json_t *doc)
     return GGL_OK;
 }
 
-/* Load the bandit: from memory, else (memory unavailable) from the instance. */
+/* Load the bandit: from memory, else (memory unavailable) from the instance; a bandit
+ * never seen starts with no arms. */
 static enum ggl_status load(struct learning *l, struct stripe *s, struct bandit *b)
 {
     enum ggl_status st = json_mem_get(l->host, l->prefix, b->name, l->pc.max_payload, &b->doc);
     b->in_memory = st != GGL_UNAVAILABLE;
-    if (st == GGL_OK && (st = check_doc(l, b->doc)) != GGL_OK)
-        return st;
-    if (st == GGL_UNAVAILABLE && (b->doc = json_incref(json_object_get(s->local, b->name))))
-        st = GGL_OK;
-    if (st == GGL_UNAVAILABLE || st == GGL_NOTFOUND) {
-        if (!b->in_memory && atomic_load(&l->nlocal) >= l->max_bandits) {
-            l->host->set_reason(l->host, "instance store full: max_bandits (%zu) bandits", l->max_bandits);
-            return GGL_ERROR;
-        }
-        b->doc = json_pack("{s:{}}", "arms");
-        if (!b->doc || (!b->in_memory && json_object_set(s->local, b->name, b->doc)))
-            return GGL_NOMEM;
-        if (!b->in_memory)
-            atomic_fetch_add(&l->nlocal, 1);
-        st = GGL_OK;
-    } else if (st != GGL_OK && st != GGL_INVALID) {
+    if (st == GGL_UNAVAILABLE)
+        b->doc = json_incref(json_object_get(s->local, b->name));
+    if (st == GGL_OK)
+        st = check_doc(l, b->doc);
+    else if (st == GGL_NOTFOUND || st == GGL_UNAVAILABLE)
+        st = b->doc || (b->doc = json_pack("{s:{}}", "arms")) ? GGL_OK : GGL_NOMEM;
+    else if (st != GGL_INVALID)
         l->host->set_reason(l->host, "memory read of bandit \"%s\" failed: %s", b->name, ggl_status_str(st));
-    }
     b->arms = json_object_get(b->doc, "arms");
     return st;
 }
 
-/* Write a memory-backed bandit back; an instance-backed one was updated in place. */
+/* Keep the bandit in the instance: at most max_bandits of them. */
+static enum ggl_status keep_here(struct learning *l, struct stripe *s, struct bandit *b)
+{
+    b->in_memory = 0;
+    if (json_object_get(s->local, b->name) == b->doc)
+        return GGL_OK; /* updated in place */
+    if (atomic_fetch_add(&l->nlocal, 1) >= l->max_bandits) {
+        atomic_fetch_sub(&l->nlocal, 1);
+        l->host->set_reason(l->host, "instance store full: max_bandits (%zu) bandits", l->max_bandits);
+        return GGL_ERROR;
+    }
+    if (json_object_set(s->local, b->name, b->doc)) {
+        atomic_fetch_sub(&l->nlocal, 1);
+        return GGL_NOMEM;
+    }
+    return GGL_OK;
+}
+
+/* Store an updated bandit: in memory, or in the instance while memory is unavailable. */
 static enum ggl_status save(struct learning *l, struct stripe *s, struct bandit *b)
 {
     char key[512];
     if (!b->in_memory)
-        return GGL_OK;
+        return keep_here(l, s, b);
     char *text = json_dumps(b->doc, JSON_COMPACT);
     int n = snprintf(key, sizeof key, "%s%s", l->prefix, b->name);
     enum ggl_status st = text ? l->host->mem_put(l->host, key, (size_t)n, text, strlen(text), 0, 0.5)
                               : GGL_NOMEM;
     free(text);
-    if (st == GGL_UNAVAILABLE) { /* memory went away since the read: keep it here */
-        b->in_memory = 0;
-        if (json_object_set(s->local, b->name, b->doc))
-            return GGL_NOMEM;
-        atomic_fetch_add(&l->nlocal, 1);
-        return GGL_OK;
-    }
+    if (st == GGL_UNAVAILABLE) /* memory went away since the read */
+        return keep_here(l, s, b);
     if (st != GGL_OK)
         l->host->set_reason(l->host, "memory write of bandit \"%s\" failed: %s", b->name, ggl_status_str(st));
     return st;

@@ -233,9 +233,14 @@ static void test_edge_cases(void **state)
     testhost_fini();
     /* the instance store is bounded */
     self = check_open_on(check_unavailable_host(), pairs);
-    json_decref(check_run(self, "{\"op\": \"stats\", \"bandit\": \"one\"}", GGL_OK));
-    json_decref(check_run(self, "{\"op\": \"stats\", \"bandit\": \"two\"}", GGL_OK));
-    assert_null(check_run(self, "{\"op\": \"stats\", \"bandit\": \"three\"}", GGL_ERROR));
+    json_decref(check_run(self, "{\"op\": \"report\", \"bandit\": \"one\", \"arm\": \"a\", \"reward\": 1}", GGL_OK));
+    json_decref(check_run(self, "{\"op\": \"report\", \"bandit\": \"two\", \"arm\": \"a\", \"reward\": 1}", GGL_OK));
+    json_decref(check_run(self, "{\"op\": \"report\", \"bandit\": \"one\", \"arm\": \"b\", \"reward\": 0}", GGL_OK));
+    assert_null(check_run(self, "{\"op\": \"report\", \"bandit\": \"three\", \"arm\": \"a\", \"reward\": 1}",
+                          GGL_ERROR));
+    r = check_run(self, "{\"op\": \"stats\", \"bandit\": \"three\"}", GGL_OK); /* reads store nothing */
+    assert_int_equal(json_object_size(json_object_get(r, "arms")), 0);
+    json_decref(r);
     vt()->close(self);
 }
 
