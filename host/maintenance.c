@@ -13,7 +13,8 @@
  * between leaves a duplicate and a concurrent newer write wins.  Tombstones are dropped
  * once no tier below holds a copy.  Keys are collected by a full scan first and moved
  * after, so no backend is re-entered from inside its own scan callback.  Each cycle
- * first flushes the host's access counts into the entries (access.c). */
+ * first flushes the host's access counts into the entries (access.c), and ends with a
+ * pass over the cache that trims expired entries. */
 #include "ggl-build.h"
 
 #include <math.h>
@@ -128,6 +129,27 @@ static void maintain_tier(int tier, struct maintenance_report *r, struct ggl_met
     free(c.v);
 }
 
+static int count_entry(void *arg, const struct ggl_entry *e)
+{
+    (void)e;
+    ++*(size_t *)arg;
+    return 0;
+}
+
+/* One pass over the cache, which drops what expired on the way (its eviction scores are
+ * computed live from hits and recency, so nothing else needs rescoring).  Moves and
+ * tombstones do not concern it: writes and promotions keep its copies current. */
+static void trim_cache(struct maintenance_report *r)
+{
+    uint64_t cursor = 0;
+    if (!memory_tier_bound(SLOT_CACHE))
+        return;
+    do
+        if (memory_scan(SLOT_CACHE, &cursor, 1024, count_entry, &r->cache_live) != GGL_OK)
+            break;
+    while (cursor != 0);
+}
+
 void maintenance_cycle(struct maintenance_report *r)
 {
     static struct ggl_metric *runs, *secs, *stm_im, *im_ltm, *purged;
@@ -145,8 +167,7 @@ void maintenance_cycle(struct maintenance_report *r)
     /* Bottom up, so an entry moves at most one tier per cycle. */
     maintain_tier(SLOT_IM, r, im_ltm);
     maintain_tier(SLOT_STM, r, stm_im);
-    /* The cache needs no pass: its tombstones go with the STM ones (same version) or
-     * by eviction, and its copies are refreshed by writes and promotions. */
+    trim_cache(r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     r->duration_us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
                      (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);

@@ -9,7 +9,7 @@
 #include "memory.h"
 
 struct maintenance_report {
-    size_t scanned, moved_stm_im, moved_im_ltm, purged, failed, touched;
+    size_t scanned, moved_stm_im, moved_im_ltm, purged, failed, touched, cache_live;
     uint64_t duration_us;
 };
 

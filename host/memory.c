@@ -585,6 +585,13 @@ size_t memory_info(char *buf, size_t len)
             (unsigned long long)atomic_load(&s->refused_open),
             (unsigned long long)atomic_load(&s->errors), !!(M.compress_mask & (1u << t)),
             reason[0] ? reason : "-");
+        struct ggl_tier_stats st = {.size = sizeof st};
+        /* Counts only where they are cheap: a nonblocking (in-process) backend. */
+        if (b && b->nonblocking && GGL_HAS_SLOT(b->vt, struct ggl_tier, stats) &&
+            b->vt->stats(b->self, &st) == GGL_OK)
+            OUT("slot_%s_counts:entries=%llu,bytes=%llu,evictions=%llu,expirations=%llu\r\n",
+                s->name, (unsigned long long)st.entries, (unsigned long long)st.bytes,
+                (unsigned long long)st.evictions, (unsigned long long)st.expirations);
     }
 #undef OUT
     return n < len ? n : (len ? len - 1 : 0);

@@ -330,7 +330,9 @@ static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64
 }
 
 /* Cursor: shard index in the high 24 bits, position in its dense array below.  Entries
- * added or dropped during a scan may be missed or seen twice, as with Redis SCAN. */
+ * added or dropped during a scan may be missed or seen twice, as with Redis SCAN.  An
+ * expired entry met on the way is dropped: the host's maintenance scans the cache every
+ * cycle, which trims it of what expired but was never read again. */
 static enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn,
                                   void *arg)
 {
@@ -341,9 +343,17 @@ static enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count, gg
     for (; si < c->nshards && seen < count && !stop; si++, pos = 0) {
         struct shard *s = &c->shards[si];
         pthread_mutex_lock(&s->lock);
-        for (; pos < s->count && seen < count && !stop; pos++)
-            if (!expired(c, s->dense[pos], now))
-                seen++, stop = fn(arg, &s->dense[pos]->e);
+        while (pos < s->count && seen < count && !stop) {
+            struct item *it = s->dense[pos];
+            if (expired(c, it, now)) { /* dense[pos] then holds the former last entry */
+                drop(s, find(s, hash(it->e.key, it->e.key_len), it->e.key, it->e.key_len));
+                s->expirations++;
+                continue;
+            }
+            seen++;
+            stop = fn(arg, &it->e);
+            pos++;
+        }
         int done = pos >= s->count;
         pthread_mutex_unlock(&s->lock);
         if (!done)

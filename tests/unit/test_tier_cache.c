@@ -35,6 +35,13 @@ static int present(void *t, const char *key)
     return 1;
 }
 
+static int count_cb(void *arg, const struct ggl_entry *e)
+{
+    (void)e;
+    ++*(size_t *)arg;
+    return 0;
+}
+
 static void *open_cache(const char *entries, const char *bytes, const char *samples)
 {
     const char *const pairs[] = {"max_entries", entries, "max_bytes", bytes, "shards", "1",
@@ -167,6 +174,33 @@ static void test_byte_bound_and_oversized(void **state)
     vt->close(t);
 }
 
+/* A scan drops the expired entries it passes (the host's maintenance trims this way). */
+static void test_scan_trims_expired(void **state)
+{
+    (void)state;
+    host = testhost_init(1000);
+    void *t = open_cache("100", "100000", "5");
+    char key[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        struct ggl_entry e = {.size = sizeof e, .key = key, .key_len = strlen(key), .value = "v",
+                              .value_len = 1, .version = 1, .expires_ms = i % 2 ? 2000 : 0};
+        assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK);
+    }
+    testhost_advance(1000);
+    uint64_t cursor = 0;
+    size_t seen = 0;
+    do
+        assert_int_equal(vt->scan(t, &cursor, 7, count_cb, &seen), GGL_OK);
+    while (cursor);
+    assert_int_equal(seen, 10);
+    struct ggl_tier_stats st = {.size = sizeof st};
+    vt->stats(t, &st);
+    assert_int_equal(st.entries, 10);
+    assert_int_equal(st.expirations, 10);
+    vt->close(t);
+}
+
 static void test_bad_settings_refused(void **state)
 {
     (void)state;
@@ -187,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_hot_entries_survive_sampled_eviction),
         cmocka_unit_test(test_pending_entries_never_evicted),
         cmocka_unit_test(test_byte_bound_and_oversized),
+        cmocka_unit_test(test_scan_trims_expired),
         cmocka_unit_test(test_bad_settings_refused),
     };
     return failed | cmocka_run_group_tests(tests, NULL, NULL);
