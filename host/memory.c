@@ -84,8 +84,24 @@ static const struct conf_key memory_keys[] = {
 
 #define MAX_VALUE_BYTES (512u << 20) /* a decompressed value larger than this is refused */
 
+/* A migration: entries of the old binding copied into the new one, insert-if-newer. */
+struct migration {
+    pthread_t thread;
+    int running, joined;
+    int tier;
+    struct binding *from, *to;
+    _Atomic uint64_t copied, scanned, skipped;
+    uint64_t started_ms;
+    _Atomic uint64_t finished_ms; /* set last, after outcome: the copy is over */
+    char from_label[160], to_label[160], outcome[160];
+};
+
 static struct {
     int ready;
+    struct instance *inst; /* every opened instance: a swap may bind any tier one */
+    size_t ninst;
+    struct migration mig;
+    pthread_mutex_t swap_lock;
     struct memory_conf conf;
     struct slot slots[SLOT_COUNT];
     _Atomic uint64_t version;
@@ -113,6 +129,40 @@ static const struct ggl_entry *for_tier(int t, const struct ggl_entry *e, struct
     return tmp;
 }
 
+/* One call on a binding (compressing a put's value where tier t compresses). */
+static enum ggl_status call_binding(struct binding *b, int t, enum op op, const void *key,
+                                    size_t len, const struct ggl_entry *in, struct ggl_entry *out,
+                                    uint64_t expect)
+{
+    struct ggl_entry tmp;
+    void *zbuf = NULL;
+    enum ggl_status st = GGL_ERROR;
+    switch (op) {
+    case OP_GET: st = b->vt->get(b->self, key, len, out); break;
+    case OP_PUT: st = b->vt->put(b->self, for_tier(t, in, &tmp, &zbuf), expect); break;
+    case OP_DEL: st = b->vt->del(b->self, key, len, expect); break;
+    }
+    free(zbuf);
+    return st;
+}
+
+/* During a migration the old binding still answers what was not copied yet, and every
+ * write reaches it too, so an abandoned migration loses nothing. */
+static enum ggl_status with_previous(struct slot *s, int t, enum op op, enum ggl_status st,
+                                     const void *key, size_t len, const struct ggl_entry *in,
+                                     struct ggl_entry *out, uint64_t expect)
+{
+    struct binding *p = atomic_load(&s->previous) ? slot_get_previous(s) : NULL;
+    if (!p)
+        return st;
+    if (op == OP_GET && st == GGL_NOTFOUND)
+        st = call_binding(p, t, OP_GET, key, len, NULL, out, 0);
+    else if (op != OP_GET)
+        call_binding(p, t, op, key, len, in, NULL, expect);
+    binding_put(p);
+    return st;
+}
+
 /* One tier call through its slot: acquire, call, release with the plugin's reason.
  * Values are compressed on the way in and out where the tier is configured so. */
 static enum ggl_status tier_call(int t, enum op op, const void *key, size_t len,
@@ -121,20 +171,14 @@ static enum ggl_status tier_call(int t, enum op op, const void *key, size_t len,
 {
     struct binding *b;
     struct slot *s = &M.slots[t];
-    struct ggl_entry tmp;
-    void *zbuf = NULL;
     enum ggl_status st = slot_acquire(s, &b);
     if (st != GGL_OK)
         return st == GGL_NOTFOUND ? GGL_UNAVAILABLE : st;
     hostapi_clear_reason();
-    switch (op) {
-    case OP_GET: st = b->vt->get(b->self, key, len, out); break;
-    case OP_PUT: st = b->vt->put(b->self, for_tier(t, in, &tmp, &zbuf), expect); break;
-    case OP_DEL: st = b->vt->del(b->self, key, len, expect); break;
-    }
+    st = call_binding(b, t, op, key, len, in, out, expect);
     int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
     slot_release(s, b, st, failed ? hostapi_take_reason() : NULL);
-    free(zbuf);
+    st = with_previous(s, t, op, st, key, len, in, out, expect);
     if (st == GGL_CONFLICT)
         metrics_add(M.conflicts, 1);
     if (st == GGL_OK && op == OP_GET && (st = decompress_entry(out, MAX_VALUE_BYTES)) != GGL_OK) {
@@ -270,6 +314,9 @@ static void tier_get_batch(int t, const void *const *keys, const size_t *lens, s
         if (status[i] == GGL_RETRY || status[i] == GGL_ERROR || status[i] == GGL_NOMEM)
             health = status[i];
     slot_release(s, b, health, health == GGL_OK ? NULL : hostapi_take_reason());
+    for (size_t i = 0; i < n; i++)
+        if (status[i] == GGL_NOTFOUND)
+            status[i] = with_previous(s, t, OP_GET, GGL_NOTFOUND, keys[i], lens[i], NULL, &out[i], 0);
     for (size_t i = 0; i < n; i++)
         if (status[i] == GGL_OK && (status[i] = decompress_entry(&out[i], MAX_VALUE_BYTES)) != GGL_OK) {
             free(out[i].value);
@@ -486,6 +533,8 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
         if (status[i] == GGL_OK) {
             struct ggl_entry plain = entries[i]; /* the other tiers get it as it was given */
             plain.flags &= ~GGL_ENTRY_PENDING;
+            with_previous(&M.slots[target], target, OP_PUT, GGL_OK, plain.key, plain.key_len,
+                          &plain, NULL, GGL_VERSION_OLDER);
             spread(target, &plain, NULL);
             if (entries[i].flags & GGL_ENTRY_PENDING) /* settle the cache's pending copy */
                 tier_call(SLOT_CACHE, OP_PUT, plain.key, plain.key_len, &plain, NULL, plain.version);
@@ -566,6 +615,103 @@ enum ggl_status memory_move(const void *key, size_t len, int from, int to)
     return st == GGL_CONFLICT || st == GGL_NOTFOUND ? GGL_OK : st; /* a newer write stays */
 }
 
+static void migration_join(void)
+{
+    if (M.mig.running && !M.mig.joined) {
+        pthread_join(M.mig.thread, NULL);
+        M.mig.joined = 1;
+    }
+}
+
+/* Copy one scanned entry into the new binding unless a newer copy is there. */
+static int migrate_one(void *arg, const struct ggl_entry *e)
+{
+    struct migration *m = arg;
+    atomic_fetch_add(&m->scanned, 1);
+    if ((e->flags & GGL_ENTRY_TOMBSTONE) || dead(e, clock_now_ms())) {
+        atomic_fetch_add(&m->skipped, 1);
+        return 0;
+    }
+    /* Values stay as the old tier stored them (compressed or not: same tier, same rule). */
+    if (m->to->vt->put(m->to->self, e, GGL_VERSION_OLDER) == GGL_OK)
+        atomic_fetch_add(&m->copied, 1);
+    return 0;
+}
+
+static void *migrate(void *arg)
+{
+    struct migration *m = arg;
+    uint64_t cursor = 0;
+    enum ggl_status st;
+    do
+        st = m->from->vt->scan(m->from->self, &cursor, 512, migrate_one, m);
+    while (st == GGL_OK && cursor != 0);
+    slot_forget_previous(&M.slots[m->tier]); /* reads and writes now reach only the new one */
+    int drained = binding_drain(m->from, 5000);
+    snprintf(m->outcome, sizeof m->outcome, "%s%s", st == GGL_OK ? "done" : "scan failed",
+             drained == 0 ? "" : ", old binding still in use after 5 s");
+    m->finished_ms = clock_now_ms();
+    log_info("memory: migration of %s from %s to %s %s: %llu copied, %llu scanned",
+             tier_slot_names[m->tier], m->from_label, m->to_label, m->outcome,
+             (unsigned long long)m->copied, (unsigned long long)m->scanned);
+    return NULL;
+}
+
+enum ggl_status memory_swap(int tier, const char *name, int migrate_entries)
+{
+    const struct instance *inst = NULL;
+    for (size_t i = 0; i < M.ninst && !inst; i++)
+        if (M.inst[i].conf->kind == GGL_KIND_TIER && strcmp(M.inst[i].conf->name, name) == 0)
+            inst = &M.inst[i];
+    if (!inst || inst->state != INSTANCE_OPEN) {
+        hostapi_set_reason("'%s' is not an open backend instance%s", name,
+                           inst ? " (it failed to open)" : "");
+        return GGL_INVALID;
+    }
+    const struct ggl_tier *vt = inst->mod->desc->vtable;
+    struct binding *cur = atomic_load(&M.slots[tier].current);
+    if (cur && cur->self == inst->self) {
+        hostapi_set_reason("slot %s is already bound to %s", tier_slot_names[tier], inst->label);
+        return GGL_INVALID;
+    }
+    if (migrate_entries && (!cur || !GGL_HAS_SLOT(cur->vt, struct ggl_tier, scan))) {
+        hostapi_set_reason("MIGRATE needs a current backend that can scan");
+        return GGL_INVALID;
+    }
+    pthread_mutex_lock(&M.swap_lock);
+    if (M.mig.running && !M.mig.finished_ms) {
+        pthread_mutex_unlock(&M.swap_lock);
+        hostapi_set_reason("a migration of slot %s is still running", tier_slot_names[M.mig.tier]);
+        return GGL_RETRY;
+    }
+    migration_join();
+    int err;
+    struct binding *old = slot_rebind(&M.slots[tier], vt, inst->self, inst->label, migrate_entries, &err);
+    enum ggl_status st = err ? GGL_NOMEM : GGL_OK;
+    if (st == GGL_OK && migrate_entries) {
+        struct migration *m = &M.mig;
+        memset(m, 0, sizeof *m);
+        m->tier = tier;
+        m->from = old;
+        m->to = atomic_load(&M.slots[tier].current);
+        m->started_ms = clock_now_ms();
+        snprintf(m->from_label, sizeof m->from_label, "%s", old->label);
+        snprintf(m->to_label, sizeof m->to_label, "%s", inst->label);
+        if (pthread_create(&m->thread, NULL, migrate, m) == 0) {
+            m->running = 1;
+        } else {
+            slot_forget_previous(&M.slots[tier]);
+            snprintf(m->outcome, sizeof m->outcome, "could not start");
+        }
+    } else if (st == GGL_OK && old) {
+        binding_drain(old, 5000);
+    }
+    pthread_mutex_unlock(&M.swap_lock);
+    log_info("memory: slot %s now bound to %s%s", tier_slot_names[tier], inst->label,
+             migrate_entries ? " (migrating)" : "");
+    return st;
+}
+
 size_t memory_info(char *buf, size_t len)
 {
     size_t n = 0;
@@ -592,6 +738,18 @@ size_t memory_info(char *buf, size_t len)
             OUT("slot_%s_counts:entries=%llu,bytes=%llu,evictions=%llu,expirations=%llu\r\n",
                 s->name, (unsigned long long)st.entries, (unsigned long long)st.bytes,
                 (unsigned long long)st.evictions, (unsigned long long)st.expirations);
+    }
+    if (M.ready && (M.mig.running || M.mig.outcome[0])) {
+        const struct migration *m = &M.mig;
+        uint64_t end = m->finished_ms ? m->finished_ms : clock_now_ms();
+        double secs = end > m->started_ms ? (double)(end - m->started_ms) / 1000.0 : 0.0;
+        OUT("swap_slot:%s\r\nswap_from:%s\r\nswap_to:%s\r\nswap_state:%s\r\n"
+            "swap_copied:%llu\r\nswap_scanned:%llu\r\nswap_skipped:%llu\r\n"
+            "swap_seconds:%.3f\r\nswap_rate_per_sec:%.0f\r\n",
+            tier_slot_names[m->tier], m->from_label, m->to_label,
+            m->finished_ms ? m->outcome : "copying", (unsigned long long)m->copied,
+            (unsigned long long)m->scanned, (unsigned long long)m->skipped, secs,
+            secs > 0 ? (double)m->copied / secs : 0.0);
     }
 #undef OUT
     return n < len ? n : (len ? len - 1 : 0);
@@ -747,6 +905,9 @@ int memory_init(const struct config *c, struct instance *v, size_t n, struct con
                 log_info("memory: slot %s bound to %s", tier_slot_names[t], inst->label);
         }
     }
+    M.inst = v;
+    M.ninst = n;
+    pthread_mutex_init(&M.swap_lock, NULL);
     M.ready = 1;
     return 0;
 }
@@ -755,6 +916,10 @@ void memory_fini(void)
 {
     if (!M.ready)
         return;
+    pthread_mutex_lock(&M.swap_lock);
+    migration_join();
+    pthread_mutex_unlock(&M.swap_lock);
+    pthread_mutex_destroy(&M.swap_lock);
     M.ready = 0;
     access_fini();
     for (int t = 0; t < SLOT_COUNT; t++)

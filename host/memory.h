@@ -102,6 +102,11 @@ enum ggl_status memory_del(const void *key, size_t len, int *existed);
  * source only if its version is unchanged.  GGL_NOTFOUND if `from` has no copy. */
 enum ggl_status memory_move(const void *key, size_t len, int from, int to);
 
+/* Bind tier slot `tier` to the open backend instance `name` (PLUGIN.SWAP).  With
+ * migrate_entries, the old backend's live entries are copied insert-if-newer on a
+ * thread of their own while reads fall back to it and writes reach both; INFO memory
+ * shows the progress.  The old instance stays open (it is still declared). */
+enum ggl_status memory_swap(int tier, const char *name, int migrate_entries);
 /* The slots' state for INFO memory, as "name:value" lines (Redis INFO style) appended
  * to buf; returns the length written (truncated to len). */
 size_t memory_info(char *buf, size_t len);

@@ -219,3 +219,21 @@ void cmd_mem_maintain(struct cmd_call *call)
                      (unsigned long long)r.duration_us);
     reply_bulk(call->out, text, (size_t)n);
 }
+
+/* PLUGIN.SWAP slot instance [MIGRATE] (on a worker: the swap waits for the old binding's
+ * calls to drain). */
+void cmd_plugin_swap(struct cmd_call *call)
+{
+    const struct request *req = call->req;
+    int tier = memory_tier_by_name(req->argv[1], req->lens[1]);
+    int migrate = req->argc == 4 && strcasecmp(req->argv[3], "MIGRATE") == 0;
+    if (tier < 0 || (req->argc == 4 && !migrate)) {
+        reply_error(call->out, "INVALID PLUGIN.SWAP slot instance [MIGRATE], slot one of cache, stm, im, ltm");
+        return;
+    }
+    enum ggl_status st = memory_swap(tier, req->argv[2], migrate);
+    if (st == GGL_OK)
+        reply_status(call->out, "OK");
+    else
+        reply_failure(call->out, st, hostapi_take_reason());
+}

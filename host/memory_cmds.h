@@ -10,5 +10,6 @@ void cmd_mem_put(struct cmd_call *call);   /* SET key value | MEM.PUT key value 
 void cmd_mem_del(struct cmd_call *call);   /* DEL key [key ...] | MEM.DEL key [key ...] */
 void cmd_mem_stats(struct cmd_call *call); /* MEM.STATS: the slots and counters */
 void cmd_mem_maintain(struct cmd_call *call); /* MEM.MAINTAIN: one maintenance cycle now */
+void cmd_plugin_swap(struct cmd_call *call);  /* PLUGIN.SWAP slot instance [MIGRATE] */
 
 #endif

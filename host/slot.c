@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hostapi.h"
 #include "slot.h"
@@ -53,15 +54,26 @@ long binding_refs(struct binding *b)
 
 int slot_bind(struct slot *s, const struct ggl_tier *vt, void *self, const char *label)
 {
+    int err = 0;
+    slot_rebind(s, vt, self, label, 0, &err);
+    return err ? -1 : 0;
+}
+
+struct binding *slot_rebind(struct slot *s, const struct ggl_tier *vt, void *self,
+                            const char *label, int keep_previous, int *err)
+{
     struct binding *b = aligned_alloc(64, sizeof *b);
+    *err = !b;
     if (!b)
-        return -1;
+        return NULL;
     memset(b, 0, sizeof *b);
     b->nonblocking = (vt->flags & GGL_NONBLOCKING) != 0;
     b->vt = vt;
     b->self = self;
     b->label = label;
     pthread_mutex_lock(&s->lock);
+    if (keep_previous)
+        atomic_store(&s->previous, atomic_load(&s->current)); /* before the switch: no gap */
     struct binding *old = atomic_exchange(&s->current, b);
     if (old) {
         old->next = s->retired;
@@ -70,7 +82,44 @@ int slot_bind(struct slot *s, const struct ggl_tier *vt, void *self, const char 
     atomic_store(&s->state, BREAKER_CLOSED);
     atomic_store(&s->failures, 0);
     pthread_mutex_unlock(&s->lock);
-    return 0;
+    return old;
+}
+
+void slot_forget_previous(struct slot *s) { atomic_store(&s->previous, NULL); }
+
+struct binding *slot_get_previous(struct slot *s)
+{
+    for (;;) {
+        struct binding *b = atomic_load(&s->previous);
+        if (!b)
+            return NULL;
+        _Atomic long *ref = my_ref(b);
+        atomic_fetch_add(ref, 1);
+        if (atomic_load(&s->previous) == b)
+            return b;
+        atomic_fetch_sub(ref, 1);
+    }
+}
+
+void binding_put(struct binding *b) { atomic_fetch_sub(my_ref(b), 1); }
+
+int binding_drain(struct binding *b, int timeout_ms)
+{
+    /* Calls in flight are short (a tier call); a timed wait on a private condition
+     * gives the CPU away between looks without a sleep call. */
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    pthread_mutex_lock(&m);
+    for (int waited = 0; binding_refs(b) > 0 && waited < timeout_ms; waited++) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 1000000;
+        if (t.tv_nsec >= 1000000000)
+            t.tv_sec++, t.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&c, &m, &t);
+    }
+    pthread_mutex_unlock(&m);
+    return binding_refs(b) > 0 ? -1 : 0;
 }
 
 int slot_bound(struct slot *s) { return atomic_load(&s->current) != NULL; }

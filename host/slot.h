@@ -33,6 +33,7 @@ enum breaker_state { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
 struct slot {
     const char *name;            /* "cache", "stm", "im", "ltm" */
     _Atomic(struct binding *) current;
+    _Atomic(struct binding *) previous; /* during a migration: the binding copied from */
     struct binding *retired;
     pthread_mutex_t lock;        /* rebind and the breaker's reason */
     long max_in_flight;
@@ -55,6 +56,16 @@ void slot_init(struct slot *s, const char *name, long max_in_flight, long thresh
 void slot_fini(struct slot *s);
 /* Bind (or rebind) the slot to a backend instance; the old binding is retired. */
 int slot_bind(struct slot *s, const struct ggl_tier *vt, void *self, const char *label);
+/* Rebind and return the old binding (NULL if none); with keep_previous it stays
+ * reachable as s->previous until slot_forget_previous. */
+struct binding *slot_rebind(struct slot *s, const struct ggl_tier *vt, void *self,
+                            const char *label, int keep_previous, int *err);
+void slot_forget_previous(struct slot *s);
+/* A reference on s->previous, if any (NULL: none); drop it with binding_put. */
+struct binding *slot_get_previous(struct slot *s);
+void binding_put(struct binding *b);
+/* Wait (bounded by timeout_ms) for a retired binding's calls to finish; 0 if drained. */
+int binding_drain(struct binding *b, int timeout_ms);
 int slot_bound(struct slot *s);
 
 /* Reserve a call: *b receives the binding to call.  GGL_RETRY (reason set) when the
