@@ -24,9 +24,13 @@
 /* An error reply for a status other than OK/NOTFOUND, with its reason. */
 static void reply_failure(struct buf *out, enum ggl_status st, const char *why)
 {
-    const char *word = st == GGL_RETRY ? "BUSY" : st == GGL_INVALID ? "INVALID" : "ERR";
-    reply_error(out, "%s %s%s%s", word, ggl_status_str(st), why && why[0] ? ": " : "",
-                why ? why : "");
+    why = why && why[0] ? why : ggl_status_str(st);
+    if (st == GGL_RETRY)
+        reply_error(out, "BUSY %s", why);
+    else if (st == GGL_INVALID)
+        reply_error(out, "INVALID %s", why);
+    else
+        reply_error(out, "ERR %s: %s", ggl_status_str(st), why);
 }
 
 static int withmeta_of(const struct request *req)

@@ -301,6 +301,48 @@ static void test_maintenance_moves_what_policy_picks(void **state)
     stop_host(&h);
 }
 
+/* PLUGIN.SWAP over the socket: STM moves from one mem instance to another with
+ * MIGRATE while a pipeline keeps writing; every acknowledged value reads back. */
+static void test_swap_with_migration_over_socket(void **state)
+{
+    (void)state;
+    struct host h;
+    start_host_with(&h, NULL,
+                    "plugin_dirs = [ \"" BUILD_PLUGINDIR "\" ];\n"
+                    "backends = { a = { plugin = \"mem\"; }; b = { plugin = \"mem\"; }; };\n"
+                    "tiers = { stm = \"a\"; };\n");
+    int fd = client(&h);
+    char *buf = malloc(1 << 16);
+    size_t n = 0;
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)snprintf(buf + n, (1 << 16) - n, "SET s%d %d\r\n", i, i);
+    send_all(fd, buf, n);
+    for (int i = 0; i < 1000; i++)
+        expect(fd, "+OK\r\n");
+    /* Writes of new values pipelined behind the swap, in one go. */
+    n = (size_t)snprintf(buf, 1 << 16, "PLUGIN.SWAP stm b MIGRATE\r\n");
+    for (int i = 0; i < 500; i++)
+        n += (size_t)snprintf(buf + n, (1 << 16) - n, "SET s%d new%d\r\n", i, i);
+    send_all(fd, buf, n);
+    expect(fd, "+OK\r\n");
+    for (int i = 0; i < 500; i++)
+        expect(fd, "+OK\r\n");
+    char want[64];
+    for (int i = 0; i < 1000; i++) {
+        sendf(fd, "GET s%d\r\n", i);
+        if (i < 500)
+            snprintf(want, sizeof want, "$%zu\r\nnew%d\r\n", strlen("new") + (i < 10 ? 1 : i < 100 ? 2 : 3), i);
+        else
+            snprintf(want, sizeof want, "$3\r\n%d\r\n", i);
+        expect(fd, want);
+    }
+    sendf(fd, "PLUGIN.SWAP stm nosuch\r\n");
+    expect(fd, "-INVALID 'nosuch' is not an open backend instance\r\n");
+    free(buf);
+    close(fd);
+    stop_host(&h);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -328,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_ltm_survives_restart),
         cmocka_unit_test(test_queued_write_lands_when_tier_returns),
         cmocka_unit_test(test_maintenance_moves_what_policy_picks),
+        cmocka_unit_test(test_swap_with_migration_over_socket),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
