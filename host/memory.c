@@ -25,83 +25,16 @@
 #include "log.h"
 #include "memory.h"
 #include "metrics.h"
+#include "swap.h"
 
-
-static const struct conf_key memory_keys[] = {
-    {"stm_ttl_ms", GGL_SETTING_INT, offsetof(struct memory_conf, stm_ttl_ms), "3600000", 1000,
-     1e12, "default TTL of short-term memory"},
-    {"im_ttl_ms", GGL_SETTING_INT, offsetof(struct memory_conf, im_ttl_ms), "86400000", 1000,
-     1e12, "default TTL of intermediate memory"},
-    {"tombstone_ttl_ms", GGL_SETTING_INT, offsetof(struct memory_conf, tombstone_ttl_ms),
-     "86400000", 1000, 1e12, "how long a delete's tombstone shadows lower tiers"},
-    {"max_in_flight", GGL_SETTING_INT, offsetof(struct memory_conf, max_in_flight), "256", 1,
-     1e6, "tier calls in flight per slot; more answer RETRY"},
-    {"breaker_threshold", GGL_SETTING_INT, offsetof(struct memory_conf, breaker_threshold), "5",
-     1, 1e6, "consecutive failures that open a slot's circuit breaker"},
-    {"breaker_cooldown_ms", GGL_SETTING_INT, offsetof(struct memory_conf, breaker_cooldown_ms),
-     "1000", 1, 1e9, "how long an open breaker fails calls fast"},
-    {"maintenance_interval_ms", GGL_SETTING_INT, offsetof(struct memory_conf, maintenance_interval_ms),
-     "60000", 10, 1e12, "time between maintenance cycles; < half of every tier TTL"},
-    {"maintenance_batch", GGL_SETTING_INT, offsetof(struct memory_conf, maintenance_batch), "100000",
-     1, 1e9, "entries moved per tier pair per cycle at most"},
-    {"stm_min_age_ms", GGL_SETTING_INT, offsetof(struct memory_conf, stm_min_age_ms), "0", 0, 1e12,
-     "STM entries younger than this stay (0: half the STM TTL)"},
-    {"im_min_age_ms", GGL_SETTING_INT, offsetof(struct memory_conf, im_min_age_ms), "0", 0, 1e12,
-     "IM entries younger than this stay (0: half the IM TTL)"},
-    {"im_threshold", GGL_SETTING_FLOAT, offsetof(struct memory_conf, im_threshold), "0.3", 0, 1,
-     "score an old STM entry needs to move to IM (else it expires)"},
-    {"ltm_threshold", GGL_SETTING_FLOAT, offsetof(struct memory_conf, ltm_threshold), "0.5", 0, 1,
-     "score an old IM entry needs to move to LTM (else it expires)"},
-    {"weight_importance", GGL_SETTING_FLOAT, offsetof(struct memory_conf, w_importance), "0.5", 0, 1,
-     "score weight of the entry's importance"},
-    {"weight_access", GGL_SETTING_FLOAT, offsetof(struct memory_conf, w_access), "0.3", 0, 1,
-     "score weight of 1 - 2^(-accesses / access_half)"},
-    {"weight_recency", GGL_SETTING_FLOAT, offsetof(struct memory_conf, w_recency), "0.2", 0, 1,
-     "score weight of 2^(-idle / recency_half_life_ms)"},
-    {"access_half", GGL_SETTING_FLOAT, offsetof(struct memory_conf, access_half), "4", 0.001, 1e9,
-     "accesses that give half the access score"},
-    {"recency_half_life_ms", GGL_SETTING_INT, offsetof(struct memory_conf, recency_half_life_ms),
-     "600000", 1, 1e12, "idle time that halves the recency score"},
-    {"queue_capacity", GGL_SETTING_INT, offsetof(struct memory_conf, async.queue_capacity), "4096", 1,
-     1e7, "requests queued per worker queue; more are refused with -BUSY"},
-    {"write_batch", GGL_SETTING_INT, offsetof(struct memory_conf, async.batch), "64", 1, 256,
-     "queued writes a worker applies as one batch at most"},
-    {"queue_writes", GGL_SETTING_BOOL, offsetof(struct memory_conf, async.queue_writes), "false", 0, 0,
-     "when a write's tier is down, hold it and answer +QUEUED instead of -BUSY"},
-    {"pending_max", GGL_SETTING_INT, offsetof(struct memory_conf, async.pending_max), "10000", 1, 1e7,
-     "writes held per memory worker; more answer -BUSY"},
-    {"retry_ms", GGL_SETTING_INT, offsetof(struct memory_conf, async.retry_ms), "200", 10, 60000,
-     "how often held writes are retried"},
-    {"access_table_size", GGL_SETTING_INT, offsetof(struct memory_conf, access_table_size), "65536",
-     64, 1e8, "keys whose accesses are counted between two maintenance cycles"},
-    {"compress", GGL_SETTING_STRING, offsetof(struct memory_conf, compress), "", 0, 0,
-     "tiers whose values are zstd-compressed, e.g. \"im,ltm\""},
-    {"compress_min_bytes", GGL_SETTING_INT, offsetof(struct memory_conf, compress_min_bytes), "512",
-     1, 1e9, "smaller values are stored as they are"},
-    {"compress_level", GGL_SETTING_INT, offsetof(struct memory_conf, compress_level), "3", 1, 19,
-     "zstd level"},
-};
 
 #define MAX_VALUE_BYTES (512u << 20) /* a decompressed value larger than this is refused */
-
-/* A migration: entries of the old binding copied into the new one, insert-if-newer. */
-struct migration {
-    pthread_t thread;
-    int running, joined;
-    int tier;
-    struct binding *from, *to;
-    _Atomic uint64_t copied, scanned, skipped;
-    uint64_t started_ms;
-    _Atomic uint64_t finished_ms; /* set last, after outcome: the copy is over */
-    char from_label[160], to_label[160], outcome[160];
-};
 
 static struct {
     int ready;
     struct instance *inst; /* every opened instance: a swap may bind any tier one */
     size_t ninst;
-    struct migration mig;
-    pthread_mutex_t swap_lock;
+
     struct memory_conf conf;
     struct slot slots[SLOT_COUNT];
     _Atomic uint64_t version;
@@ -615,103 +548,6 @@ enum ggl_status memory_move(const void *key, size_t len, int from, int to)
     return st == GGL_CONFLICT || st == GGL_NOTFOUND ? GGL_OK : st; /* a newer write stays */
 }
 
-static void migration_join(void)
-{
-    if (M.mig.running && !M.mig.joined) {
-        pthread_join(M.mig.thread, NULL);
-        M.mig.joined = 1;
-    }
-}
-
-/* Copy one scanned entry into the new binding unless a newer copy is there. */
-static int migrate_one(void *arg, const struct ggl_entry *e)
-{
-    struct migration *m = arg;
-    atomic_fetch_add(&m->scanned, 1);
-    if ((e->flags & GGL_ENTRY_TOMBSTONE) || dead(e, clock_now_ms())) {
-        atomic_fetch_add(&m->skipped, 1);
-        return 0;
-    }
-    /* Values stay as the old tier stored them (compressed or not: same tier, same rule). */
-    if (m->to->vt->put(m->to->self, e, GGL_VERSION_OLDER) == GGL_OK)
-        atomic_fetch_add(&m->copied, 1);
-    return 0;
-}
-
-static void *migrate(void *arg)
-{
-    struct migration *m = arg;
-    uint64_t cursor = 0;
-    enum ggl_status st;
-    do
-        st = m->from->vt->scan(m->from->self, &cursor, 512, migrate_one, m);
-    while (st == GGL_OK && cursor != 0);
-    slot_forget_previous(&M.slots[m->tier]); /* reads and writes now reach only the new one */
-    int drained = binding_drain(m->from, 5000);
-    snprintf(m->outcome, sizeof m->outcome, "%s%s", st == GGL_OK ? "done" : "scan failed",
-             drained == 0 ? "" : ", old binding still in use after 5 s");
-    m->finished_ms = clock_now_ms();
-    log_info("memory: migration of %s from %s to %s %s: %llu copied, %llu scanned",
-             tier_slot_names[m->tier], m->from_label, m->to_label, m->outcome,
-             (unsigned long long)m->copied, (unsigned long long)m->scanned);
-    return NULL;
-}
-
-enum ggl_status memory_swap(int tier, const char *name, int migrate_entries)
-{
-    const struct instance *inst = NULL;
-    for (size_t i = 0; i < M.ninst && !inst; i++)
-        if (M.inst[i].conf->kind == GGL_KIND_TIER && strcmp(M.inst[i].conf->name, name) == 0)
-            inst = &M.inst[i];
-    if (!inst || inst->state != INSTANCE_OPEN) {
-        hostapi_set_reason("'%s' is not an open backend instance%s", name,
-                           inst ? " (it failed to open)" : "");
-        return GGL_INVALID;
-    }
-    const struct ggl_tier *vt = inst->mod->desc->vtable;
-    struct binding *cur = atomic_load(&M.slots[tier].current);
-    if (cur && cur->self == inst->self) {
-        hostapi_set_reason("slot %s is already bound to %s", tier_slot_names[tier], inst->label);
-        return GGL_INVALID;
-    }
-    if (migrate_entries && (!cur || !GGL_HAS_SLOT(cur->vt, struct ggl_tier, scan))) {
-        hostapi_set_reason("MIGRATE needs a current backend that can scan");
-        return GGL_INVALID;
-    }
-    pthread_mutex_lock(&M.swap_lock);
-    if (M.mig.running && !M.mig.finished_ms) {
-        pthread_mutex_unlock(&M.swap_lock);
-        hostapi_set_reason("a migration of slot %s is still running", tier_slot_names[M.mig.tier]);
-        return GGL_RETRY;
-    }
-    migration_join();
-    int err;
-    struct binding *old = slot_rebind(&M.slots[tier], vt, inst->self, inst->label, migrate_entries, &err);
-    enum ggl_status st = err ? GGL_NOMEM : GGL_OK;
-    if (st == GGL_OK && migrate_entries) {
-        struct migration *m = &M.mig;
-        memset(m, 0, sizeof *m);
-        m->tier = tier;
-        m->from = old;
-        m->to = atomic_load(&M.slots[tier].current);
-        m->started_ms = clock_now_ms();
-        snprintf(m->from_label, sizeof m->from_label, "%s", old->label);
-        snprintf(m->to_label, sizeof m->to_label, "%s", inst->label);
-        if (pthread_create(&m->thread, NULL, migrate, m) == 0) {
-            m->running = 1;
-        } else {
-            slot_forget_previous(&M.slots[tier]);
-            snprintf(m->outcome, sizeof m->outcome, "could not start");
-        }
-    } else if (st == GGL_OK && old) {
-        binding_drain(old, 5000);
-    }
-    pthread_mutex_unlock(&M.swap_lock);
-    log_info("memory: slot %s now bound to %s%s", tier_slot_names[tier], inst->label,
-             migrate_entries ? " (migrating)" : "");
-    return st;
-}
-
 size_t memory_info(char *buf, size_t len)
 {
     size_t n = 0;
@@ -739,23 +575,15 @@ size_t memory_info(char *buf, size_t len)
                 s->name, (unsigned long long)st.entries, (unsigned long long)st.bytes,
                 (unsigned long long)st.evictions, (unsigned long long)st.expirations);
     }
-    if (M.ready && (M.mig.running || M.mig.outcome[0])) {
-        const struct migration *m = &M.mig;
-        uint64_t end = m->finished_ms ? m->finished_ms : clock_now_ms();
-        double secs = end > m->started_ms ? (double)(end - m->started_ms) / 1000.0 : 0.0;
-        OUT("swap_slot:%s\r\nswap_from:%s\r\nswap_to:%s\r\nswap_state:%s\r\n"
-            "swap_copied:%llu\r\nswap_scanned:%llu\r\nswap_skipped:%llu\r\n"
-            "swap_seconds:%.3f\r\nswap_rate_per_sec:%.0f\r\n",
-            tier_slot_names[m->tier], m->from_label, m->to_label,
-            m->finished_ms ? m->outcome : "copying", (unsigned long long)m->copied,
-            (unsigned long long)m->scanned, (unsigned long long)m->skipped, secs,
-            secs > 0 ? (double)m->copied / secs : 0.0);
-    }
+    if (M.ready)
+        n += swap_info(buf + n, n < len ? len - n : 0);
 #undef OUT
     return n < len ? n : (len ? len - 1 : 0);
 }
 
 struct slot *memory_slot(int tier) { return &M.slots[tier]; }
+const struct instance *memory_instances(size_t *n) { return *n = M.ninst, M.inst; }
+int memory_entry_live(const struct ggl_entry *e, uint64_t now) { return !dead(e, now); }
 int memory_tier_bound(int tier) { return bound(tier); }
 const struct memory_conf *memory_conf(void) { return &M.conf; }
 const struct memory_async_conf *memory_async_settings(void) { return &M.conf.async; }
@@ -842,40 +670,7 @@ static void register_metrics(void)
 
 int memory_check_config(const struct config *c, struct conf_error *err)
 {
-    struct memory_conf *m = &M.conf;
-    if (config_read_section(c, c->memory, memory_keys, sizeof memory_keys / sizeof memory_keys[0],
-                            m, err) < 0)
-        return -1;
-    /* Entries must get a chance to move before their tier drops them (Redis PX). */
-    if (2 * m->maintenance_interval_ms >= m->stm_ttl_ms || 2 * m->maintenance_interval_ms >= m->im_ttl_ms) {
-        const config_setting_t *s = c->memory ? config_setting_get_member(c->memory, "maintenance_interval_ms") : NULL;
-        config_error_at(err, c, s ? s : c->memory,
-                        "maintenance_interval_ms (%lld) must be less than half of stm_ttl_ms (%lld) "
-                        "and of im_ttl_ms (%lld)", (long long)m->maintenance_interval_ms,
-                        (long long)m->stm_ttl_ms, (long long)m->im_ttl_ms);
-        return -1;
-    }
-    M.compress_mask = 0;
-    for (const char *p = m->compress; p && *p;) {
-        size_t n = strcspn(p, ", ");
-        int t = 0;
-        while (t < SLOT_COUNT && (strlen(tier_slot_names[t]) != n || strncmp(p, tier_slot_names[t], n)))
-            t++;
-        if (n && t == SLOT_COUNT) {
-            const config_setting_t *s = config_setting_get_member(c->memory, "compress");
-            config_error_at(err, c, s, "compress: unknown tier '%.*s' (tiers: cache, stm, im, ltm)",
-                            (int)n, p);
-            return -1;
-        }
-        if (n)
-            M.compress_mask |= 1u << t;
-        p += n + (p[n] != '\0');
-    }
-    if (!m->stm_min_age_ms)
-        m->stm_min_age_ms = m->stm_ttl_ms / 2;
-    if (!m->im_min_age_ms)
-        m->im_min_age_ms = m->im_ttl_ms / 2;
-    return 0;
+    return memory_read_config(c, &M.conf, &M.compress_mask, err);
 }
 
 int memory_init(const struct config *c, struct instance *v, size_t n, struct conf_error *err)
@@ -907,7 +702,6 @@ int memory_init(const struct config *c, struct instance *v, size_t n, struct con
     }
     M.inst = v;
     M.ninst = n;
-    pthread_mutex_init(&M.swap_lock, NULL);
     M.ready = 1;
     return 0;
 }
@@ -916,10 +710,7 @@ void memory_fini(void)
 {
     if (!M.ready)
         return;
-    pthread_mutex_lock(&M.swap_lock);
-    migration_join();
-    pthread_mutex_unlock(&M.swap_lock);
-    pthread_mutex_destroy(&M.swap_lock);
+    swap_fini();
     M.ready = 0;
     access_fini();
     for (int t = 0; t < SLOT_COUNT; t++)

@@ -48,6 +48,10 @@ struct memory_write {
 enum memory_hook { HOOK_BEFORE_PROMOTE, HOOK_BETWEEN_COPY_AND_DELETE };
 typedef void (*memory_hook_fn)(enum memory_hook point, const void *key, size_t len);
 
+/* Read and check a `memory` section into m (memory_conf.c); compress_mask gets bit t
+ * for each tier that compresses. */
+int memory_read_config(const struct config *c, struct memory_conf *m, unsigned *compress_mask,
+                       struct conf_error *err);
 /* Check the `memory` section (for ganglion -t). */
 int memory_check_config(const struct config *c, struct conf_error *err);
 /* Read the `memory` section and bind each configured slot to its open instance. */
@@ -112,6 +116,10 @@ enum ggl_status memory_swap(int tier, const char *name, int migrate_entries);
 size_t memory_info(char *buf, size_t len);
 struct slot *memory_slot(int tier);
 int memory_tier_bound(int tier);
+/* The plugin instances memory_init was given (a swap may bind any tier one). */
+const struct instance *memory_instances(size_t *n);
+/* Is e neither a tombstone nor past its expiry at `now`? */
+int memory_entry_live(const struct ggl_entry *e, uint64_t now);
 const struct memory_conf *memory_conf(void);
 /* The memory section's settings for memory_async_start. */
 const struct memory_async_conf *memory_async_settings(void);
