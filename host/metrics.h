@@ -10,6 +10,7 @@
 #include <ganglion/host.h>
 
 #define METRIC_BUCKETS 12 /* upper bounds in metrics.c; the last is +Inf */
+#define METRIC_STRIPES 8  /* adds land on one of these by thread: no shared line per add */
 
 struct ggl_metric {
     enum ggl_metric_type type;
@@ -21,6 +22,9 @@ struct ggl_metric {
     _Atomic uint64_t count;       /* histogram: observations */
     _Atomic uint64_t buckets[METRIC_BUCKETS];
     struct ggl_metric *next;
+    struct {
+        _Atomic uint64_t bits; /* a double's bits: this stripe's share of value */
+    } __attribute__((aligned(64))) stripe[METRIC_STRIPES];
 };
 
 extern const double metric_bucket_bounds[METRIC_BUCKETS];
