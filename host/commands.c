@@ -85,6 +85,22 @@ static void cmd_info(struct cmd_call *call)
     free(text);
 }
 
+/* METRICS: the registry in the Prometheus text format, as one bulk string. */
+static void cmd_metrics(struct cmd_call *call)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        reply_error(call->out, "ERR out of memory");
+        return;
+    }
+    metrics_render_prometheus(f);
+    fclose(f);
+    reply_bulk(call->out, text, len);
+    free(text);
+}
+
 static void plugin_row(struct buf *out, const struct instance *i)
 {
     const struct ggl_plugin *d = i->mod ? i->mod->desc : NULL;
@@ -201,6 +217,7 @@ static const struct command table[] = {
     {"PING", cmd_ping, -1, 0, "PING [message]: PONG, or the message"},
     {"ECHO", cmd_echo, 2, 0, "ECHO message"},
     {"INFO", cmd_info, -1, 0, "INFO [section]: server and metrics, for people"},
+    {"METRICS", cmd_metrics, 1, 0, "METRICS: every metric in the Prometheus text format 0.0.4"},
     {"PLUGIN.LIST", cmd_plugin_list, 1, 0, "plugin instances: kind, name, version, ABI, file, state"},
     {"CONFIG", cmd_config, -2, 0, "CONFIG GET pattern"},
     {"AUTH", cmd_auth, -2, CMD_NOAUTH, "AUTH [default] password"},

@@ -47,6 +47,11 @@ void metrics_foreach(void (*fn)(const struct ggl_metric *m, void *arg), void *ar
 /* Write the metrics of `section` (NULL: all), grouped under "# Section" headers, one
  * "name:value" line each (CRLF, as Redis INFO).  Returns the number of lines. */
 size_t metrics_render(FILE *f, const char *section);
+/* Write every metric in the Prometheus text exposition format 0.0.4 (prometheus.c):
+ * names prefixed "ganglion_", counters ending "_total", the owning instance as label
+ * `instance`, histograms as cumulative `_bucket{le}`, `_sum` and `_count`.  Returns the
+ * number of metric families. */
+size_t metrics_render_prometheus(FILE *f);
 void metrics_fini(void);
 
 #endif
