@@ -12,6 +12,8 @@
 
 #include "commands.h"
 #include "control.h"
+#include "health.h"
+#include "hostapi.h"
 #include "memory.h"
 #include "memory_cmds.h"
 #include "metrics.h"
@@ -99,6 +101,41 @@ static void cmd_metrics(struct cmd_call *call)
     fclose(f);
     reply_bulk(call->out, text, len);
     free(text);
+}
+
+/* HEALTH: the overall state, then one [name, state, reason, checked_ms_ago] per
+ * component, in registration order.  Reads the last results (checks run on the health
+ * thread, outside its lock), so it never waits for a check. */
+static void cmd_health(struct cmd_call *call)
+{
+    struct health_entry *e = malloc(HEALTH_MAX * sizeof *e);
+    if (!e) {
+        reply_error(call->out, "ERR out of memory");
+        return;
+    }
+    enum health_state overall;
+    size_t n = health_snapshot(e, HEALTH_MAX, &overall), bad = 0;
+    if (n > HEALTH_MAX)
+        n = HEALTH_MAX;
+    for (size_t i = 0; i < n; i++)
+        bad += e[i].checked_ms && e[i].state != HEALTH_OK;
+    char summary[64];
+    snprintf(summary, sizeof summary, "%zu of %zu components not ok", bad, n);
+    reply_array(call->out, (long long)n + 1);
+    reply_array(call->out, 3);
+    reply_cstr(call->out, "overall");
+    reply_cstr(call->out, health_state_name(overall));
+    reply_cstr(call->out, summary);
+    uint64_t now = clock_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        reply_array(call->out, 4);
+        reply_cstr(call->out, e[i].name);
+        reply_cstr(call->out, e[i].checked_ms ? health_state_name(e[i].state) : "unknown");
+        reply_cstr(call->out, e[i].reason);
+        reply_int(call->out, e[i].checked_ms && now >= e[i].checked_ms
+                                 ? (long long)(now - e[i].checked_ms) : -1);
+    }
+    free(e);
 }
 
 static void plugin_row(struct buf *out, const struct instance *i)
@@ -217,6 +254,7 @@ static const struct command table[] = {
     {"PING", cmd_ping, -1, 0, "PING [message]: PONG, or the message"},
     {"ECHO", cmd_echo, 2, 0, "ECHO message"},
     {"INFO", cmd_info, -1, 0, "INFO [section]: server and metrics, for people"},
+    {"HEALTH", cmd_health, 1, 0, "HEALTH: ok/degraded/failed per component, with reasons"},
     {"METRICS", cmd_metrics, 1, 0, "METRICS: every metric in the Prometheus text format 0.0.4"},
     {"PLUGIN.LIST", cmd_plugin_list, 1, 0, "plugin instances: kind, name, version, ABI, file, state"},
     {"CONFIG", cmd_config, -2, 0, "CONFIG GET pattern"},

@@ -17,7 +17,7 @@ const char *const tier_slot_names[SLOT_COUNT] = {"cache", "stm", "im", "ltm"};
 
 static const char *const top_keys[] = {"plugin_dirs", "log_level", "control", "pools", "memory",
                                        "backends", "tiers", "processors", "executors",
-                                       "sensors", NULL};
+                                       "sensors", "health", NULL};
 /* Instance sections, in the order instances are opened. */
 static const struct {
     const char *name;
@@ -357,6 +357,7 @@ static int read_top(struct config *c, struct conf_error *err)
     c->control = config_setting_get_member(root, "control");
     c->pools = config_setting_get_member(root, "pools");
     c->memory = config_setting_get_member(root, "memory");
+    c->health = config_setting_get_member(root, "health");
     return 0;
 }
 

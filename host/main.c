@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "health.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
@@ -126,6 +127,22 @@ static int start_memory(const struct config *c, struct instance *inst, size_t n,
     return 0;
 }
 
+/* Health checks for every instance and tier slot, on their own thread; components
+ * started later register theirs. */
+static int start_health(const struct config *c, struct conf_error *err)
+{
+    struct health_settings hs;
+    if (health_read_config(c, &hs, err) < 0)
+        return -1;
+    health_register_builtin((uint64_t)hs.interval_ms);
+    health_check_now(1); /* HEALTH answers with real states from the first request */
+    if (health_start() < 0) {
+        snprintf(err->msg, sizeof err->msg, "cannot start the health thread");
+        return -1;
+    }
+    return 0;
+}
+
 /* Wait for SIGTERM or SIGINT (blocked in every thread, taken here with sigwait). */
 static void run_until_signal(const sigset_t *set)
 {
@@ -207,7 +224,9 @@ int main(int argc, char **argv)
     if (test_only) {
         struct control_settings cs;
         struct pools_conf pools;
+        struct health_settings hs;
         rc = sizing_read(c, &pools, &cerr) < 0 || memory_check_config(c, &cerr) < 0 ||
+             health_read_config(c, &hs, &cerr) < 0 ||
              instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
@@ -222,7 +241,7 @@ int main(int argc, char **argv)
         /* Start order: pool sizes, plugins, memory, its workers and maintenance, then the
          * socket that uses them; stop in reverse. */
         if (sizing_plan(c, &topo, &sizes, &cerr) < 0 || instances_open(c, &inst, &n, &cerr) < 0 ||
-            start_memory(c, inst, n, &sizes, &cerr) < 0 ||
+            start_memory(c, inst, n, &sizes, &cerr) < 0 || start_health(c, &cerr) < 0 ||
             !(ctl = control_start(c, inst, n, &cerr))) {
             log_error("%s", cerr.msg);
             rc = 1;
@@ -232,6 +251,7 @@ int main(int argc, char **argv)
             memory_async_stop(); /* finish queued memory work: its replies still go out */
             control_stop(ctl);
         }
+        health_stop();
         memory_async_free();
         maintenance_stop();
         memory_fini();

@@ -1,0 +1,70 @@
+/* The health checks every host has: one per plugin instance (refused or failed at
+ * open, or marked failed later, e.g. a worker abandoned in its code) and one per bound
+ * tier slot (its circuit breaker, and the backend's own health slot when it has one). */
+#include "ggl-build.h"
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "health.h"
+#include "hostapi.h"
+#include "instance.h"
+#include "memory.h"
+#include "slot.h"
+
+static const struct conf_key health_keys[] = {
+    {"interval_ms", GGL_SETTING_INT, offsetof(struct health_settings, interval_ms), "5000", 10,
+     3600000, "how often plugin instances and tier slots are checked"},
+};
+
+int health_read_config(const struct config *c, struct health_settings *s, struct conf_error *err)
+{
+    return config_read_section(c, c->health, health_keys, sizeof health_keys / sizeof health_keys[0],
+                               s, err);
+}
+
+static enum health_state check_instance(void *arg, char *reason, size_t len)
+{
+    const struct instance *i = arg;
+    if (i->state == INSTANCE_OPEN)
+        return HEALTH_OK;
+    snprintf(reason, len, "%s", i->reason[0] ? i->reason : "not open");
+    return HEALTH_FAILED;
+}
+
+/* The breaker says whether calls pass; the backend says whether it serves. */
+static enum health_state check_slot(void *arg, char *reason, size_t len)
+{
+    struct slot *s = arg;
+    struct binding *b;
+    enum ggl_status st = slot_acquire(s, &b);
+    if (st != GGL_OK) {
+        snprintf(reason, len, "%s (breaker %s)", hostapi_take_reason(),
+                 breaker_state_name(atomic_load(&s->state)));
+        return HEALTH_DEGRADED;
+    }
+    st = GGL_HAS_SLOT(b->vt, struct ggl_tier, health) ? b->vt->health(b->self) : GGL_OK;
+    const char *why = st == GGL_OK ? "" : hostapi_take_reason();
+    snprintf(reason, len, "%s: %s%s%s", b->label, ggl_status_str(st), why[0] ? ": " : "", why);
+    slot_release(s, b, st, why);
+    if (st == GGL_OK)
+        return HEALTH_OK;
+    return st == GGL_RETRY || st == GGL_UNAVAILABLE ? HEALTH_DEGRADED : HEALTH_FAILED;
+}
+
+void health_register_builtin(uint64_t interval_ms)
+{
+    char name[96];
+    size_t n;
+    const struct instance *v = memory_instances(&n);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "plugin:%s", v[i].label);
+        health_register(name, check_instance, (void *)&v[i], interval_ms);
+    }
+    for (int t = 0; t < SLOT_COUNT; t++)
+        if (memory_tier_bound(t)) {
+            snprintf(name, sizeof name, "memory:%s", tier_slot_names[t]);
+            health_register(name, check_slot, memory_slot(t), interval_ms);
+        }
+}
