@@ -39,6 +39,8 @@ const char *hostapi_take_reason(void)
     return taken;
 }
 
+const char *hostapi_peek_reason(void) { return reason; }
+
 void hostapi_clear_reason(void) { reason[0] = '\0'; }
 
 void hostapi_set_reason(const char *fmt, ...)

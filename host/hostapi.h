@@ -24,6 +24,9 @@ void hostapi_init(struct ggl_host *h, const char *label);
 /* The reason a plugin left on this thread with set_reason, then cleared ("" if none). */
 const char *hostapi_take_reason(void);
 void hostapi_clear_reason(void);
+/* This thread's reason, left in place for the caller (a breaker notes it, the client
+ * still gets it). */
+const char *hostapi_peek_reason(void);
 /* Set this thread's reason from host code (a refused call's explanation). */
 void hostapi_set_reason(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -110,7 +110,7 @@ static enum ggl_status tier_call(int t, enum op op, const void *key, size_t len,
     hostapi_clear_reason();
     st = call_binding(b, t, op, key, len, in, out, expect);
     int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
-    slot_release(s, b, st, failed ? hostapi_take_reason() : NULL);
+    slot_release(s, b, st, failed ? hostapi_peek_reason() : NULL);
     st = with_previous(s, t, op, st, key, len, in, out, expect);
     if (st == GGL_CONFLICT)
         metrics_add(M.conflicts, 1);
@@ -246,7 +246,7 @@ static void tier_get_batch(int t, const void *const *keys, const size_t *lens, s
     for (size_t i = 0; i < n; i++)
         if (status[i] == GGL_RETRY || status[i] == GGL_ERROR || status[i] == GGL_NOMEM)
             health = status[i];
-    slot_release(s, b, health, health == GGL_OK ? NULL : hostapi_take_reason());
+    slot_release(s, b, health, health == GGL_OK ? NULL : hostapi_peek_reason());
     for (size_t i = 0; i < n; i++)
         if (status[i] == GGL_NOTFOUND)
             status[i] = with_previous(s, t, OP_GET, GGL_NOTFOUND, keys[i], lens[i], NULL, &out[i], 0);
@@ -456,7 +456,7 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
                     health = status[i];
         }
         slot_release(&M.slots[target], b, health,
-                     health == GGL_OK ? NULL : hostapi_take_reason());
+                     health == GGL_OK ? NULL : hostapi_peek_reason());
     }
     for (size_t i = 0; i < n; i++) {
         if (st != GGL_OK)
@@ -602,7 +602,7 @@ enum ggl_status memory_scan(int tier, uint64_t *cursor, size_t count, ggl_scan_f
     }
     hostapi_clear_reason();
     st = b->vt->scan(b->self, cursor, count, fn, arg);
-    slot_release(s, b, st, st == GGL_OK ? NULL : hostapi_take_reason());
+    slot_release(s, b, st, st == GGL_OK ? NULL : hostapi_peek_reason());
     return st;
 }
 

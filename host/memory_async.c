@@ -146,9 +146,10 @@ static void fifo_destroy(struct fifo *f)
     pthread_cond_destroy(&f->nonempty);
 }
 
+/* A failure carries the reason its tier left (set already for a batch's members). */
 static void finish(struct request *r, struct memory_result *res)
 {
-    if (res->status != GGL_OK && res->status != GGL_NOTFOUND)
+    if (res->status != GGL_OK && res->status != GGL_NOTFOUND && !res->reason[0])
         snprintf(res->reason, sizeof res->reason, "%s", hostapi_take_reason());
     r->done(r->arg, res);
 }
@@ -268,8 +269,12 @@ static void run_writes(struct fifo *f, struct request *r)
         next = group[n - 1]->next;
         int target = memory_prepare(items, n, &r->w, es);
         enum ggl_status st = target < 0 ? GGL_INVALID : memory_write_entries(target, es, n, status);
+        char why[sizeof ((struct memory_result *)0)->reason]; /* one reason for the batch */
+        snprintf(why, sizeof why, "%s", hostapi_take_reason());
         for (size_t i = 0; i < n; i++) {
             struct memory_result res = {.op = MEM_OP_PUT, .status = st == GGL_OK ? status[i] : st};
+            if (res.status != GGL_OK && res.status != GGL_NOTFOUND)
+                snprintf(res.reason, sizeof res.reason, "%s", why);
             if ((res.status == GGL_RETRY || res.status == GGL_UNAVAILABLE) && target >= 0 &&
                 hold(f, group[i], &es[i], target)) {
                 res.status = GGL_OK;

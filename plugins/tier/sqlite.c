@@ -373,10 +373,17 @@ static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size
         return s;
     uint64_t now = l->host->now(l->host);
     if ((s = txn(l, c, BEGIN)) == GGL_OK) {
-        for (size_t i = 0; i < n; i++)
-            status[i] = put_on(l, c, &es[i], expect, now);
-        if ((s = txn(l, c, COMMIT)) != GGL_OK)
-            txn(l, c, ROLLBACK);
+        /* SQLite rolls the whole transaction back itself on some errors (SQLITE_FULL):
+         * then stop, keep that error's reason, and commit nothing. */
+        enum ggl_status first = GGL_OK;
+        for (size_t i = 0; i < n && !sqlite3_get_autocommit(c->db); i++)
+            if ((status[i] = put_on(l, c, &es[i], expect, now)) != GGL_OK &&
+                status[i] != GGL_CONFLICT && first == GGL_OK)
+                first = status[i];
+        if (sqlite3_get_autocommit(c->db))
+            s = first != GGL_OK ? first : GGL_ERROR;
+        else if ((s = txn(l, c, COMMIT)) != GGL_OK && !sqlite3_get_autocommit(c->db))
+            exec(c->db, "ROLLBACK"); /* quietly: the COMMIT's reason is the one to report */
     }
     for (size_t i = 0; s != GGL_OK && i < n; i++)
         status[i] = s; /* nothing was committed */
