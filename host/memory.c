@@ -428,7 +428,7 @@ int memory_prepare(const struct memory_item *items, size_t n, const struct memor
 }
 
 enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries, size_t n,
-                                     enum ggl_status *status)
+                                     uint64_t expect, enum ggl_status *status)
 {
     struct ggl_entry *es = malloc(n * sizeof *es);
     void **zbufs = calloc(n, sizeof *zbufs);
@@ -448,10 +448,10 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
         hostapi_clear_reason();
         enum ggl_status health = GGL_OK; /* what the breaker hears: the batch's worst */
         if (GGL_HAS_SLOT(b->vt, struct ggl_tier, put_batch)) { /* an older plugin may lack it */
-            st = health = b->vt->put_batch(b->self, es, n, GGL_VERSION_OLDER, status);
+            st = health = b->vt->put_batch(b->self, es, n, expect, status);
         } else {
             for (size_t i = 0; i < n; i++)
-                if ((status[i] = b->vt->put(b->self, &es[i], GGL_VERSION_OLDER)) == GGL_RETRY ||
+                if ((status[i] = b->vt->put(b->self, &es[i], expect)) == GGL_RETRY ||
                     status[i] == GGL_ERROR)
                     health = status[i];
         }
@@ -497,7 +497,7 @@ enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
         return GGL_NOMEM;
     int target = memory_prepare(items, n, w, es);
     enum ggl_status st = target < 0 ? (M.ready ? GGL_INVALID : GGL_UNAVAILABLE)
-                                    : memory_write_entries(target, es, n, status);
+                                    : memory_write_entries(target, es, n, GGL_VERSION_ANY, status);
     free(es);
     return st;
 }

@@ -90,11 +90,15 @@ enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
 /* The two halves of memory_put_batch, for a caller that keeps entries to retry them
  * with the versions they were given (a queued write): entries with fresh versions (key
  * and value borrowed from items) and their target, or -1 (reason set); then the write
- * of prepared entries, insert-if-newer, so a retry can never undo a later write. */
+ * of prepared entries under `expect`.  A first attempt with fresh versions is
+ * GGL_VERSION_ANY: writes to a key run in order on its worker and its versions only
+ * grow, so nothing newer can be there (and a wall clock that stepped back after a
+ * restart cannot make a fresh write lose to an old copy); a retry is GGL_VERSION_OLDER,
+ * insert-if-newer, so it can never undo a later write. */
 int memory_prepare(const struct memory_item *items, size_t n, const struct memory_write *w,
                    struct ggl_entry *es);
 enum ggl_status memory_write_entries(int target, const struct ggl_entry *es, size_t n,
-                                     enum ggl_status *status);
+                                     uint64_t expect, enum ggl_status *status);
 /* Put a queued write's entry in the cache flagged GGL_ENTRY_PENDING: reads see it, and
  * the cache never evicts it until memory_write_entries settles it.  GGL_RETRY when the
  * cache is full of such entries (or there is no cache). */

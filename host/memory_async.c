@@ -216,12 +216,12 @@ static void retry_held(struct fifo *f, int last_chance)
         size_t n = 0, start = i;
         for (; i < f->npending && n < 256 && f->pending[i].target == target; i++)
             es[n++] = f->pending[i].e;
-        memory_write_entries(target, es, n, status);
+        memory_write_entries(target, es, n, GGL_VERSION_OLDER, status);
         for (size_t k = 0; k < n; k++) {
             struct pending *p = &f->pending[start + k];
             enum ggl_status st = status[k];
             if (st != GGL_OK && last_chance && target != SLOT_LTM && memory_tier_bound(SLOT_LTM))
-                memory_write_entries(SLOT_LTM, &p->e, 1, &st); /* shutdown: LTM keeps it */
+                memory_write_entries(SLOT_LTM, &p->e, 1, GGL_VERSION_OLDER, &st); /* shutdown: LTM keeps it */
             if (st == GGL_OK || last_chance) {
                 if (st != GGL_OK) {
                     metrics_add(A.lost, 1);
@@ -268,7 +268,8 @@ static void run_writes(struct fifo *f, struct request *r)
         }
         next = group[n - 1]->next;
         int target = memory_prepare(items, n, &r->w, es);
-        enum ggl_status st = target < 0 ? GGL_INVALID : memory_write_entries(target, es, n, status);
+        enum ggl_status st = target < 0 ? GGL_INVALID
+                                        : memory_write_entries(target, es, n, GGL_VERSION_ANY, status);
         char why[sizeof ((struct memory_result *)0)->reason]; /* one reason for the batch */
         snprintf(why, sizeof why, "%s", hostapi_take_reason());
         for (size_t i = 0; i < n; i++) {
