@@ -33,6 +33,8 @@ struct config;
 struct conf_error;
 struct health_settings {
     int64_t interval_ms;     /* how often the built-in checks run */
+    double recover_ratio;    /* resource control (resource.c): leave shedding with this margin */
+    const char *shed_priority; /* refuse this priority and below while shedding */
 };
 /* Read and check the `health` section (health_builtin.c). */
 int health_read_config(const struct config *c, struct health_settings *s, struct conf_error *err);

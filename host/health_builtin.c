@@ -16,6 +16,10 @@
 static const struct conf_key health_keys[] = {
     {"interval_ms", GGL_SETTING_INT, offsetof(struct health_settings, interval_ms), "5000", 10,
      3600000, "how often plugin instances and tier slots are checked"},
+    {"recover_ratio", GGL_SETTING_FLOAT, offsetof(struct health_settings, recover_ratio), "0.9",
+     0.5, 1.0, "leave load shedding when every reading is within limit x this (max) or / this (min)"},
+    {"shed_priority", GGL_SETTING_STRING, offsetof(struct health_settings, shed_priority), "low",
+     0, 0, "while shedding, refuse submissions of this priority and below: high, normal, low"},
 };
 
 int health_read_config(const struct config *c, struct health_settings *s, struct conf_error *err)

@@ -20,6 +20,7 @@
 #include "memory.h"
 #include "memory_async.h"
 #include "metrics.h"
+#include "resource.h"
 #include "sizing.h"
 
 static void usage(FILE *f)
@@ -134,6 +135,8 @@ static int start_health(const struct config *c, struct conf_error *err)
     struct health_settings hs;
     if (health_read_config(c, &hs, err) < 0)
         return -1;
+    if (resource_init(c, err) < 0)
+        return -1;
     health_register_builtin((uint64_t)hs.interval_ms);
     health_check_now(1); /* HEALTH answers with real states from the first request */
     if (health_start() < 0) {
@@ -226,7 +229,7 @@ int main(int argc, char **argv)
         struct pools_conf pools;
         struct health_settings hs;
         rc = sizing_read(c, &pools, &cerr) < 0 || memory_check_config(c, &cerr) < 0 ||
-             health_read_config(c, &hs, &cerr) < 0 ||
+             health_read_config(c, &hs, &cerr) < 0 || resource_check_config(c, &cerr) < 0 ||
              instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
@@ -252,6 +255,7 @@ int main(int argc, char **argv)
             control_stop(ctl);
         }
         health_stop();
+        resource_fini();
         memory_async_free();
         maintenance_stop();
         memory_fini();

@@ -64,6 +64,10 @@ size_t pool_submit_batch(struct pool *p, unsigned type, const struct pool_task *
 void pool_maintain(struct pool *p);
 void pool_stats(struct pool *p, struct pool_stats *out);
 
+/* Resource control: while on, no pool grows, and idle workers above min retire at the
+ * next maintenance pass instead of after idle_ms. */
+void pool_hold_at_min(int on);
+
 /* Wait up to timeout_ms (real time) until no abandoned worker thread is still alive;
  * returns how many remain.  For shutdown and tests. */
 unsigned pool_wait_abandoned(int64_t timeout_ms);

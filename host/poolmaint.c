@@ -72,15 +72,20 @@ size_t pool_queued(struct pool *p)
     return q;
 }
 
+static _Atomic int hold_at_min;
+
+void pool_hold_at_min(int on) { atomic_store(&hold_at_min, on); }
+
 /* Grow by one worker when two passes in a row found no idle worker and more than
  * grow_depth tasks queued per worker (one burst is not a backlog); retire workers
- * above min that have been idle for idle_ms. */
+ * above min that have been idle for idle_ms.  Held at min: never grow, retire at once. */
 static void grow_or_shrink(struct pool *p, uint64_t now)
 {
+    int hold = atomic_load(&hold_at_min);
     unsigned active = atomic_load(&p->active);
     int backlog = atomic_load(&p->idle) == 0 && pool_queued(p) > (size_t)p->grow_depth * active;
     p->backlog_passes = backlog ? p->backlog_passes + 1 : 0;
-    if (active < p->max && p->backlog_passes >= 2) {
+    if (!hold && active < p->max && p->backlog_passes >= 2) {
         p->backlog_passes = 0;
         for (unsigned i = 0; i < p->n_slots; i++)
             if (atomic_load(&p->slots[i].state) == SLOT_OFF) {
@@ -94,7 +99,7 @@ static void grow_or_shrink(struct pool *p, uint64_t now)
         if (atomic_load(&s->state) != SLOT_ACTIVE)
             continue;
         uint64_t since = atomic_load(&s->idle_since);
-        if (atomic_load(&s->idle) && now >= since && now - since >= p->idle_ms) {
+        if (atomic_load(&s->idle) && now >= since && (hold || now - since >= p->idle_ms)) {
             pool_ask_to_leave(s);
             pool_join_worker(p, s);
             metrics_add(p->retired, 1);

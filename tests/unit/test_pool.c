@@ -259,6 +259,40 @@ static void test_grows_under_backlog_steals_and_retires_idle(void **state)
 
 /* --- stuck workers -------------------------------------------------------- */
 
+/* Resource control holds pools at min: a backlog does not grow it, and idle workers
+ * above min retire at the next pass, without waiting idle_ms. */
+static void test_hold_at_min_blocks_growth_and_retires_at_once(void **state)
+{
+    (void)state;
+    struct pool_config cfg = base_config(1, 3);
+    struct pool *p = pool_new(&cfg);
+    assert_non_null(p);
+    struct pool_stats st;
+    assert_int_equal(pool_submit(p, 0, gated_task, NULL), GGL_OK);
+    wait_count(&gate.entered, 1);
+    for (int i = 0; i < 11; i++)
+        assert_int_equal(pool_submit(p, 0, gated_task, NULL), GGL_OK);
+    pool_maintain(p);
+    pool_maintain(p); /* a backlog: it grows */
+    wait_count(&gate.entered, 2);
+    pool_hold_at_min(1);
+    for (int i = 0; i < 4; i++)
+        pool_maintain(p);
+    pool_stats(p, &st);
+    assert_int_equal(st.workers, 2); /* held: no third worker despite the backlog */
+    gate_open();
+    wait_count(&gate.done, 12);
+    for (unsigned spins = 0; st.idle < 2 && spins < 10000000; spins++) {
+        sched_yield();
+        pool_stats(p, &st);
+    }
+    pool_maintain(p); /* no idle_ms wait while held */
+    pool_stats(p, &st);
+    assert_int_equal(st.workers, 1);
+    pool_hold_at_min(0);
+    pool_free(p);
+}
+
 static void test_stuck_worker_is_abandoned_and_replaced(void **state)
 {
     (void)state;
@@ -352,6 +386,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_type_share_is_bounded_by_weight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_worker_queue_returns_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grows_under_backlog_steals_and_retires_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hold_at_min_blocks_growth_and_retires_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stuck_worker_is_abandoned_and_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shared_monitor_thread_abandons_on_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_runs_every_queued_task, setup, teardown),
