@@ -221,25 +221,37 @@ static void execute(struct actions *s, struct act *a)
     free(r.data); /* host->alloc is malloc */
 }
 
+/* Run one action popped from the queue (or cancel it once the shutdown deadline passed). */
+static void take(struct actions *s, struct act *a)
+{
+    if (a->in_retry) {
+        a->in_retry = 0;
+        atomic_fetch_sub(&s->retry_depth, 1);
+    }
+    if (atomic_load(&s->abort_ready))
+        finish(s, a, RESULT_CANCELLED, NULL, 0, "shutdown deadline passed before it ran");
+    else
+        execute(s, a);
+}
+
+size_t actions_run_ready(size_t max)
+{
+    size_t n = 0;
+    void *item;
+    while (n < max && queue_pop_batch(actions_sys->q, &item, 1, 0) > 0) {
+        take(actions_sys, item);
+        n++;
+    }
+    return n;
+}
+
 static void *worker_main(void *arg)
 {
     struct actions *s = arg;
     executors_thread(s, 1);
-    for (;;) {
-        void *item;
-        if (queue_pop_batch(s->q, &item, 1, -1) == 0)
-            break; /* closed and nothing ready */
-        struct act *a = item;
-        if (a->in_retry) {
-            a->in_retry = 0;
-            atomic_fetch_sub(&s->retry_depth, 1);
-        }
-        if (atomic_load(&s->abort_ready))
-            finish(s, a, RESULT_CANCELLED, NULL, 0, "shutdown deadline passed before it ran");
-        else
-            execute(s, a);
-        a = NULL;
-    }
+    void *item;
+    while (queue_pop_batch(s->q, &item, 1, -1) > 0) /* 0: closed and nothing ready */
+        take(s, item);
     executors_thread(s, 0);
     pthread_mutex_lock(&s->fb_lock);
     s->running_workers--;
@@ -412,7 +424,7 @@ static int make_stores(struct actions *s, const struct actions_conf *ac)
 
 static int start_workers(struct actions *s, unsigned n)
 {
-    s->workers = calloc(n, sizeof *s->workers);
+    s->workers = calloc(n ? n : 1, sizeof *s->workers);
     if (!s->workers)
         return -1;
     for (; s->n_workers < n; s->n_workers++) {
@@ -456,7 +468,7 @@ int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
     actions_sys = s;
     if (!s->execs || make_stores(s, ac) < 0 || !(s->q = queue_new(&own)) ||
         feedback_start(s, feedback_workers ? feedback_workers : 1) < 0 ||
-        start_workers(s, workers ? workers : 1) < 0) {
+        start_workers(s, workers) < 0) {
         log_error("actions: cannot start");
         actions_stop();
         actions_free();

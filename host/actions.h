@@ -43,7 +43,8 @@ struct action_executor {
 };
 
 /* Start: the queue from qc (capacity bounds every admitted, unfinished action), `workers`
- * execution threads and `feedback_workers` feedback threads.  0, or -1 (logged). */
+ * execution threads and `feedback_workers` feedback threads.  0, or -1 (logged).  With 0
+ * workers nothing runs until actions_run_ready is called (tests on a fake clock). */
 int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
                   const struct action_executor *ex, size_t n_ex, unsigned workers,
                   unsigned feedback_workers);
@@ -73,6 +74,8 @@ enum ggl_status actions_replay(uint64_t id, uint64_t *new_id);
 void actions_info(FILE *f);
 /* Tests with a fake clock: make workers and the results store re-read the clock. */
 void actions_kick(void);
+/* Tests with 0 workers: run up to max ready actions on this thread; how many ran. */
+size_t actions_run_ready(size_t max);
 /* Tests: answer results waiters and expire results by the host clock. */
 void actions_tick(void);
 
