@@ -108,14 +108,14 @@ void feedback_push(struct actions *s, struct act *a)
     pthread_mutex_unlock(&s->fb_lock);
 }
 
-static struct act *feedback_pop(struct actions *s)
+/* Take the whole list at once: one lock and at most one wake-up per batch. */
+static struct act *feedback_take_all(struct actions *s)
 {
     pthread_mutex_lock(&s->fb_lock);
     while (!s->fb_head && !s->fb_closed)
         pthread_cond_wait(&s->fb_cond, &s->fb_lock);
     struct act *a = s->fb_head;
-    if (a && !(s->fb_head = a->next))
-        s->fb_tail = NULL;
+    s->fb_head = s->fb_tail = NULL;
     pthread_mutex_unlock(&s->fb_lock);
     return a;
 }
@@ -124,10 +124,13 @@ static void *feeder_main(void *arg)
 {
     struct actions *s = arg;
     struct act *a;
-    while ((a = feedback_pop(s)) != NULL) {
-        deliver(s, a);
-        act_release(s, a);
-    }
+    while ((a = feedback_take_all(s)) != NULL)
+        while (a) {
+            struct act *next = a->next;
+            deliver(s, a);
+            act_release(s, a);
+            a = next;
+        }
     return NULL;
 }
 

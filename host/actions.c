@@ -123,7 +123,10 @@ static void finish(struct actions *s, struct act *a, enum result_status st, void
 {
     a->status = st;
     a->data = data, a->len = len;
-    snprintf(a->reason, sizeof a->reason, "%s", reason ? reason : "");
+    if (reason)
+        snprintf(a->reason, sizeof a->reason, "%s", reason);
+    else
+        a->reason[0] = '\0';
     results_finish(s->results, a->id, st, data, len, a->reason);
     if (st == RESULT_OK)
         metrics_add(s->m_completed, 1);

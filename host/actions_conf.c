@@ -48,13 +48,19 @@ int actions_read_config(const struct config *c, struct actions_conf *ac, struct 
     if (config_read_section(c, s, action_keys, sizeof action_keys / sizeof action_keys[0], ac,
                             err) < 0)
         return -1;
-    const char *bad = ac->default_timeout_ms > ac->max_timeout_ms ? "default_timeout_ms > max_timeout_ms"
-                      : ac->default_retries > ac->max_retries     ? "default_retries > max_retries"
-                      : ac->dedup_window_ms > ac->result_ttl_ms   ? "dedup_window_ms > result_ttl_ms"
-                                                                  : NULL;
-    if (bad) {
-        config_error_at(err, c, s, "actions: %s", bad);
-        return -1;
-    }
+    /* Each rule names the key whose line the error points at. */
+    const struct {
+        int broken;
+        const char *key, *what;
+    } rules[] = {{ac->default_timeout_ms > ac->max_timeout_ms, "default_timeout_ms", "exceeds max_timeout_ms"},
+                 {ac->default_retries > ac->max_retries, "default_retries", "exceeds max_retries"},
+                 {ac->dedup_window_ms > ac->result_ttl_ms, "dedup_window_ms",
+                  "exceeds result_ttl_ms (a repeat must still find the first result)"}};
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (rules[i].broken) {
+            const config_setting_t *at = s ? config_setting_get_member(s, rules[i].key) : NULL;
+            config_error_at(err, c, at ? at : s, "actions: %s %s", rules[i].key, rules[i].what);
+            return -1;
+        }
     return 0;
 }

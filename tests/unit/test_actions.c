@@ -411,6 +411,31 @@ static void test_shutdown_drains_ready_actions_with_a_worker(void **state)
     actions_free();
 }
 
+static void test_config_section_is_checked(void **state)
+{
+    (void)state;
+    struct conf_error err;
+    struct actions_conf ac;
+    const char *bad[][2] = {
+        {"actions = { bogus = 1; };\n", "t.conf:1: unknown key 'bogus' in actions"},
+        {"actions = {\n backoff_max_ms = 0; };\n", "t.conf:2: 'backoff_max_ms' in actions"},
+        {"actions = {\n result_ttl_ms = 1000;\n dedup_window_ms = 5000; };\n",
+         "t.conf:3: actions: dedup_window_ms exceeds result_ttl_ms"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct config *c = config_load_string(bad[i][0], "t.conf", &err);
+        assert_non_null(c);
+        assert_int_equal(actions_read_config(c, &ac, &err), -1);
+        assert_memory_equal(err.msg, bad[i][1], strlen(bad[i][1]));
+        config_free(c);
+    }
+    struct config *c = config_load_string("actions = { default_retries = 7; };\n", "t.conf", &err);
+    assert_int_equal(actions_read_config(c, &ac, &err), 0);
+    assert_int_equal(ac.default_retries, 7);
+    assert_int_equal(ac.max_retries, 20);
+    config_free(c);
+}
+
 int main(void)
 {
     clock_set(fake_clock);
@@ -426,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_state_feedback_counts_unavailable_host),
         cmocka_unit_test(test_shutdown_cancels_pending_retries_and_unrun_actions),
         cmocka_unit_test(test_shutdown_drains_ready_actions_with_a_worker),
+        cmocka_unit_test(test_config_section_is_checked),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     clock_set(NULL);
