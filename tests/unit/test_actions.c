@@ -2,7 +2,8 @@
  * its jitter, dead letters after max retries, INVALID/ERROR never retried, replay,
  * idempotency keys (and their bound), priority order, timeouts, the capacity bound with
  * its critical reserve, state feedback counted when the host has no state, and shutdown
- * with actions pending in the ready queue, waiting for a retry and running.  Most tests
+ * with actions pending in the ready queue, waiting for a retry and running, the
+ * submit_action service, and the config section.  Most tests
  * use no worker threads and run ready actions on the test thread (actions_run_ready),
  * so every step is deterministic; the shutdown drain uses one real worker. */
 #include <pthread.h>
@@ -411,6 +412,29 @@ static void test_shutdown_drains_ready_actions_with_a_worker(void **state)
     actions_free();
 }
 
+static void test_submit_action_service_runs_and_calls_back(void **state)
+{
+    (void)state;
+    start(conf(), 8, 0, 0);
+    struct ggl_host h;
+    hostapi_init(&h, "processor/test[t]");
+    struct ggl_action ga = {.size = sizeof ga, .name = "test", .payload = "ok", .payload_len = 2,
+                            .priority = GGL_PRIO_HIGH, .max_retries = 1};
+    uint64_t id = 0;
+    assert_int_equal(h.submit_action(&h, &ga, on_done, NULL, &id), GGL_OK);
+    assert_true(id > 0);
+    assert_int_equal(actions_run_ready(1), 1);
+    wait_dones(1);
+    assert_int_equal(dones[0].id, id);
+    assert_int_equal(dones[0].status, GGL_OK);
+    ga.name = "missing";
+    assert_int_equal(h.submit_action(&h, &ga, on_done, NULL, &id), GGL_NOTFOUND);
+    assert_string_equal(hostapi_take_reason(), "no executor serves action 'missing'");
+    ga.size = 8; /* a writer older than the struct it claims to be */
+    assert_int_equal(h.submit_action(&h, &ga, on_done, NULL, &id), GGL_INVALID);
+    stop();
+}
+
 static void test_config_section_is_checked(void **state)
 {
     (void)state;
@@ -451,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_state_feedback_counts_unavailable_host),
         cmocka_unit_test(test_shutdown_cancels_pending_retries_and_unrun_actions),
         cmocka_unit_test(test_shutdown_drains_ready_actions_with_a_worker),
+        cmocka_unit_test(test_submit_action_service_runs_and_calls_back),
         cmocka_unit_test(test_config_section_is_checked),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
