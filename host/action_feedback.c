@@ -238,8 +238,10 @@ enum ggl_status actions_replay(uint64_t id, uint64_t *new_id)
 
 void actions_kick(void)
 {
-    if (actions_sys)
+    if (actions_sys) {
         queue_kick(actions_sys->q);
+        watch_kick(actions_sys);
+    }
 }
 
 void actions_tick(void)

@@ -3,9 +3,9 @@
  * Queue.  One host/queue.c queue holds ready actions in four priority lists (with its
  * ageing rule) and actions waiting for a retry in its min-heap by due time: workers
  * block on the queue's condition until the earliest due time or a push, so no thread
- * sleeps through a backoff and waiting costs O(log n) per retry.  Our own workers pop
- * one action at a time in service order; host/pool.c's per-worker queues and stealing
- * would not keep priority order across workers.
+ * sleeps through a backoff and waiting costs O(log n) per retry.  Our own workers
+ * (action_watchdog.c) pop one action at a time in service order; host/pool.c's
+ * per-worker queues and stealing would not keep priority order across workers.
  *
  * Bounds.  `live` counts actions from admission until their feedback is delivered; it
  * never exceeds the queue's capacity (the last critical_reserve places admit only
@@ -18,7 +18,9 @@
  * timeout on the host clock (its output discarded), schedules retry number k (k = 0 for
  * the first) after  d/2 + rand % (d/2 + 1)  ms with d = min(backoff_max_ms,
  * backoff_base_ms * 2^k)  (host/backoff.h: equal jitter); after max_retries retries it
- * fails.  GGL_INVALID and every other status fail at once, never retried.  A failed
+ * fails.  An executor that ignores its timeout altogether is caught by the watchdog
+ * (action_watchdog.c), which abandons the worker and sends a copy of the action down the
+ * same timeout path.  GGL_INVALID and every other status fail at once, never retried.  A failed
  * action becomes a dead letter with its last reason.  Each outcome goes to the results
  * store (waiters answered there), then to the feedback threads. */
 #include "ggl-build.h"
@@ -87,7 +89,7 @@ static int has_thread_slots(const struct ggl_executor *vt)
     return vt->size >= offsetof(struct ggl_executor, thread_fini) + sizeof vt->thread_fini;
 }
 
-static void executors_thread(struct actions *s, int init)
+void executors_thread(struct actions *s, int init)
 {
     for (size_t i = 0; i < s->n_execs; i++) {
         const struct ggl_executor *vt = s->execs[i].ex.vt;
@@ -139,7 +141,10 @@ static void finish(struct actions *s, struct act *a, enum result_status st, void
         metrics_add(s->m_dead, r >= 0);
         metrics_add(s->m_dead_dropped, r == 1);
     }
-    feedback_push(s, a);
+    if (a->done || a->followers_of_key || s->feedback_configured)
+        feedback_push(s, a);
+    else
+        act_release(s, a); /* nothing to deliver: no hop to a feedback thread */
 }
 
 static void schedule_retry(struct actions *s, struct act *a, const char *reason)
@@ -188,7 +193,7 @@ static void outcome(struct actions *s, struct act *a, enum ggl_status st, struct
 
 /* --- execution ------------------------------------------------------------------ */
 
-static void execute(struct actions *s, struct act *a)
+static void execute(struct actions *s, struct worker *w, struct act *a)
 {
     if (results_start(s->results, a->id) < 0) {
         act_release(s, a);
@@ -205,11 +210,17 @@ static void execute(struct actions *s, struct act *a)
     struct executor_slot *e = a->exec;
     hostapi_clear_reason();
     uint64_t t0 = clock_now_ms(), us0 = actions_mono_us();
+    watch_begin(s, w, a, t0);
     if (!e->concurrent)
         pthread_mutex_lock(&e->serial);
     enum ggl_status st = e->ex.vt->execute(e->ex.self, &ga, &r);
     if (!e->concurrent)
         pthread_mutex_unlock(&e->serial);
+    if (watch_end(s, w)) { /* abandoned: a copy of the action went on without us */
+        free(r.data);
+        free(a);
+        return;
+    }
     uint64_t took = clock_now_ms() - t0;
     latency_add(&s->exec_lat, actions_mono_us() - us0);
     char reason[256];
@@ -224,8 +235,14 @@ static void execute(struct actions *s, struct act *a)
     free(r.data); /* host->alloc is malloc */
 }
 
-/* Run one action popped from the queue (or cancel it once the shutdown deadline passed). */
-static void take(struct actions *s, struct act *a)
+void action_timed_out(struct actions *s, struct act *a, const char *reason)
+{
+    struct ggl_result r = {.size = sizeof r};
+    metrics_add(s->m_timeouts, 1);
+    outcome(s, a, GGL_RETRY, &r, reason);
+}
+
+int action_take(struct actions *s, struct worker *w, struct act *a)
 {
     if (a->in_retry) {
         a->in_retry = 0;
@@ -234,7 +251,8 @@ static void take(struct actions *s, struct act *a)
     if (atomic_load(&s->abort_ready))
         finish(s, a, RESULT_CANCELLED, NULL, 0, "shutdown deadline passed before it ran");
     else
-        execute(s, a);
+        execute(s, w, a);
+    return !w || !w->abandoned; /* set under the watch lock, read by its own thread */
 }
 
 size_t actions_run_ready(size_t max)
@@ -242,25 +260,10 @@ size_t actions_run_ready(size_t max)
     size_t n = 0;
     void *item;
     while (n < max && queue_pop_batch(actions_sys->q, &item, 1, 0) > 0) {
-        take(actions_sys, item);
+        action_take(actions_sys, NULL, item);
         n++;
     }
     return n;
-}
-
-static void *worker_main(void *arg)
-{
-    struct actions *s = arg;
-    executors_thread(s, 1);
-    void *item;
-    while (queue_pop_batch(s->q, &item, 1, -1) > 0) /* 0: closed and nothing ready */
-        take(s, item);
-    executors_thread(s, 0);
-    pthread_mutex_lock(&s->fb_lock);
-    s->running_workers--;
-    pthread_cond_broadcast(&s->idle_cond);
-    pthread_mutex_unlock(&s->fb_lock);
-    return NULL;
 }
 
 /* --- admission ------------------------------------------------------------------ */
@@ -313,6 +316,16 @@ static struct act *act_new(struct actions *s, const struct action_spec *sp, stru
     a->spec.timeout_ms = sp->timeout_ms ? sp->timeout_ms : (uint64_t)s->conf.default_timeout_ms;
     a->exec = e;
     return a;
+}
+
+struct act *act_clone(struct actions *s, const struct act *a)
+{
+    struct act *c = act_new(s, &a->spec, a->exec);
+    if (c) {
+        c->id = a->id, c->attempt = a->attempt, c->done = a->done, c->arg = a->arg;
+        c->followers_of_key = a->followers_of_key;
+    }
+    return c;
 }
 
 static enum ggl_status reserve_id(void *ctx, uint64_t *id)
@@ -425,23 +438,6 @@ static int make_stores(struct actions *s, const struct actions_conf *ac)
     return s->results && s->dead && s->dedup ? 0 : -1;
 }
 
-static int start_workers(struct actions *s, unsigned n)
-{
-    s->workers = calloc(n ? n : 1, sizeof *s->workers);
-    if (!s->workers)
-        return -1;
-    for (; s->n_workers < n; s->n_workers++) {
-        pthread_mutex_lock(&s->fb_lock);
-        s->running_workers++;
-        pthread_mutex_unlock(&s->fb_lock);
-        if (pthread_create(&s->workers[s->n_workers], NULL, worker_main, s) != 0) {
-            s->running_workers--;
-            return -1;
-        }
-    }
-    return 0;
-}
-
 int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
                   const struct action_executor *ex, size_t n_ex, unsigned workers,
                   unsigned feedback_workers)
@@ -450,6 +446,8 @@ int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
     if (!s)
         return -1;
     s->conf = *ac;
+    s->feedback_configured = (ac->feedback_memory_prefix && *ac->feedback_memory_prefix) ||
+                             (ac->feedback_state_prefix && *ac->feedback_state_prefix);
     s->backoff = (struct backoff){(uint64_t)ac->backoff_base_ms, (uint64_t)ac->backoff_max_ms};
     s->capacity = qc->capacity, s->reserve = qc->critical_reserve;
     struct queue_config own = *qc;
@@ -457,6 +455,8 @@ int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
     pthread_mutex_init(&s->fb_lock, NULL);
     pthread_cond_init(&s->fb_cond, NULL);
     pthread_cond_init(&s->idle_cond, NULL);
+    pthread_mutex_init(&s->watch_lock, NULL);
+    pthread_cond_init(&s->watch_cond, NULL);
     pthread_mutex_init(&s->exec_lat.lock, NULL);
     pthread_mutex_init(&s->wait_lat.lock, NULL);
     hostapi_init(&s->state_host, "actions");
@@ -471,7 +471,7 @@ int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
     actions_sys = s;
     if (!s->execs || make_stores(s, ac) < 0 || !(s->q = queue_new(&own)) ||
         feedback_start(s, feedback_workers ? feedback_workers : 1) < 0 ||
-        start_workers(s, workers) < 0) {
+        workers_start(s, workers) < 0) {
         log_error("actions: cannot start");
         actions_stop();
         actions_free();
@@ -480,23 +480,6 @@ int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
     log_info("actions: %u workers, %u feedback threads, capacity %zu, %zu executors",
              s->n_workers, s->n_feeders, s->capacity, s->n_execs);
     return 0;
-}
-
-static void wait_workers(struct actions *s, uint64_t deadline_ms)
-{
-    struct timespec until = {(time_t)(deadline_ms / 1000), (long)(deadline_ms % 1000) * 1000000};
-    pthread_mutex_lock(&s->fb_lock);
-    while (s->running_workers > 0 &&
-           pthread_cond_timedwait(&s->idle_cond, &s->fb_lock, &until) == 0)
-        ;
-    pthread_mutex_unlock(&s->fb_lock);
-}
-
-static uint64_t realtime_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
 /* Cancel whatever is still queued: retries waiting for their due time, and ready
@@ -531,18 +514,7 @@ void actions_stop(void)
     if (!s || atomic_exchange(&s->stopping, 1))
         return;
     if (s->q) {
-        queue_close(s->q); /* workers run what is ready, then leave */
-        wait_workers(s, realtime_ms() + (uint64_t)s->conf.shutdown_deadline_ms);
-        atomic_store(&s->abort_ready, 1);
-        queue_kick(s->q);
-        wait_workers(s, realtime_ms() + 1000);
-        int stuck = s->running_workers;
-        for (unsigned i = 0; i < s->n_workers; i++)
-            stuck ? pthread_detach(s->workers[i]) : pthread_join(s->workers[i], NULL);
-        if (stuck) { /* they may still touch the system: it is never freed */
-            log_error("actions: %d workers still inside executors at shutdown; left running", stuck);
-            s->leaked = 1;
-        }
+        workers_stop(s); /* ready actions run until the deadline */
         cancel_queued(s);
     }
     feedback_stop(s);
@@ -563,8 +535,10 @@ void actions_free(void)
     for (size_t i = 0; i < s->n_execs; i++)
         pthread_mutex_destroy(&s->execs[i].serial);
     free(s->execs);
-    free(s->workers);
+    workers_free(s);
     free(s->feeders);
+    pthread_cond_destroy(&s->watch_cond);
+    pthread_mutex_destroy(&s->watch_lock);
     pthread_mutex_destroy(&s->exec_lat.lock);
     pthread_mutex_destroy(&s->wait_lat.lock);
     pthread_cond_destroy(&s->fb_cond);

@@ -28,7 +28,7 @@ struct actions_conf {
     const char *feedback_memory_prefix; /* "": no memory feedback */
     int64_t feedback_memory_ttl_ms;
     const char *feedback_state_prefix;  /* "": no state feedback */
-    int64_t shutdown_deadline_ms;
+    int64_t shutdown_deadline_ms, abandon_grace_ms, watchdog_ms;
     int timer_thread;                   /* not a key: 0 in tests driving results_tick */
 };
 
@@ -49,8 +49,9 @@ int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
                   const struct action_executor *ex, size_t n_ex, unsigned workers,
                   unsigned feedback_workers);
 /* Stop admitting; run ready actions until the shutdown deadline; cancel what is left
- * (actions waiting for a retry at once, ready ones at the deadline), counted and logged;
- * deliver every outcome's feedback; join the threads.  Then actions_free. */
+ * (actions waiting for a retry, and ready ones the deadline left), counted and logged;
+ * deliver every outcome's feedback; join the threads.  Then actions_free (which keeps
+ * the system allocated if a worker is still stuck inside an executor). */
 void actions_stop(void);
 void actions_free(void);
 int actions_running(void);

@@ -38,6 +38,9 @@ static const struct conf_key action_keys[] = {
      "", 0, 0, "set environment state PREFIX<name> to each outcome (\"\": off)"},
     KEY("shutdown_deadline_ms", shutdown_deadline_ms, "5000", 0, 3600000,
         "at shutdown, ready actions run until this passes; the rest are cancelled"),
+    KEY("abandon_grace_ms", abandon_grace_ms, "5000", 0, 3600000,
+        "a worker still inside an executor this long past the timeout is abandoned"),
+    KEY("watchdog_ms", watchdog_ms, "1000", 10, 3600000, "how often stuck workers are looked for"),
 };
 
 int actions_read_config(const struct config *c, struct actions_conf *ac, struct conf_error *err)

@@ -21,6 +21,16 @@ struct executor_slot {
     int concurrent;
 };
 
+/* An execution worker.  `current` and `abandoned` are under the system's watch_lock. */
+struct worker {
+    struct actions *s;
+    pthread_t thread;
+    struct act *current;         /* running now, or NULL */
+    uint64_t deadline_ms;        /* host clock: past it (timeout + abandon grace) it is stuck */
+    int abandoned;
+    struct worker *next;         /* the system's list of every worker started */
+};
+
 /* One admitted action, one allocation with its name, key and payload after it.  It
  * counts against the queue capacity from admission until its feedback is delivered. */
 struct act {
@@ -57,13 +67,21 @@ struct actions {
     _Atomic int abort_ready;     /* shutdown deadline passed: cancel instead of running */
     _Atomic int stopping;        /* admission closed */
     int leaked;                  /* workers stuck at shutdown: never freed */
+    int feedback_configured;     /* outcomes go to memory or state */
     struct results *results;
     struct dead_list *dead;
     struct dedup *dedup;
     struct executor_slot *execs;
     size_t n_execs;
-    pthread_t *workers, *feeders;
+    pthread_t *feeders;
     unsigned n_workers, n_feeders;
+    /* workers and the watchdog that abandons a worker stuck past its action's timeout */
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_cond;
+    pthread_t watchdog;
+    int have_watchdog, watch_stop;
+    struct worker *wlist;
+    unsigned abandoned_alive;    /* abandoned workers still inside an executor (fb_lock) */
     /* feedback list and the live count's waiters */
     pthread_mutex_t fb_lock;
     pthread_cond_t fb_cond, idle_cond;
@@ -71,7 +89,7 @@ struct actions {
     int fb_closed, running_workers;
     struct ggl_host state_host; /* the services table whose state_set feedback calls */
     struct latency exec_lat, wait_lat;
-    struct ggl_metric *m_submitted, *m_completed, *m_failed, *m_retried, *m_dead, *m_dedup,
+    struct ggl_metric *m_abandoned, *m_submitted, *m_completed, *m_failed, *m_retried, *m_dead, *m_dedup,
         *m_refused, *m_timeouts, *m_cancelled, *m_dead_dropped, *m_fb_mem, *m_fb_mem_failed,
         *m_fb_state, *m_fb_state_unavailable, *m_callbacks;
 };
@@ -86,5 +104,17 @@ void feedback_stop(struct actions *s);
 void latency_add(struct latency *l, uint64_t us);
 /* Free the act and give its capacity back. */
 void act_release(struct actions *s, struct act *a);
+/* actions.c for action_watchdog.c */
+struct act *act_clone(struct actions *s, const struct act *a);
+int action_take(struct actions *s, struct worker *w, struct act *a); /* 0: w was abandoned */
+void action_timed_out(struct actions *s, struct act *a, const char *reason);
+void executors_thread(struct actions *s, int init);
+/* action_watchdog.c */
+int workers_start(struct actions *s, unsigned n);
+void workers_stop(struct actions *s);
+void workers_free(struct actions *s);
+void watch_begin(struct actions *s, struct worker *w, struct act *a, uint64_t now_ms);
+int watch_end(struct actions *s, struct worker *w); /* 1: abandoned meanwhile */
+void watch_kick(struct actions *s);
 
 #endif

@@ -3,7 +3,8 @@
  * idempotency keys (and their bound), priority order, timeouts, the capacity bound with
  * its critical reserve, state feedback counted when the host has no state, and shutdown
  * with actions pending in the ready queue, waiting for a retry and running, the
- * submit_action service, and the config section.  Most tests
+ * submit_action service, abandonment of a worker stuck past its timeout, and the
+ * config section.  Most tests
  * use no worker threads and run ready actions on the test thread (actions_run_ready),
  * so every step is deterministic; the shutdown drain uses one real worker. */
 #include <pthread.h>
@@ -74,7 +75,7 @@ static enum ggl_status t_execute(void *self, const struct ggl_action *a, struct 
         return hostapi_set_reason("broken"), GGL_ERROR;
     if (is(a, "slow"))
         atomic_fetch_add(&fake_now, 5000); /* overruns a 1000 ms timeout */
-    if (is(a, "block")) {
+    if (is(a, "block") || (is(a, "hang") && a->attempt == 0)) {
         pthread_mutex_lock(&rec_lock);
         while (!gate_open)
             pthread_cond_wait(&rec_cond, &rec_lock);
@@ -435,6 +436,49 @@ static void test_submit_action_service_runs_and_calls_back(void **state)
     stop();
 }
 
+static void wait_metric(const char *name, double want)
+{
+    for (long i = 0; i < 100000000 && metric(name) < want; i++)
+        sched_yield(); /* bounded: the watchdog thread acts on its own */
+    assert_true(metric(name) >= want);
+}
+
+static void test_worker_stuck_past_timeout_is_abandoned_and_action_retried(void **state)
+{
+    (void)state;
+    struct actions_conf ac = conf();
+    ac.abandon_grace_ms = 500;
+    start(ac, 16, 0, 1);
+    double ab0 = metric("actions_abandoned"), r0 = metric("actions_retried");
+    struct action_spec sp = {"test", "hang", 4, GGL_PRIO_NORMAL, 1, 1000, NULL};
+    uint64_t id;
+    int repeat;
+    assert_int_equal(actions_submit(&sp, on_done, NULL, &id, &repeat), GGL_OK);
+    pthread_mutex_lock(&rec_lock);
+    while (n_runs < 1)
+        pthread_cond_wait(&rec_cond, &rec_lock);
+    pthread_mutex_unlock(&rec_lock);
+    atomic_fetch_add(&fake_now, 1000 + 500 + 1); /* past timeout + grace */
+    actions_kick();
+    wait_metric("actions_retried", r0 + 1); /* the copy is waiting for its retry */
+    assert_true(metric("actions_abandoned") == ab0 + 1);
+    atomic_fetch_add(&fake_now, 100); /* the first retry's longest delay */
+    actions_kick();
+    wait_dones(1); /* the replacement worker ran attempt 1 */
+    assert_int_equal(dones[0].id, id);
+    assert_int_equal(dones[0].status, GGL_OK);
+    assert_int_equal(status_of(id), RESULT_OK);
+    pthread_mutex_lock(&rec_lock);
+    gate_open = 1; /* the stuck call returns; its output is discarded */
+    pthread_cond_broadcast(&rec_cond);
+    pthread_mutex_unlock(&rec_lock);
+    actions_stop();
+    assert_int_equal(n_dones, 1);
+    assert_int_equal(n_runs, 2);
+    assert_false(actions_sys->leaked);
+    actions_free();
+}
+
 static void test_config_section_is_checked(void **state)
 {
     (void)state;
@@ -476,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_cancels_pending_retries_and_unrun_actions),
         cmocka_unit_test(test_shutdown_drains_ready_actions_with_a_worker),
         cmocka_unit_test(test_submit_action_service_runs_and_calls_back),
+        cmocka_unit_test(test_worker_stuck_past_timeout_is_abandoned_and_action_retried),
         cmocka_unit_test(test_config_section_is_checked),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
