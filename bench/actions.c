@@ -172,7 +172,8 @@ int main(int argc, char **argv)
     struct actions_conf ac;
     struct conf_error err;
     actions_read_config(NULL, &ac, &err);
-    ac.results_max = 1000000;
+    ac.results_max = 1000000; /* more than one run's ids; older results expire */
+    ac.result_ttl_ms = ac.dedup_window_ms = 1000;
     ac.backoff_base_ms = 3600000; /* parked retries stay parked */
     ac.backoff_max_ms = 3600000;
     struct queue_config qc = {"bench_actions", WAITING + RING, 0, 0};
