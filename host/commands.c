@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "actions.h"
+#include "actions_cmds.h"
 #include "commands.h"
 #include "control.h"
 #include "health.h"
@@ -81,6 +83,10 @@ static void cmd_info(struct cmd_call *call)
         char slots[4096];
         size_t n = memory_info(slots, sizeof slots);
         fprintf(f, "\r\n# Memory slots\r\n%.*s", (int)n, slots);
+    }
+    if (!section || !strcasecmp(section, "actions")) { /* percentiles and depths */
+        fputs("\r\n# Actions now\r\n", f);
+        actions_info(f);
     }
     fclose(f);
     reply_bulk(call->out, text, len);
@@ -271,6 +277,10 @@ static const struct command table[] = {
     {"MEM.STATS", cmd_mem_stats, 1, 0, "MEM.STATS: tier slots, breakers, refusals"},
     {"PLUGIN.SWAP", cmd_plugin_swap, -3, CMD_WORKER, "PLUGIN.SWAP slot instance [MIGRATE]: rebind a tier slot"},
     {"MEM.MAINTAIN", cmd_mem_maintain, 1, CMD_WORKER, "MEM.MAINTAIN: run a maintenance cycle now"},
+    {"ACTION.SUBMIT", cmd_action_submit, -3, 0, "ACTION.SUBMIT name payload [PRIORITY p] [TIMEOUT ms] [RETRIES n] [KEY k]: id"},
+    {"ACTION.RESULT", cmd_action_result, -2, 0, "ACTION.RESULT id [WAIT ms]: status, output, reason (nil while pending)"},
+    {"ACTION.DEAD", cmd_action_dead, -1, 0, "ACTION.DEAD [COUNT n]: dead letters, newest first, with reasons"},
+    {"ACTION.REPLAY", cmd_action_replay, 2, 0, "ACTION.REPLAY id: run a dead letter again; the new id"},
     {"DEBUG.SLEEP", cmd_debug_sleep, 2, CMD_WORKER | CMD_DEBUG, "DEBUG.SLEEP ms on a worker"},
 };
 

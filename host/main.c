@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "actions.h"
 #include "config.h"
 #include "control.h"
 #include "health.h"
@@ -146,6 +147,30 @@ static int start_health(const struct config *c, struct conf_error *err)
     return 0;
 }
 
+/* The action system over every open executor instance, its workers sized by the pools
+ * plan (action_execution, action_feedback) and its queue by the pools section. */
+static int start_actions(const struct config *c, const struct instance *inst, size_t n,
+                         const struct sizing *s, struct conf_error *err)
+{
+    struct actions_conf ac;
+    struct queue_config qc;
+    struct action_executor ex[64];
+    size_t k = 0;
+    if (actions_read_config(c, &ac, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n && k < sizeof ex / sizeof ex[0]; i++)
+        if (inst[i].conf->kind == GGL_KIND_EXECUTOR && inst[i].state == INSTANCE_OPEN)
+            ex[k++] = (struct action_executor){inst[i].label, inst[i].mod->desc->vtable,
+                                               inst[i].self};
+    sizing_queue_config(s, "actions", &qc);
+    if (actions_start(&ac, &qc, ex, k, s->pool[POOL_ACTION_EXECUTION].size,
+                      s->pool[POOL_ACTION_FEEDBACK].size) < 0) {
+        snprintf(err->msg, sizeof err->msg, "cannot start the action system");
+        return -1;
+    }
+    return 0;
+}
+
 /* Wait for SIGTERM or SIGINT (blocked in every thread, taken here with sigwait). */
 static void run_until_signal(const sigset_t *set)
 {
@@ -227,9 +252,11 @@ int main(int argc, char **argv)
     if (test_only) {
         struct control_settings cs;
         struct pools_conf pools;
+        struct actions_conf ac;
         struct health_settings hs;
         rc = sizing_read(c, &pools, &cerr) < 0 || memory_check_config(c, &cerr) < 0 ||
              health_read_config(c, &hs, &cerr) < 0 || resource_check_config(c, &cerr) < 0 ||
+             actions_read_config(c, &ac, &cerr) < 0 ||
              instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
@@ -245,17 +272,21 @@ int main(int argc, char **argv)
          * socket that uses them; stop in reverse. */
         if (sizing_plan(c, &topo, &sizes, &cerr) < 0 || instances_open(c, &inst, &n, &cerr) < 0 ||
             start_memory(c, inst, n, &sizes, &cerr) < 0 || start_health(c, &cerr) < 0 ||
+            start_actions(c, inst, n, &sizes, &cerr) < 0 ||
             !(ctl = control_start(c, inst, n, &cerr))) {
             log_error("%s", cerr.msg);
             rc = 1;
         } else {
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
+            actions_stop(); /* before memory: feedback may still write to it */
             memory_async_stop(); /* finish queued memory work: its replies still go out */
             control_stop(ctl);
         }
         health_stop();
         resource_fini();
+        actions_stop();
+        actions_free();
         memory_async_free();
         maintenance_stop();
         memory_fini();
