@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "environment.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
@@ -19,6 +20,7 @@
 #include "memory.h"
 #include "memory_async.h"
 #include "metrics.h"
+#include "orchestrator.h"
 #include "sizing.h"
 
 static void usage(FILE *f)
@@ -208,7 +210,8 @@ int main(int argc, char **argv)
         struct control_settings cs;
         struct pools_conf pools;
         rc = sizing_read(c, &pools, &cerr) < 0 || memory_check_config(c, &cerr) < 0 ||
-             instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0;
+             instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0 ||
+             environment_check_config(c, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
         else
@@ -223,15 +226,19 @@ int main(int argc, char **argv)
          * socket that uses them; stop in reverse. */
         if (sizing_plan(c, &topo, &sizes, &cerr) < 0 || instances_open(c, &inst, &n, &cerr) < 0 ||
             start_memory(c, inst, n, &sizes, &cerr) < 0 ||
+            environment_start(c, inst, n, &cerr) < 0 || orchestrator_start(&cerr) < 0 ||
             !(ctl = control_start(c, inst, n, &cerr))) {
             log_error("%s", cerr.msg);
             rc = 1;
         } else {
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
+            environment_release_watches(); /* parked STATE.WATCH replies go out now */
             memory_async_stop(); /* finish queued memory work: its replies still go out */
             control_stop(ctl);
         }
+        orchestrator_stop();
+        environment_stop(); /* sensors stop, queued updates apply, final snapshot */
         memory_async_free();
         maintenance_stop();
         memory_fini();
