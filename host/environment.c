@@ -42,16 +42,22 @@ int env_entry_stale(const struct env_entry *e, uint64_t now)
 
 /* --- admission --------------------------------------------------------------- */
 
+/* The ring holds queue_capacity updates plus ENV_OP_RESERVE slots that only the host's
+ * own operations (barriers, housekeeping, snapshots) may use, so a queue full of updates
+ * never refuses them. */
+#define ENV_OP_RESERVE 64
+
 static enum ggl_status enqueue(struct env_update *u)
 {
+    size_t cap = u->op == ENV_OP_SET ? env.q_cap - ENV_OP_RESERVE : env.q_cap;
     pthread_mutex_lock(&env.qlock);
-    if (!env.accepting || env.q_count >= env.q_cap) {
+    if (!env.accepting || env.q_count >= cap) {
         int busy = env.accepting;
         pthread_mutex_unlock(&env.qlock);
         if (busy)
             metrics_add(env.m.busy, 1);
         hostapi_set_reason(busy ? "environment update queue full (%zu)" : "environment stopped",
-                           env.q_cap);
+                           cap);
         free(u);
         return busy ? GGL_RETRY : GGL_UNAVAILABLE;
     }
@@ -453,7 +459,7 @@ static int alloc_tables(void)
     env.n_buckets = 64;
     while (env.n_buckets < (size_t)env.conf.max_keys && env.n_buckets < (1u << 20))
         env.n_buckets <<= 1;
-    env.q_cap = (size_t)env.conf.queue_capacity;
+    env.q_cap = (size_t)env.conf.queue_capacity + ENV_OP_RESERVE;
     env.buckets = calloc(env.n_buckets, sizeof *env.buckets);
     env.ring = calloc(env.q_cap, sizeof *env.ring);
     return env.buckets && env.ring && env_watch_init() == 0 && env_history_init() == 0 ? 0 : -1;
