@@ -58,14 +58,24 @@ static void name_from_path(const char *path, char *name, size_t len)
     name[n] = '\0';
 }
 
+/* [*s, *s + *n) without surrounding blanks. */
+static void trim(const char **s, size_t *n)
+{
+    while (*n && (**s == ' ' || **s == '\t'))
+        (*s)++, (*n)--;
+    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+        (*n)--;
+}
+
 /* One "name=path" or "path" item of length len. */
 static enum ggl_status add_path(struct disk *d, const char *item, size_t len)
 {
-    const char *eq = memchr(item, '=', len);
-    const char *path = eq ? eq + 1 : item;
-    size_t plen = len - (size_t)(path - item);
+    const char *eq = memchr(item, '=', len), *name = item, *path = eq ? eq + 1 : item;
+    size_t nlen = eq ? (size_t)(eq - item) : 0, plen = len - (size_t)(path - item);
+    trim(&name, &nlen);
+    trim(&path, &plen);
     if (d->n == DISK_MAX_PATHS || !plen || plen >= sizeof d->p[0].path ||
-        (eq && ((size_t)(eq - item) == 0 || (size_t)(eq - item) >= DISK_NAME_MAX))) {
+        (eq && (!nlen || nlen >= DISK_NAME_MAX))) {
         d->host->set_reason(d->host, "paths: bad item '%.*s' (name=path, at most %d paths)",
                             (int)len, item, DISK_MAX_PATHS);
         return GGL_INVALID;
@@ -74,7 +84,7 @@ static enum ggl_status add_path(struct disk *d, const char *item, size_t len)
     memcpy(p->path, path, plen);
     p->path[plen] = '\0';
     if (eq)
-        snprintf(p->name, sizeof p->name, "%.*s", (int)(eq - item), item);
+        snprintf(p->name, sizeof p->name, "%.*s", (int)nlen, name);
     else
         name_from_path(p->path, p->name, sizeof p->name);
     return GGL_OK;
@@ -90,11 +100,11 @@ static enum ggl_status disk_open(const struct ggl_host *host, const struct ggl_c
     host->conf_string(conf, "paths", &paths);
     enum ggl_status st = GGL_OK;
     for (const char *s = paths; st == GGL_OK && *s;) {
-        size_t n = strcspn(s, ",");
-        while (n && *s == ' ')
-            s++, n--;
-        if (n)
-            st = add_path(d, s, n);
+        size_t n = strcspn(s, ","), m = n;
+        const char *item = s;
+        trim(&item, &m);
+        if (m)
+            st = add_path(d, item, m);
         s += n + (s[n] == ',');
     }
     if (st == GGL_OK && !d->n) {
