@@ -405,7 +405,8 @@ static void restore_row(void *arg, const char *key, const void *value, size_t le
         return;
     u->at_ms = at_ms;
     int changed;
-    if (max_age_for(key) > 0 && clock_now_ms() - at_ms > (uint64_t)max_age_for(key))
+    struct env_entry probe = {.at_ms = at_ms, .max_age_ms = max_age_for(key)};
+    if (env_entry_stale(&probe, clock_now_ms()))
         metrics_add(env.m.expired, 1); /* went stale while the host was down */
     else if (store(u, &changed) == GGL_OK)
         (*kept)++;
