@@ -487,6 +487,7 @@ int environment_start(const struct config *c, struct instance *inst, size_t n,
     }
     if (open_snapshot(err) < 0)
         goto fail;
+    size_t restored = env.n_keys; /* before the threads start changing it */
     uint64_t now = clock_now_ms();
     env.sweep_every = sweep_period();
     env.next_sweep = now + env.sweep_every;
@@ -500,7 +501,7 @@ int environment_start(const struct config *c, struct instance *inst, size_t n,
     env.thread_started = 1;
     if (sensors_start(inst, n, &env.conf, err) < 0)
         goto fail;
-    log_info("environment: %zu rules, %zu keys, snapshots %s", env.conf.n_rules, env.n_keys,
+    log_info("environment: %zu rules, %zu keys, snapshots %s", env.conf.n_rules, restored,
              env.snap ? env.conf.snapshot_path : "off");
     return 0;
 fail:
