@@ -16,10 +16,13 @@
 #include "control.h"
 #include "health.h"
 #include "hostapi.h"
+#include "environment.h"
+#include "environment_cmds.h"
 #include "memory.h"
 #include "memory_cmds.h"
 #include "metrics.h"
 #include "offload.h"
+#include "orchestrator.h"
 
 static void cmd_ping(struct cmd_call *call)
 {
@@ -40,8 +43,7 @@ static void cmd_quit(struct cmd_call *call)
     call->sess->close_after_reply = 1;
 }
 
-/* An empty command list: enough for redis-cli's interactive start. */
-static void cmd_command(struct cmd_call *call) { reply_array(call->out, 0); }
+static void cmd_command(struct cmd_call *call); /* after the table it lists */
 
 static void info_server(FILE *f, struct control *ctl)
 {
@@ -87,6 +89,14 @@ static void cmd_info(struct cmd_call *call)
     if (!section || !strcasecmp(section, "actions")) { /* percentiles and depths */
         fputs("\r\n# Actions now\r\n", f);
         actions_info(f);
+    }
+    if (!section || !strcasecmp(section, "environment")) {
+        fputs("\r\n# Environment state\r\n", f);
+        environment_info(f);
+    }
+    if (!section || !strcasecmp(section, "orchestrator")) {
+        fputs("\r\n# Agent\r\n", f);
+        orchestrator_info(f);
     }
     fclose(f);
     reply_bulk(call->out, text, len);
@@ -282,11 +292,72 @@ static const struct command table[] = {
     {"ACTION.DEAD", cmd_action_dead, -1, 0, "ACTION.DEAD [COUNT n]: dead letters, newest first, with reasons"},
     {"ACTION.REPLAY", cmd_action_replay, 2, 0, "ACTION.REPLAY id: run a dead letter again; the new id"},
     {"DEBUG.SLEEP", cmd_debug_sleep, 2, CMD_WORKER | CMD_DEBUG, "DEBUG.SLEEP ms on a worker"},
+    {"STATE.GET", cmd_state_get, -1, 0, "STATE.GET [key [WITHMETA]]: a value (nil), or every key and value"},
+    {"STATE.SET", cmd_state_set, 3, 0, "STATE.SET key value: +OK once applied; -INVALID by a rule"},
+    {"STATE.HISTORY", cmd_state_history, 2, 0, "STATE.HISTORY n: the last n updates [ms, key, value, source]"},
+    {"STATE.WATCH", cmd_state_watch, 3, 0, "STATE.WATCH key|prefix* timeout_ms: [key, value] on a change, nil at timeout"},
+    {"AGENT.STATE", cmd_agent_state, 1, 0, "AGENT.STATE: goal, step, last_outcome, outcome_source, updated_at_ms"},
+    {"AGENT.SET", cmd_agent_set, 3, 0, "AGENT.SET goal|step|last_outcome value"},
+    {"ORCH.PUBLISH", cmd_orch_publish, 4, 0, "ORCH.PUBLISH topic key payload: a message on the bus"},
 };
+static const size_t n_commands = sizeof table / sizeof table[0];
+
+/* A command this connection may run (DEBUG.* only when enabled). */
+static int command_visible(const struct command *c, const struct cmd_call *call)
+{
+    return !(c->flags & CMD_DEBUG) || control_settings_of(call->ctl)->debug_commands;
+}
+
+/* One command as Redis's COMMAND INFO shows it: name, arity, flags, no key positions. */
+static void command_row(struct buf *out, const struct command *c)
+{
+    reply_array(out, 6);
+    reply_cstr(out, c->name);
+    reply_int(out, c->arity);
+    reply_array(out, 0);
+    reply_int(out, 0);
+    reply_int(out, 0);
+    reply_int(out, 0);
+}
+
+/* COMMAND: empty (enough for redis-cli's interactive start); COMMAND LIST: the names;
+ * COMMAND INFO [name ...]: name and arity of those named, or of all. */
+static void cmd_command(struct cmd_call *call)
+{
+    const struct request *r = call->req;
+    int list = r->argc == 2 && !strcasecmp(r->argv[1], "LIST");
+    int info = r->argc >= 2 && !strcasecmp(r->argv[1], "INFO");
+    if (!list && !info) {
+        reply_array(call->out, 0);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < n_commands; i++)
+        n += command_visible(&table[i], call);
+    if (info && r->argc > 2) {
+        reply_array(call->out, r->argc - 2);
+        for (int a = 2; a < r->argc; a++) {
+            const struct command *c = command_find(r->argv[a]);
+            if (c && command_visible(c, call))
+                command_row(call->out, c);
+            else
+                reply_nil(call->out);
+        }
+        return;
+    }
+    reply_array(call->out, (long long)n);
+    for (size_t i = 0; i < n_commands; i++)
+        if (command_visible(&table[i], call)) {
+            if (list)
+                reply_cstr(call->out, table[i].name);
+            else
+                command_row(call->out, &table[i]);
+        }
+}
 
 const struct command *command_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+    for (size_t i = 0; i < n_commands; i++)
         if (strcasecmp(table[i].name, name) == 0)
             return &table[i];
     return NULL;

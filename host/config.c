@@ -19,6 +19,7 @@ static const char *const top_keys[] = {"plugin_dirs", "log_level", "control", "p
                                        "backends", "tiers", "processors", "executors",
                                        "sensors", "health", "shed",
                                        "actions", /* actions_conf.c */
+                                       "environment", /* environment_conf.c */
                                        NULL};
 /* Instance sections, in the order instances are opened. */
 static const struct {
@@ -163,10 +164,19 @@ int config_check_instance(const struct config *c, const struct conf_instance *in
 int config_read_section(const struct config *c, const config_setting_t *section,
                         const struct conf_key *keys, size_t n, void *dst, struct conf_error *err)
 {
+    return config_read_section_with(c, section, keys, n, NULL, dst, err);
+}
+
+int config_read_section_with(const struct config *c, const config_setting_t *section,
+                             const struct conf_key *keys, size_t n, const char *const *others,
+                             void *dst, struct conf_error *err)
+{
     const char *what = section ? config_setting_name(section) : "section";
+    if (section && !what)
+        what = "list element";
     const struct key_table t = {keys, sizeof *keys, n, offsetof(struct conf_key, name),
                                 offsetof(struct conf_key, type)};
-    if (section && check_members(c, section, what, NULL, &t, err) < 0)
+    if (section && check_members(c, section, what, others, &t, err) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         const struct conf_key *k = &keys[i];
@@ -360,6 +370,7 @@ static int read_top(struct config *c, struct conf_error *err)
     c->pools = config_setting_get_member(root, "pools");
     c->memory = config_setting_get_member(root, "memory");
     c->health = config_setting_get_member(root, "health");
+    c->environment = config_setting_get_member(root, "environment");
     return 0;
 }
 

@@ -34,6 +34,7 @@ struct config {
     config_setting_t *pools;
     config_setting_t *memory;
     config_setting_t *health;
+    config_setting_t *environment;
     struct conf_instance *instances; /* backends, processors, executors, sensors in file order */
     size_t n_instances;
     const char *slots[SLOT_COUNT];   /* instance bound to each tier slot, or NULL */
@@ -60,6 +61,12 @@ void config_free(struct config *c);
 int config_read_section(const struct config *c, const config_setting_t *section,
                         const struct conf_key *keys, size_t n, void *dst,
                         struct conf_error *err);
+
+/* The same, also allowing the member names in `others` (NULL-terminated), whatever
+ * their type: lists and arrays the caller reads itself. */
+int config_read_section_with(const struct config *c, const config_setting_t *section,
+                             const struct conf_key *keys, size_t n, const char *const *others,
+                             void *dst, struct conf_error *err);
 
 /* Check an instance's block against the plugin's declared settings. */
 int config_check_instance(const struct config *c, const struct conf_instance *inst,

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "actions.h"
+#include "environment.h"
 #include "hostapi.h"
 #include "log.h"
 #include "memory.h"
@@ -203,17 +204,23 @@ static enum ggl_status api_submit_action(const struct ggl_host *h, const struct 
     return actions_submit(&sp, done, arg, id ? id : &ignored, &repeat); /* reason left here */
 }
 
+/* Environment services: a read of the current value (GGL_NOTFOUND when absent or
+ * stale); a write validated now and queued, applied in order by the environment's
+ * applier (GGL_OK queued, GGL_INVALID refused by a rule, GGL_RETRY queue full). */
 static enum ggl_status api_state_get(const struct ggl_host *h, const char *k, char **v, size_t *vl)
 {
-    (void)h, (void)k, (void)v, (void)vl;
-    return unavailable("state_get");
+    (void)h;
+    if (!environment_ready())
+        return unavailable("state_get");
+    return k ? environment_get(k, v, vl, NULL, NULL, 0) : GGL_INVALID;
 }
 
 static enum ggl_status api_state_set(const struct ggl_host *h, const char *k, const char *v,
                                      size_t vl)
 {
-    (void)h, (void)k, (void)v, (void)vl;
-    return unavailable("state_set");
+    if (!environment_ready())
+        return unavailable("state_set");
+    return environment_set(k, v, vl, h->ctx, NULL, NULL);
 }
 
 void hostapi_init(struct ggl_host *h, const char *label)

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "control.h"
 #include "health.h"
+#include "environment.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
@@ -22,6 +23,7 @@
 #include "memory_async.h"
 #include "metrics.h"
 #include "resource.h"
+#include "orchestrator.h"
 #include "sizing.h"
 
 static void usage(FILE *f)
@@ -257,7 +259,8 @@ int main(int argc, char **argv)
         rc = sizing_read(c, &pools, &cerr) < 0 || memory_check_config(c, &cerr) < 0 ||
              health_read_config(c, &hs, &cerr) < 0 || resource_check_config(c, &cerr) < 0 ||
              actions_read_config(c, &ac, &cerr) < 0 ||
-             instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0;
+             instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0 ||
+             environment_check_config(c, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
         else
@@ -272,6 +275,7 @@ int main(int argc, char **argv)
          * socket that uses them; stop in reverse. */
         if (sizing_plan(c, &topo, &sizes, &cerr) < 0 || instances_open(c, &inst, &n, &cerr) < 0 ||
             start_memory(c, inst, n, &sizes, &cerr) < 0 || start_health(c, &cerr) < 0 ||
+            environment_start(c, inst, n, &cerr) < 0 || orchestrator_start(&cerr) < 0 ||
             start_actions(c, inst, n, &sizes, &cerr) < 0 ||
             !(ctl = control_start(c, inst, n, &cerr))) {
             log_error("%s", cerr.msg);
@@ -279,6 +283,7 @@ int main(int argc, char **argv)
         } else {
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
+            environment_release_watches(); /* parked STATE.WATCH replies go out now */
             actions_stop(); /* before memory: feedback may still write to it */
             memory_async_stop(); /* finish queued memory work: its replies still go out */
             control_stop(ctl);
@@ -286,7 +291,9 @@ int main(int argc, char **argv)
         health_stop();
         resource_fini();
         actions_stop();
-        actions_free();
+        actions_free(); /* before the environment: feedback calls state_set */
+        orchestrator_stop();
+        environment_stop(); /* sensors stop, queued updates apply, final snapshot */
         memory_async_free();
         maintenance_stop();
         memory_fini();
