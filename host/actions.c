@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "actions_impl.h"
+#include "resource.h"
 #include "hostapi.h"
 #include "log.h"
 #include "metrics.h"
@@ -391,6 +392,10 @@ enum ggl_status actions_submit(const struct action_spec *spec, ggl_done_fn done,
     enum ggl_status st = check_spec(s, spec, &e);
     if (st != GGL_OK)
         return st;
+    if (!resource_admit((enum ggl_priority)spec->priority)) { /* reason set: the reading */
+        metrics_add(s->m_refused, 1);
+        return GGL_RETRY;
+    }
     if (!take_place(s, spec->priority)) {
         metrics_add(s->m_refused, 1);
         return refuse("%s", "action queue full", GGL_RETRY);

@@ -275,7 +275,8 @@ int main(int argc, char **argv)
          * socket that uses them; stop in reverse. */
         if (sizing_plan(c, &topo, &sizes, &cerr) < 0 || instances_open(c, &inst, &n, &cerr) < 0 ||
             start_memory(c, inst, n, &sizes, &cerr) < 0 || start_health(c, &cerr) < 0 ||
-            environment_start(c, inst, n, &cerr) < 0 || orchestrator_start(&cerr) < 0 ||
+            environment_start(c, inst, n, &cerr) < 0 || resource_attach() < 0 ||
+            orchestrator_start(&cerr) < 0 ||
             start_actions(c, inst, n, &sizes, &cerr) < 0 ||
             !(ctl = control_start(c, inst, n, &cerr))) {
             log_error("%s", cerr.msg);

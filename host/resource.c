@@ -11,9 +11,11 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "environment.h"
 #include "health.h"
 #include "hostapi.h"
 #include "log.h"
@@ -36,7 +38,8 @@ static struct {
     _Atomic int shedding;
     char why[192];
     struct ggl_metric *shedding_gauge, *refused, *episodes;
-} R = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    int observer;           /* environment observer id, or -1 */
+} R = {.lock = PTHREAD_MUTEX_INITIALIZER, .observer = -1};
 
 /* A `shed` entry as read (the key points into the config until copied). */
 struct rule_read {
@@ -132,8 +135,33 @@ int resource_init(const struct config *c, struct conf_error *err)
     return rc;
 }
 
+/* Every numeric state change is a reading (sensors store "<instance>.<key>"). */
+static void on_state_change(void *arg, const struct env_change *c)
+{
+    (void)arg;
+    if (!c->value || !R.n)
+        return;
+    char text[64], *end;
+    size_t n = c->value_len < sizeof text - 1 ? c->value_len : sizeof text - 1;
+    memcpy(text, c->value, n);
+    text[n] = '\0';
+    double v = strtod(text, &end);
+    if (end != text)
+        resource_observe(c->key, v);
+}
+
+int resource_attach(void)
+{
+    if (R.n && R.observer < 0)
+        R.observer = environment_observe("", on_state_change, NULL);
+    return R.n && R.observer < 0 ? -1 : 0;
+}
+
 void resource_fini(void)
 {
+    if (R.observer >= 0)
+        environment_unobserve(R.observer);
+    R.observer = -1;
     pthread_mutex_lock(&R.lock);
     R.n = 0;
     atomic_store(&R.shedding, 0);

@@ -16,6 +16,8 @@ struct conf_error;
 int resource_check_config(const struct config *c, struct conf_error *err);
 /* Read them; no rules means the host never sheds. */
 int resource_init(const struct config *c, struct conf_error *err);
+/* Feed it every numeric environment update (after environment_start). */
+int resource_attach(void);
 void resource_fini(void);
 
 /* A reading of state key `key` (from the environment, or a test): re-evaluates the
