@@ -124,6 +124,20 @@ int binding_drain(struct binding *b, int timeout_ms)
 
 int slot_bound(struct slot *s) { return atomic_load(&s->current) != NULL; }
 
+long slot_refs_on(struct slot *s, const void *self)
+{
+    long n = 0;
+    pthread_mutex_lock(&s->lock);
+    struct binding *c = atomic_load(&s->current), *p = atomic_load(&s->previous);
+    if ((c && c->self == self) || (p && p->self == self))
+        n = -1;
+    for (struct binding *b = s->retired; b && n >= 0; b = b->next)
+        if (b->self == self)
+            n += binding_refs(b);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
 const char *breaker_state_name(int state)
 {
     static const char *const names[] = {"closed", "open", "half-open"};
