@@ -59,11 +59,9 @@ int slot_bind(struct slot *s, const struct ggl_tier *vt, void *self, const char 
     return err ? -1 : 0;
 }
 
-struct binding *slot_rebind(struct slot *s, const struct ggl_tier *vt, void *self,
-                            const char *label, int keep_previous, int *err)
+static struct binding *binding_new(const struct ggl_tier *vt, void *self, const char *label)
 {
     struct binding *b = aligned_alloc(64, sizeof *b);
-    *err = !b;
     if (!b)
         return NULL;
     memset(b, 0, sizeof *b);
@@ -71,9 +69,32 @@ struct binding *slot_rebind(struct slot *s, const struct ggl_tier *vt, void *sel
     b->vt = vt;
     b->self = self;
     b->label = label;
+    return b;
+}
+
+struct binding *slot_rebind(struct slot *s, const struct ggl_tier *vt, void *self,
+                            const char *label, int keep_previous, int *err)
+{
+    struct binding *b = binding_new(vt, self, label), *prev = NULL;
     pthread_mutex_lock(&s->lock);
-    if (keep_previous)
-        atomic_store(&s->previous, atomic_load(&s->current)); /* before the switch: no gap */
+    struct binding *cur = atomic_load(&s->current);
+    /* The previous binding is a binding of its own, so the old current's references
+     * count only calls that started before the switch: binding_drain on it waits for
+     * those alone (a migration scans after them: none can land behind its cursor). */
+    if (keep_previous && cur && b && !(prev = binding_new(cur->vt, cur->self, cur->label))) {
+        free(b);
+        b = NULL;
+    }
+    *err = !b;
+    if (!b) {
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+    }
+    if (prev) {
+        atomic_store(&s->previous, prev); /* before the switch: no gap */
+        prev->next = s->retired;
+        s->retired = prev;
+    }
     struct binding *old = atomic_exchange(&s->current, b);
     if (old) {
         old->next = s->retired;

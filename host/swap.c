@@ -26,8 +26,8 @@ struct migration {
     struct binding *from, *to;
     _Atomic uint64_t copied, scanned, skipped;
     uint64_t total;               /* entries the old backend held at the start, 0: unknown */
-    uint64_t started_ms;
-    _Atomic uint64_t finished_ms; /* set last, after outcome: the copy is over */
+    uint64_t started_ms, started_us;
+    _Atomic uint64_t finished_ms, took_us; /* took_us: monotonic, for the rate */ /* set last, after outcome: the copy is over */
     char from_label[160], to_label[160], outcome[160];
 };
 
@@ -76,14 +76,19 @@ static void *migrate(void *arg)
     struct migration *m = arg;
     uint64_t cursor = 0;
     enum ggl_status st;
+    /* Calls that took the old binding before the switch finish first: a write among them
+     * could otherwise land behind the scan's cursor and be lost to the new backend. */
+    binding_drain(m->from, 5000);
     do
         st = m->from->vt->scan(m->from->self, &cursor, 512, migrate_one, m);
     while (st == GGL_OK && cursor != 0);
+    struct binding *prev = atomic_load(&memory_slot(m->tier)->previous);
     slot_forget_previous(memory_slot(m->tier)); /* reads and writes now reach only the new one */
-    int drained = binding_drain(m->from, 5000);
+    int drained = binding_drain(m->from, 5000) | (prev ? binding_drain(prev, 5000) : 0);
     snprintf(m->outcome, sizeof m->outcome, "%s%s", st == GGL_OK ? "done" : "scan failed",
              drained == 0 ? "" : ", old binding still in use after 5 s");
     pthread_mutex_lock(&swap_lock);
+    m->took_us = mono_us() - m->started_us;
     m->finished_ms = clock_now_ms();
     pthread_cond_broadcast(&swap_done);
     pthread_mutex_unlock(&swap_lock);
@@ -175,6 +180,7 @@ static void migration_start(int tier, struct binding *old, const struct instance
     m->to = atomic_load(&memory_slot(tier)->current);
     m->total = entries_of(old);
     m->started_ms = clock_now_ms();
+    m->started_us = mono_us();
     snprintf(m->from_label, sizeof m->from_label, "%s", old->label);
     snprintf(m->to_label, sizeof m->to_label, "%s", inst->label);
     if (pthread_create(&m->thread, NULL, migrate, m) == 0) {
@@ -238,7 +244,7 @@ static int pause_info(char *buf, size_t len)
     pthread_mutex_unlock(&swap_lock);
     qsort(v, n, sizeof v[0], cmp_u32);
     return snprintf(buf, len, "swap_rebinds:%llu\r\nswap_pause_p50_us:%u\r\nswap_pause_max_us:%u\r\n"
-                    "swap_zombies:%llu\r\n", (unsigned long long)swaps, n ? v[n / 2] : 0,
+                    "swap_zombies:%llu\r\n", (unsigned long long)swaps, n ? v[(n - 1) / 2] : 0,
                     n ? v[n - 1] : 0, (unsigned long long)registry_zombies());
 }
 
@@ -251,8 +257,8 @@ size_t swap_info(char *buf, size_t len)
         return used;
     buf += used, len -= used;
     uint64_t done = atomic_load(&m->finished_ms); /* outcome is written before this */
-    uint64_t end = done ? done : clock_now_ms();
-    double secs = end > m->started_ms ? (double)(end - m->started_ms) / 1000.0 : 0.0;
+    uint64_t us = done ? atomic_load(&m->took_us) : mono_us() - m->started_us;
+    double secs = (double)us / 1e6;
     int n = snprintf(buf, len,
                      "swap_slot:%s\r\nswap_from:%s\r\nswap_to:%s\r\nswap_state:%s\r\n"
                      "swap_copied:%llu\r\nswap_total:%llu\r\nswap_scanned:%llu\r\n"
