@@ -2,7 +2,8 @@
  * feeds a reading from a file; crossing its `shed` limit makes the host refuse
  * low-priority actions with -BUSY naming the reading, while high priority still runs,
  * HEALTH shows `resources` degraded; the host recovers only once the reading is back
- * under the limit with the recovery margin. */
+ * under the limit with the recovery margin.  An action's outcome reaches the agent state
+ * (AGENT.STATE) through the orchestrator. */
 #include "ggl-build.h"
 
 #include <poll.h>
@@ -80,6 +81,24 @@ static void submit(const char *prio, char *line, size_t size)
     close(fd);
 }
 
+/* The action's outcome reaches the agent state through the orchestrator's bus. */
+static void expect_outcome_in_agent_state(const char *id)
+{
+    char want[64], reply[4096];
+    snprintf(want, sizeof want, "{\"id\":%s,\"action\":\"echo\",\"status\":\"ok\"", id);
+    for (int i = 0; i < 500; i++) {
+        int fd = client(&h);
+        sendf(fd, "AGENT.STATE\r\n");
+        size_t n = read_n(fd, reply, sizeof reply - 1, 100);
+        reply[n] = '\0';
+        close(fd);
+        if (strstr(reply, want))
+            return;
+        poll(NULL, 0, 10);
+    }
+    fail_msg("AGENT.STATE never showed %s: %s", want, reply);
+}
+
 static void test_sheds_low_priority_and_recovers(void **state)
 {
     (void)state;
@@ -107,6 +126,7 @@ static void test_sheds_low_priority_and_recovers(void **state)
     assert_string_equal(line, "-BUSY shedding load: feed.value is 90, limit max 50");
     submit("high", line, sizeof line);
     assert_int_equal(line[0], ':'); /* urgent work still goes */
+    expect_outcome_in_agent_state(line + 1);
 
     fd = client(&h);
     sendf(fd, "HEALTH\r\n");
