@@ -1,7 +1,9 @@
 /* tier/sqlite: long-term memory in a SQLite file.  WAL, prepared statements, a pool of
  * connections (each used by one thread at a time), batches in one transaction,
  * conditional writes in SQL (upsert ... WHERE excluded.version > version), and a
- * versioned schema created on first open.  A commit is durable across kill -9. */
+ * versioned schema created on first open.  A commit is durable across kill -9.
+ * Keys found absent are remembered (sqlite_absent.c), so this process must be the
+ * file's only writer while it has it open (absent_keys = 0 lifts that). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,8 @@
 #include <sqlite3.h>
 
 #include <ganglion/ganglion.h>
+
+#include "sqlite_absent.h"
 
 #define SCHEMA_VERSION 1
 
@@ -26,7 +30,7 @@
 enum stmt { GET, PUT_ANY, PUT_NEWER, PUT_EQUAL, DEL_ANY, DEL_EQUAL, SCAN, STATS, BEGIN, COMMIT,
             ROLLBACK, NSTMT };
 static const char *const sql[NSTMT] = {
-    [GET] = "SELECT " COLS " FROM entries WHERE key = ?1 AND " LIVE,
+    [GET] = "SELECT " COLS " FROM entries WHERE key = ?1", /* expiry checked by get_on */
     [PUT_ANY] = UPSERT,
     [PUT_NEWER] = UPSERT " WHERE excluded.version > entries.version "
                   "OR (entries.expires_ms != 0 AND entries.expires_ms <= ?11)",
@@ -52,7 +56,8 @@ struct conn {
 struct ltm {
     const struct ggl_host *host;
     const char *path, *synchronous;
-    int64_t busy_ms, mmap_bytes;
+    int64_t busy_ms, mmap_bytes, absent_keys;
+    struct absent *absent; /* keys known to have no row */
     int schema_checked;
     pthread_mutex_t lock;
     struct conn *idle; /* connections not in use */
@@ -64,6 +69,9 @@ static const struct ggl_setting settings[] = {
                 "NORMAL (durable across process crashes) or FULL (also power loss)"),
     GGL_SETTING("busy_timeout_ms", GGL_SETTING_INT, "5000", "wait for a lock this long, then RETRY"),
     GGL_SETTING("mmap_bytes", GGL_SETTING_INT, "268435456", "memory-mapped I/O size; 0 = off"),
+    GGL_SETTING("absent_keys", GGL_SETTING_INT, "65536",
+                "keys remembered as absent (a get of one runs no SQL); 0 = off, needed when "
+                "another process writes the file"),
     GGL_SETTINGS_END};
 
 /* Map a SQLite result to a status, leaving the reason with the host. */
@@ -194,16 +202,24 @@ static enum ggl_status sq_open(const struct ggl_host *host, const struct ggl_con
     host->conf_string(conf, "synchronous", &l->synchronous);
     host->conf_int(conf, "busy_timeout_ms", &l->busy_ms);
     host->conf_int(conf, "mmap_bytes", &l->mmap_bytes);
-    if (strcmp(l->synchronous, "NORMAL") != 0 && strcmp(l->synchronous, "FULL") != 0) {
-        host->set_reason(host, "synchronous must be \"NORMAL\" or \"FULL\", not \"%s\"", l->synchronous);
+    host->conf_int(conf, "absent_keys", &l->absent_keys);
+    if ((strcmp(l->synchronous, "NORMAL") != 0 && strcmp(l->synchronous, "FULL") != 0) ||
+        l->absent_keys < 0) {
+        host->set_reason(host, "synchronous must be \"NORMAL\" or \"FULL\" (not \"%s\") and "
+                               "absent_keys >= 0", l->synchronous);
         free(l);
         return GGL_INVALID;
+    }
+    if (!(l->absent = absent_new((size_t)l->absent_keys))) {
+        free(l);
+        return GGL_NOMEM;
     }
     pthread_mutex_init(&l->lock, NULL);
     struct conn *c;
     enum ggl_status s = conn_open(l, &c); /* creates the file and schema now */
     if (s != GGL_OK) {
         pthread_mutex_destroy(&l->lock);
+        absent_free(l->absent);
         free(l);
         return s;
     }
@@ -221,6 +237,7 @@ static void sq_close(void *self)
         conn_free(c);
     }
     pthread_mutex_destroy(&l->lock);
+    absent_free(l->absent);
     free(l);
 }
 
@@ -278,19 +295,46 @@ static enum ggl_status read_row(struct ltm *l, sqlite3_stmt *st, struct ggl_entr
     return GGL_OK;
 }
 
-static enum ggl_status get_on(struct ltm *l, struct conn *c, const void *key, size_t len,
-                              struct ggl_entry *out)
+/* The row of key: GGL_OK, or GGL_NOTFOUND with *no_row set when there was none at all
+ * (an expired row is absent too, but would come back under an earlier clock). */
+static enum ggl_status get_row(struct ltm *l, struct conn *c, const void *key, size_t len,
+                               struct ggl_entry *out, int *no_row)
 {
     sqlite3_stmt *st = c->st[GET];
     bind_blob(st, 1, key, len);
-    sqlite3_bind_int64(st, 11, (sqlite3_int64)l->host->now(l->host));
     int rc = sqlite3_step(st);
-    enum ggl_status s = rc == SQLITE_ROW ? read_row(l, st, out)
-                        : rc == SQLITE_DONE ? GGL_NOTFOUND : fail(l, c->db, rc, "get");
-    if (s == GGL_OK)
-        out->key = key, out->key_len = len;
+    *no_row = rc == SQLITE_DONE;
+    enum ggl_status s = *no_row ? GGL_NOTFOUND : rc != SQLITE_ROW ? fail(l, c->db, rc, "get")
+                                                                  : GGL_OK;
+    if (s == GGL_OK) {
+        uint64_t expires = (uint64_t)sqlite3_column_int64(st, 7);
+        if (expires && expires <= l->host->now(l->host))
+            s = GGL_NOTFOUND;
+        else if ((s = read_row(l, st, out)) == GGL_OK)
+            out->key = key, out->key_len = len;
+    }
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    return s;
+}
+
+static enum ggl_status get_on(struct ltm *l, struct conn *c, const void *key, size_t len,
+                              struct ggl_entry *out)
+{
+    int no_row;
+    return get_row(l, c, key, len, out, &no_row);
+}
+
+/* A get that first asks the absent set, and tells it when the table had no row. */
+static enum ggl_status lookup(struct ltm *l, struct conn *c, const void *key, size_t len,
+                              struct ggl_entry *out)
+{
+    uint64_t token;
+    int no_row;
+    if (absent_known(l->absent, key, len, &token))
+        return GGL_NOTFOUND;
+    enum ggl_status s = get_row(l, c, key, len, out, &no_row);
+    if (no_row)
+        absent_note(l->absent, key, len, token);
     return s;
 }
 
@@ -312,7 +356,7 @@ static enum ggl_status sq_get(void *self, const void *key, size_t len, struct gg
     struct conn *c = acquire(l, &s);
     if (!c)
         return s;
-    s = get_on(l, c, key, len, out);
+    s = lookup(l, c, key, len, out);
     release(l, c);
     return s;
 }
@@ -324,7 +368,9 @@ static enum ggl_status sq_put(void *self, const struct ggl_entry *e, uint64_t ex
     struct conn *c = acquire(l, &s);
     if (!c)
         return s;
+    absent_write_begin(l->absent, e->key, e->key_len);
     s = put_on(l, c, e, expect, l->host->now(l->host));
+    absent_write_end(l->absent, e->key, e->key_len);
     release(l, c);
     return s;
 }
@@ -372,12 +418,16 @@ static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size
     if (!c)
         return s;
     uint64_t now = l->host->now(l->host);
+    for (size_t i = 0; i < n; i++) /* until the commit, readers see no row yet */
+        absent_write_begin(l->absent, es[i].key, es[i].key_len);
     if ((s = txn(l, c, BEGIN)) == GGL_OK) {
         for (size_t i = 0; i < n; i++)
             status[i] = put_on(l, c, &es[i], expect, now);
         if ((s = txn(l, c, COMMIT)) != GGL_OK)
             txn(l, c, ROLLBACK);
     }
+    for (size_t i = 0; i < n; i++)
+        absent_write_end(l->absent, es[i].key, es[i].key_len);
     for (size_t i = 0; s != GGL_OK && i < n; i++)
         status[i] = s; /* nothing was committed */
     release(l, c);
@@ -394,7 +444,7 @@ static enum ggl_status sq_get_batch(void *self, const void *const *keys, const s
         return s;
     exec(c->db, "BEGIN"); /* one read transaction for the batch */
     for (size_t i = 0; i < n; i++)
-        status[i] = get_on(l, c, keys[i], lens[i], &out[i]);
+        status[i] = lookup(l, c, keys[i], lens[i], &out[i]);
     exec(c->db, "COMMIT");
     release(l, c);
     return GGL_OK;
