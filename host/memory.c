@@ -111,17 +111,19 @@ static enum ggl_status tier_call(int t, enum op op, const void *key, size_t len,
     st = call_binding(b, t, op, key, len, in, out, expect);
     int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
     slot_release(s, b, st, failed ? hostapi_take_reason() : NULL);
-    st = with_previous(s, t, op, st, key, len, in, out, expect);
+    if (atomic_load_explicit(&s->previous, memory_order_relaxed)) /* a migration: rare */
+        st = with_previous(s, t, op, st, key, len, in, out, expect);
     if (st == GGL_CONFLICT)
         metrics_add(M.conflicts, 1);
-    if (st == GGL_OK && op == OP_GET && (st = decompress_entry(out, MAX_VALUE_BYTES)) != GGL_OK) {
+    if (st == GGL_OK && op == OP_GET && (out->flags & GGL_ENTRY_COMPRESSED) &&
+        (st = decompress_entry(out, MAX_VALUE_BYTES)) != GGL_OK) {
         free(out->value);
         out->value = NULL;
     }
     return st;
 }
 
-static int bound(int t) { return M.ready && slot_bound(&M.slots[t]); }
+static int bound(int t) { return M.ready && atomic_load(&M.slots[t].current) != NULL; }
 
 static uint64_t next_version(void) { return atomic_fetch_add(&M.version, 1) + 1; }
 

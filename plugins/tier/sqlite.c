@@ -324,14 +324,12 @@ static enum ggl_status get_on(struct ltm *l, struct conn *c, const void *key, si
     return get_row(l, c, key, len, out, &no_row);
 }
 
-/* A get that first asks the absent set, and tells it when the table had no row. */
+/* A get of a key not known absent (absent_known gave the token): the absent set is
+ * told when the table had no row. */
 static enum ggl_status lookup(struct ltm *l, struct conn *c, const void *key, size_t len,
-                              struct ggl_entry *out)
+                              struct ggl_entry *out, uint64_t token)
 {
-    uint64_t token;
     int no_row;
-    if (absent_known(l->absent, key, len, &token))
-        return GGL_NOTFOUND;
     enum ggl_status s = get_row(l, c, key, len, out, &no_row);
     if (no_row)
         absent_note(l->absent, key, len, token);
@@ -353,10 +351,13 @@ static enum ggl_status sq_get(void *self, const void *key, size_t len, struct gg
 {
     struct ltm *l = self;
     enum ggl_status s;
+    uint64_t token;
+    if (absent_known(l->absent, key, len, &token))
+        return GGL_NOTFOUND; /* no connection needed */
     struct conn *c = acquire(l, &s);
     if (!c)
         return s;
-    s = lookup(l, c, key, len, out);
+    s = lookup(l, c, key, len, out, token);
     release(l, c);
     return s;
 }
@@ -443,8 +444,11 @@ static enum ggl_status sq_get_batch(void *self, const void *const *keys, const s
     if (!c)
         return s;
     exec(c->db, "BEGIN"); /* one read transaction for the batch */
-    for (size_t i = 0; i < n; i++)
-        status[i] = lookup(l, c, keys[i], lens[i], &out[i]);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t token;
+        status[i] = absent_known(l->absent, keys[i], lens[i], &token)
+                        ? GGL_NOTFOUND : lookup(l, c, keys[i], lens[i], &out[i], token);
+    }
     exec(c->db, "COMMIT");
     release(l, c);
     return GGL_OK;
