@@ -157,10 +157,20 @@ static enum ggl_status find_top(const void *key, size_t len, struct ggl_entry *e
 
 /* Remove tier t's copy of key if it is older than `version`.  Returns 1 if a live
  * copy was there. */
+static int retire_found(int t, const void *key, size_t len, enum ggl_status st,
+                        struct ggl_entry e, uint64_t version, uint64_t now);
+
 static int retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now)
 {
     struct ggl_entry e = {.size = sizeof e};
     enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, &e, 0);
+    return retire_found(t, key, len, st, e, version, now);
+}
+
+/* retire_older's second half: what the get of tier t's copy returned (st, e). */
+static int retire_found(int t, const void *key, size_t len, enum ggl_status st,
+                        struct ggl_entry e, uint64_t version, uint64_t now)
+{
     if (st == GGL_NOTFOUND)
         return 0;
     if (st != GGL_OK) {
@@ -365,6 +375,38 @@ static void spread(int target, const struct ggl_entry *e, int *existed)
     }
 }
 
+/* spread() for the n entries of a batch written to `target` (those with ok[i] set):
+ * each other tier below the cache is asked for all of them in one get_batch. */
+static void spread_batch(int target, const struct ggl_entry *es, const char *ok, size_t n)
+{
+    const void **keys = malloc(n * sizeof *keys);
+    size_t *lens = malloc(n * sizeof *lens), *idx = malloc(n * sizeof *idx), m = 0;
+    struct ggl_entry *found = malloc(n * sizeof *found);
+    enum ggl_status *st = malloc(n * sizeof *st);
+    int fallback = !keys || !lens || !idx || !found || !st;
+    uint64_t now = clock_now_ms();
+    for (size_t i = 0; i < n; i++)
+        if (ok[i] && fallback)
+            spread(target, &es[i], NULL); /* no memory for the batch: one by one */
+        else if (ok[i])
+            keys[m] = es[i].key, lens[m] = es[i].key_len, idx[m++] = i;
+    int cache_copy = target == default_target();
+    for (int t = 0; m && t < SLOT_COUNT; t++) {
+        if (t == target || !bound(t))
+            continue;
+        if (t == SLOT_CACHE) {
+            for (size_t j = 0; j < m; j++)
+                tier_call(t, cache_copy ? OP_PUT : OP_DEL, keys[j], lens[j], &es[idx[j]], NULL,
+                          cache_copy ? GGL_VERSION_OLDER : GGL_VERSION_ANY);
+            continue;
+        }
+        tier_get_batch(t, keys, lens, m, found, st);
+        for (size_t j = 0; j < m; j++)
+            retire_found(t, keys[j], lens[j], st[j], found[j], es[idx[j]].version, now);
+    }
+    free(keys), free(lens), free(idx), free(found), free(st);
+}
+
 /* Write e into `target`, then spread it.  A lost race to a newer version counts as OK. */
 static enum ggl_status write_through(int target, const struct ggl_entry *e, int *existed)
 {
@@ -434,9 +476,11 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
 {
     struct ggl_entry *es = malloc(n * sizeof *es);
     void **zbufs = calloc(n, sizeof *zbufs);
-    if (!es || !zbufs) {
+    char *ok = malloc(n ? n : 1); /* acknowledged: spread to the other tiers */
+    if (!es || !zbufs || !ok) {
         free(es);
         free(zbufs);
+        free(ok);
         return GGL_NOMEM;
     }
     for (size_t i = 0; i < n; i++) {
@@ -460,23 +504,28 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
         slot_release(&M.slots[target], b, health,
                      health == GGL_OK ? NULL : hostapi_take_reason());
     }
+    size_t acked = 0;
     for (size_t i = 0; i < n; i++) {
+        free(zbufs[i]);
         if (st != GGL_OK)
             status[i] = st;
         else if (status[i] == GGL_CONFLICT)
             status[i] = GGL_OK;
-        if (status[i] == GGL_OK) {
-            struct ggl_entry plain = entries[i]; /* the other tiers get it as it was given */
-            plain.flags &= ~GGL_ENTRY_PENDING;
-            with_previous(&M.slots[target], target, OP_PUT, GGL_OK, plain.key, plain.key_len,
-                          &plain, NULL, GGL_VERSION_OLDER);
-            spread(target, &plain, NULL);
-            if (entries[i].flags & GGL_ENTRY_PENDING) /* settle the cache's pending copy */
-                tier_call(SLOT_CACHE, OP_PUT, plain.key, plain.key_len, &plain, NULL, plain.version);
-            metrics_add(M.writes, 1);
-        }
-        free(zbufs[i]);
+        ok[i] = status[i] == GGL_OK;
+        es[i] = entries[i]; /* the other tiers get it as it was given */
+        es[i].flags &= ~GGL_ENTRY_PENDING;
+        if (ok[i] && atomic_load(&M.slots[target].previous))
+            with_previous(&M.slots[target], target, OP_PUT, GGL_OK, es[i].key, es[i].key_len,
+                          &es[i], NULL, GGL_VERSION_OLDER);
+        acked += (size_t)ok[i];
     }
+    spread_batch(target, es, ok, n);
+    for (size_t i = 0; i < n; i++)
+        if (ok[i] && (entries[i].flags & GGL_ENTRY_PENDING)) /* settle the cache's pending copy */
+            tier_call(SLOT_CACHE, OP_PUT, es[i].key, es[i].key_len, &es[i], NULL, es[i].version);
+    if (acked)
+        metrics_add(M.writes, (double)acked);
+    free(ok);
     free(zbufs);
     free(es);
     return st;

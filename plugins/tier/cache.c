@@ -18,7 +18,7 @@
 
 #include <ganglion/ganglion.h>
 
-#define READ_STRIPES 8
+#define READ_STRIPES 4 /* a writer takes all: a few, for the I/O thread and workers */
 
 struct item {
     struct item *next;      /* hash chain */
@@ -395,6 +395,13 @@ static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64
     size_t si = shard_index(c, h);
     struct shard *s = &c->shards[si];
     enum ggl_status st = GGL_NOTFOUND;
+    /* Most deletes (a write aimed below the cache invalidates it) find nothing: look
+     * under the read lock first.  A put racing it is simply ordered after the delete. */
+    pthread_mutex_t *m = read_lock(c, si);
+    int absent = *find(s, h, key, len) == NULL;
+    pthread_mutex_unlock(m);
+    if (absent)
+        return GGL_NOTFOUND;
     write_lock(c, si);
     struct item **p = find_live(c, s, h, key, len, now);
     if (*p && !condition_holds(*p, expect, 0)) {

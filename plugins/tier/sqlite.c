@@ -13,43 +13,14 @@
 #include <ganglion/ganglion.h>
 
 #include "sqlite_absent.h"
+#include "sqlite_sql.h"
 
 #define SCHEMA_VERSION 1
-
-/* Statements, each prepared once per connection.  Parameters: ?1 key, ?2 value,
- * ?3 version, ?4 importance, ?5 flags, ?6 created, ?7 last access, ?8 access count,
- * ?9 expiry, ?10 expected version, ?11 now.  A row past its expiry is absent. */
-#define LIVE "(expires_ms = 0 OR expires_ms > ?11)"
-#define COLS "value, version, importance, flags, created_ms, last_access_ms, access_count, expires_ms"
-#define UPSERT                                                                              \
-    "INSERT INTO entries(key, " COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "         \
-    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, "     \
-    "importance = excluded.importance, flags = excluded.flags, created_ms = excluded.created_ms, " \
-    "last_access_ms = excluded.last_access_ms, access_count = excluded.access_count, "       \
-    "expires_ms = excluded.expires_ms"
-enum stmt { GET, PUT_ANY, PUT_NEWER, PUT_EQUAL, DEL_ANY, DEL_EQUAL, SCAN, STATS, BEGIN, COMMIT,
-            ROLLBACK, NSTMT };
-static const char *const sql[NSTMT] = {
-    [GET] = "SELECT " COLS " FROM entries WHERE key = ?1", /* expiry checked by get_on */
-    [PUT_ANY] = UPSERT,
-    [PUT_NEWER] = UPSERT " WHERE excluded.version > entries.version "
-                  "OR (entries.expires_ms != 0 AND entries.expires_ms <= ?11)",
-    [PUT_EQUAL] = "UPDATE entries SET value = ?2, version = ?3, importance = ?4, flags = ?5, "
-                  "created_ms = ?6, last_access_ms = ?7, access_count = ?8, expires_ms = ?9 "
-                  "WHERE key = ?1 AND version = ?10 AND " LIVE,
-    [DEL_ANY] = "DELETE FROM entries WHERE key = ?1 AND " LIVE,
-    [DEL_EQUAL] = "DELETE FROM entries WHERE key = ?1 AND version = ?10 AND " LIVE,
-    [SCAN] = "SELECT " COLS ", key, id FROM entries WHERE id > ?12 AND " LIVE
-             " ORDER BY id LIMIT ?13",
-    [STATS] = "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM entries",
-    [BEGIN] = "BEGIN IMMEDIATE",
-    [COMMIT] = "COMMIT",
-    [ROLLBACK] = "ROLLBACK",
-};
 
 struct conn {
     sqlite3 *db;
     sqlite3_stmt *st[NSTMT];
+    sqlite3_stmt *multi;   /* MULTI_ROWS rows, insert-if-newer */
     struct conn *next;
 };
 
@@ -91,6 +62,7 @@ static void conn_free(struct conn *c)
 {
     for (int i = 0; i < NSTMT; i++)
         sqlite3_finalize(c->st[i]);
+    sqlite3_finalize(c->multi);
     sqlite3_close(c->db);
     free(c);
 }
@@ -156,12 +128,19 @@ static enum ggl_status conn_open(struct ltm *l, struct conn **out)
             goto out;
         l->schema_checked = 1;
     }
-    for (int i = 0; i < NSTMT; i++)
-        if ((rc = sqlite3_prepare_v3(c->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i],
-                                     NULL)) != SQLITE_OK) {
-            s = fail(l, c->db, rc, "prepare");
-            goto out;
-        }
+    static char text[STATEMENT_TEXT_MAX];
+    static pthread_mutex_t text_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&text_lock);
+    for (int i = 0; i <= NSTMT; i++)
+        if ((rc = sqlite3_prepare_v3(c->db, sqlite_statement(i, text, sizeof text), -1,
+                                     SQLITE_PREPARE_PERSISTENT, i < NSTMT ? &c->st[i] : &c->multi,
+                                     NULL)) != SQLITE_OK)
+            break;
+    pthread_mutex_unlock(&text_lock);
+    if (rc != SQLITE_OK) {
+        s = fail(l, c->db, rc, "prepare");
+        goto out;
+    }
 out:
     if (s != GGL_OK)
         conn_free(c);
@@ -246,17 +225,23 @@ static void bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
     sqlite3_bind_blob64(st, i, p ? p : "", n, SQLITE_STATIC); /* NULL would bind SQL NULL */
 }
 
+/* Bind e's columns to ?(base+1) .. ?(base+9). */
+static void bind_row(sqlite3_stmt *st, int base, const struct ggl_entry *e)
+{
+    bind_blob(st, base + 1, e->key, e->key_len);
+    bind_blob(st, base + 2, e->value, e->value_len);
+    sqlite3_bind_int64(st, base + 3, (sqlite3_int64)e->version);
+    sqlite3_bind_double(st, base + 4, e->importance);
+    sqlite3_bind_int64(st, base + 5, e->flags);
+    sqlite3_bind_int64(st, base + 6, (sqlite3_int64)e->created_ms);
+    sqlite3_bind_int64(st, base + 7, (sqlite3_int64)e->last_access_ms);
+    sqlite3_bind_int64(st, base + 8, (sqlite3_int64)e->access_count);
+    sqlite3_bind_int64(st, base + 9, (sqlite3_int64)e->expires_ms);
+}
+
 static void bind_entry(sqlite3_stmt *st, const struct ggl_entry *e, uint64_t expect, uint64_t now)
 {
-    bind_blob(st, 1, e->key, e->key_len);
-    bind_blob(st, 2, e->value, e->value_len);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)e->version);
-    sqlite3_bind_double(st, 4, e->importance);
-    sqlite3_bind_int64(st, 5, e->flags);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)e->created_ms);
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)e->last_access_ms);
-    sqlite3_bind_int64(st, 8, (sqlite3_int64)e->access_count);
-    sqlite3_bind_int64(st, 9, (sqlite3_int64)e->expires_ms);
+    bind_row(st, 0, e);
     if (sqlite3_bind_parameter_count(st) >= 10)
         sqlite3_bind_int64(st, 10, (sqlite3_int64)expect);
     if (sqlite3_bind_parameter_count(st) >= 11)
@@ -268,8 +253,7 @@ static enum ggl_status step_write(struct ltm *l, struct conn *c, sqlite3_stmt *s
 {
     int rc = sqlite3_step(st);
     *changed = sqlite3_changes(c->db);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    sqlite3_reset(st); /* bindings stay: every statement binds all it uses each time */
     return rc == SQLITE_DONE ? GGL_OK : fail(l, c->db, rc, "write");
 }
 
@@ -410,6 +394,32 @@ static enum ggl_status txn(struct ltm *l, struct conn *c, enum stmt which)
     return step_write(l, c, c->st[which], &changed);
 }
 
+/* MULTI_ROWS entries insert-if-newer in one statement inside a savepoint.  When every
+ * row was written, each status is GGL_OK; else the chunk is undone and put row by row,
+ * which tells the rows that lost (GGL_CONFLICT) from the others. */
+static void put_rows(struct ltm *l, struct conn *c, const struct ggl_entry *es, uint64_t now,
+                     enum ggl_status *status)
+{
+    sqlite3_stmt *st = c->multi;
+    enum ggl_status s = txn(l, c, SAVE);
+    int changed = 0;
+    if (s == GGL_OK) {
+        for (int r = 0; r < MULTI_ROWS; r++)
+            bind_row(st, r * ROW_PARAMS, &es[r]);
+        sqlite3_bind_int64(st, MULTI_ROWS * ROW_PARAMS + 1, (sqlite3_int64)now);
+        if ((s = step_write(l, c, st, &changed)) == GGL_OK && changed == MULTI_ROWS) {
+            txn(l, c, RELEASE);
+            for (int r = 0; r < MULTI_ROWS; r++)
+                status[r] = GGL_OK;
+            return;
+        }
+        txn(l, c, UNDO); /* a failure, or a row that lost: then learn which, one by one */
+        txn(l, c, RELEASE);
+    }
+    for (int r = 0; r < MULTI_ROWS; r++)
+        status[r] = s == GGL_OK ? put_on(l, c, &es[r], GGL_VERSION_OLDER, now) : s;
+}
+
 static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size_t n,
                                     uint64_t expect, enum ggl_status *status)
 {
@@ -422,7 +432,10 @@ static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size
     for (size_t i = 0; i < n; i++) /* until the commit, readers see no row yet */
         absent_write_begin(l->absent, es[i].key, es[i].key_len);
     if ((s = txn(l, c, BEGIN)) == GGL_OK) {
-        for (size_t i = 0; i < n; i++)
+        size_t i = 0;
+        for (; expect == GGL_VERSION_OLDER && i + MULTI_ROWS <= n; i += MULTI_ROWS)
+            put_rows(l, c, &es[i], now, &status[i]);
+        for (; i < n; i++)
             status[i] = put_on(l, c, &es[i], expect, now);
         if ((s = txn(l, c, COMMIT)) != GGL_OK)
             txn(l, c, ROLLBACK);

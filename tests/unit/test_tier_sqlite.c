@@ -205,6 +205,43 @@ static void test_absent_keys_off_sees_other_writers(void **state)
     assert_non_null(strstr(testhost_reason(), "absent_keys >= 0"));
 }
 
+/* put_batch writes 32 rows per statement: a chunk where some rows lose to newer stored
+ * versions still reports each row's own outcome and keeps the newer values. */
+static void test_batch_chunk_with_older_rows(void **state)
+{
+    (void)state;
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    enum { N = 70 }; /* two full chunks and a tail */
+    static char keys[N][16];
+    struct ggl_entry es[N];
+    enum ggl_status status[N];
+    remove_db();
+    testhost_init(0);
+    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "b%d", i);
+        es[i] = entry(keys[i], 10, 0);
+    }
+    assert_int_equal(vt->put_batch(t, es, N, GGL_VERSION_OLDER, status), GGL_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(status[i], GGL_OK);
+    for (int i = 0; i < N; i++) {
+        es[i].version = i % 3 == 0 ? 5 : 20; /* every third one is older than what is stored */
+        es[i].value = i % 3 == 0 ? "old" : "new";
+        es[i].value_len = 3;
+    }
+    assert_int_equal(vt->put_batch(t, es, N, GGL_VERSION_OLDER, status), GGL_OK);
+    for (int i = 0; i < N; i++) {
+        struct ggl_entry out = {.size = sizeof out};
+        assert_int_equal(status[i], i % 3 == 0 ? GGL_CONFLICT : GGL_OK);
+        assert_int_equal(vt->get(t, keys[i], strlen(keys[i]), &out), GGL_OK);
+        assert_int_equal(out.version, i % 3 == 0 ? 10 : 20);
+        assert_int_equal(out.value_len, i % 3 == 0 ? 1 : 3);
+        free(out.value);
+    }
+    vt->close(t);
+}
+
 static void test_newer_schema_refused(void **state)
 {
     (void)state;
@@ -244,6 +281,7 @@ int main(void)
         cmocka_unit_test(test_key_found_absent_then_written_is_found),
         cmocka_unit_test(test_expired_row_not_remembered_absent),
         cmocka_unit_test(test_absent_keys_off_sees_other_writers),
+        cmocka_unit_test(test_batch_chunk_with_older_rows),
         cmocka_unit_test(test_newer_schema_refused),
         cmocka_unit_test(test_bad_setting_and_unwritable_path),
     };
