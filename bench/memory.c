@@ -8,7 +8,7 @@
  *     /usr/share/common-licenses): ratio and MB/s both ways.
  * Prints figures and ratios; bounded in time.
  * `bench/memory --profile-get N [WRITE_PCT]` runs only N cache-hit gets (WRITE_PCT %
- * of them puts, default 0) on one thread, and
+ * of them puts, default 0) on one thread, then as many unlocked hash gets, and
  * `--profile-ltm` only (b)'s manager half, for callgrind (PERF.md):
  *   valgrind --tool=callgrind --toggle-collect=profile_gets bench/memory --profile-get 100000 */
 #include "ggl-build.h"
@@ -40,6 +40,13 @@ static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -241,9 +248,9 @@ static void compression(void)
 
 /* N cache-hit gets (write_pct % of them puts) on this thread: the hot loop of (a)
  * without threads or timing. */
-static void __attribute__((noinline)) profile_gets(long n, unsigned write_pct)
+static void __attribute__((noinline)) profile_gets(long n, unsigned write_pct, int manager)
 {
-    struct reader r = {1, write_pct, 0, 88172645463325252ull};
+    struct reader r = {manager, write_pct, 0, 88172645463325252ull};
     char out[VALUE];
     for (long i = 0; i < n; i++)
         one_op(&r, out);
@@ -278,15 +285,13 @@ int main(int argc, char **argv)
         memory_put(keys[i], strlen(keys[i]), value, VALUE, &w, NULL);
     }
     if (profile_get || profile_ltm) {
-        struct timespec c0, c1;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
-        if (profile_get)
-            profile_gets(profile_get, profile_pct);
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-        if (profile_get)
-            printf("%.0f CPU ns per op\n", ((double)(c1.tv_sec - c0.tv_sec) * 1e9 +
-                                            (double)(c1.tv_nsec - c0.tv_nsec)) / (double)profile_get);
-        else {
+        for (int manager = 1; profile_get && manager >= 0; manager--) {
+            uint64_t c0 = cpu_ns();
+            profile_gets(profile_get, profile_pct, manager);
+            printf("%s: %.0f CPU ns per op\n", manager ? "memory_get" : "unlocked hash get",
+                   (double)(cpu_ns() - c0) / (double)profile_get);
+        }
+        if (profile_ltm) {
             snprintf(path, sizeof path, "%s/raw.db", fx.dir);
             double raw = raw_sqlite(path);
             printf("LTM writes: manager %.0f rows/s, raw %.0f rows/s\n", manager_ltm(), raw);

@@ -15,15 +15,25 @@
 #include "metrics.h"
 
 #define SHARDS 64
-#define LOCAL_SLOTS 512 /* per thread; merged at half full */
+#define LOCAL_SLOTS 256 /* per thread (16 KiB, stays in L1); merged at half full */
 #define INLINE_KEY 32
+#define SHARED_INLINE 24 /* a shard record holds a key this short itself: no extra miss */
 
+/* One cache line: keys up to SHARED_INLINE bytes in place, longer ones malloc'd. */
 struct slot_rec {
     uint64_t hash; /* 0: empty */
     uint64_t count, last;
-    size_t len;
-    char *key;
-};
+    uint32_t len;
+    union {
+        char bytes[SHARED_INLINE];
+        char *ptr;
+    } key;
+} __attribute__((aligned(64)));
+
+static const char *rec_key(const struct slot_rec *r)
+{
+    return r->len <= SHARED_INLINE ? r->key.bytes : r->key.ptr;
+}
 
 static struct shard {
     pthread_mutex_t lock;
@@ -47,6 +57,7 @@ struct local {
     struct local *next;     /* every table ever made: reused after their thread ends */
     int owned;
     size_t used;
+    uint16_t slots[LOCAL_SLOTS / 2]; /* the used slots, in the order filled */
     uint16_t order[LOCAL_SLOTS / 2]; /* scratch for merge: used slots by shard */
     struct local_rec recs[LOCAL_SLOTS];
 };
@@ -70,6 +81,15 @@ static uint64_t hash_key(const void *key, size_t len)
     return (h ^ (h >> 31)) | 1; /* never 0: 0 marks an empty record */
 }
 
+/* An empty shard array (its records are cache-line aligned). */
+static struct slot_rec *new_recs(size_t cap)
+{
+    struct slot_rec *r = aligned_alloc(64, cap * sizeof *r);
+    if (r)
+        memset(r, 0, cap * sizeof *r);
+    return r;
+}
+
 static struct shard *shard_of(uint64_t h) { return &shards[(h >> 40) % SHARDS]; }
 
 int access_init(size_t capacity)
@@ -83,7 +103,7 @@ int access_init(size_t capacity)
         pthread_mutex_init(&shards[i].lock, NULL);
         shards[i].cap = shard_cap;
         shards[i].used = 0;
-        if (!(shards[i].recs = calloc(shard_cap, sizeof *shards[i].recs))) {
+        if (!(shards[i].recs = new_recs(shard_cap))) {
             access_fini();
             return -1;
         }
@@ -95,15 +115,16 @@ int access_init(size_t capacity)
 static void free_recs(struct slot_rec *r, size_t cap)
 {
     for (size_t i = 0; r && i < cap; i++)
-        free(r[i].key);
+        if (r[i].hash && r[i].len > SHARED_INLINE)
+            free(r[i].key.ptr);
     free(r);
 }
 
 static void clear_local(struct local *l)
 {
-    for (size_t i = 0; i < LOCAL_SLOTS && l->used; i++)
-        if (l->recs[i].hash)
-            l->recs[i].hash = 0, l->used--;
+    for (size_t i = 0; i < l->used; i++)
+        l->recs[l->slots[i]].hash = 0;
+    l->used = 0;
 }
 
 void access_fini(void)
@@ -132,7 +153,7 @@ static void add_to_shard(struct shard *s, uint64_t h, const void *key, size_t le
     size_t mask = s->cap - 1;
     for (size_t i = (h >> 1) & mask, probes = 0; probes < s->cap; i = (i + 1) & mask, probes++) {
         struct slot_rec *r = &s->recs[i];
-        if (r->hash == h && r->len == len && memcmp(r->key, key, len) == 0) {
+        if (r->hash == h && r->len == len && memcmp(rec_key(r), key, len) == 0) {
             r->count += count;
             if (last > r->last)
                 r->last = last;
@@ -140,10 +161,11 @@ static void add_to_shard(struct shard *s, uint64_t h, const void *key, size_t le
         }
         if (r->hash)
             continue;
-        if (s->used * 2 >= s->cap || !(r->key = malloc(len ? len : 1)))
+        if (s->used * 2 >= s->cap ||
+            (len > SHARED_INLINE && !(r->key.ptr = malloc(len))))
             break;
-        memcpy(r->key, key, len);
-        *r = (struct slot_rec){h, count, last, len, r->key};
+        memcpy(len > SHARED_INLINE ? r->key.ptr : r->key.bytes, key, len);
+        r->hash = h, r->count = count, r->last = last, r->len = (uint32_t)len;
         s->used++;
         return;
     }
@@ -155,22 +177,18 @@ static void add_to_shard(struct shard *s, uint64_t h, const void *key, size_t le
 static void merge_local(struct local *l)
 {
     size_t start[SHARDS + 1] = {0};
-    if (!atomic_load(&ready)) {
-        clear_local(l); /* no table to merge into */
+    if (!atomic_load(&ready) || !l->used) {
+        clear_local(l); /* nothing to merge, or no table to merge into */
         return;
     }
-    if (!l->used)
-        return;
-    for (size_t i = 0; i < LOCAL_SLOTS; i++) /* counting sort of used slots by shard */
-        if (l->recs[i].hash)
-            start[(l->recs[i].hash >> 40) % SHARDS + 1]++;
+    for (size_t i = 0; i < l->used; i++) /* counting sort of the used slots by shard */
+        start[(l->recs[l->slots[i]].hash >> 40) % SHARDS + 1]++;
     for (int s = 0; s < SHARDS; s++)
         start[s + 1] += start[s];
     size_t fill[SHARDS];
     memcpy(fill, start, sizeof fill);
-    for (size_t i = 0; i < LOCAL_SLOTS; i++)
-        if (l->recs[i].hash)
-            l->order[fill[(l->recs[i].hash >> 40) % SHARDS]++] = (uint16_t)i;
+    for (size_t i = 0; i < l->used; i++)
+        l->order[fill[(l->recs[l->slots[i]].hash >> 40) % SHARDS]++] = l->slots[i];
     for (int s = 0; s < SHARDS; s++) {
         if (start[s] == start[s + 1])
             continue;
@@ -246,7 +264,7 @@ static int record_local(struct local *l, uint64_t h, const void *key, size_t len
         if (!r->hash) {
             r->hash = h, r->count = 1, r->last = now, r->len = (uint32_t)len;
             memcpy(r->key, key, len);
-            l->used++;
+            l->slots[l->used++] = (uint16_t)i;
             break;
         }
     }
@@ -278,7 +296,7 @@ size_t access_flush(access_apply_fn apply, void *arg)
     pthread_mutex_unlock(&locals_lock);
     for (int i = 0; i < SHARDS; i++) {
         struct shard *s = &shards[i];
-        struct slot_rec *fresh = calloc(shard_cap, sizeof *fresh), *old;
+        struct slot_rec *fresh = new_recs(shard_cap), *old;
         if (!fresh)
             continue; /* counts stay until the next flush */
         pthread_mutex_lock(&s->lock);
@@ -288,7 +306,7 @@ size_t access_flush(access_apply_fn apply, void *arg)
         pthread_mutex_unlock(&s->lock);
         for (size_t j = 0; old && j < shard_cap; j++)
             if (old[j].hash) {
-                apply(arg, old[j].key, old[j].len, old[j].count, old[j].last);
+                apply(arg, rec_key(&old[j]), old[j].len, old[j].count, old[j].last);
                 n++;
             }
         free_recs(old, shard_cap);

@@ -221,7 +221,8 @@ static enum ggl_status finish_read(const void *key, size_t len, int t, struct gg
     out->data = e->value;
     out->len = e->value_len;
     out->tier = t;
-    out->meta = *e;
+    if (e != &out->meta)
+        out->meta = *e;
     out->meta.key = NULL;
     out->meta.value = NULL;
     return GGL_OK;
@@ -229,10 +230,9 @@ static enum ggl_status finish_read(const void *key, size_t len, int t, struct gg
 
 enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out)
 {
-    struct ggl_entry e;
-    int t, failed;
-    find_top(key, len, &e, &t, &failed);
-    return finish_read(key, len, t, &e, failed, clock_now_ms(), out);
+    int t, failed; /* the entry is read straight into out->meta: no copy on a hit */
+    find_top(key, len, &out->meta, &t, &failed);
+    return finish_read(key, len, t, &out->meta, failed, clock_now_ms(), out);
 }
 
 /* n reads from tier t in one backend call (get_batch, else a loop), values decompressed. */

@@ -42,7 +42,7 @@ static const struct ggl_setting settings[] = {
     GGL_SETTING("mmap_bytes", GGL_SETTING_INT, "268435456", "memory-mapped I/O size; 0 = off"),
     GGL_SETTING("absent_keys", GGL_SETTING_INT, "65536",
                 "keys remembered as absent (a get of one runs no SQL); 0 = off, needed when "
-                "another process writes the file"),
+                "another process or backend instance writes the same file"),
     GGL_SETTINGS_END};
 
 /* Map a SQLite result to a status, leaving the reason with the host. */
