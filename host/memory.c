@@ -155,19 +155,7 @@ static enum ggl_status find_top(const void *key, size_t len, struct ggl_entry *e
     return GGL_NOTFOUND;
 }
 
-/* Remove tier t's copy of key if it is older than `version`.  Returns 1 if a live
- * copy was there. */
-static int retire_found(int t, const void *key, size_t len, enum ggl_status st,
-                        struct ggl_entry e, uint64_t version, uint64_t now);
-
-static int retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now)
-{
-    struct ggl_entry e = {.size = sizeof e};
-    enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, &e, 0);
-    return retire_found(t, key, len, st, e, version, now);
-}
-
-/* retire_older's second half: what the get of tier t's copy returned (st, e). */
+/* retire_older's second half, given what the get of tier t's copy returned (st, e). */
 static int retire_found(int t, const void *key, size_t len, enum ggl_status st,
                         struct ggl_entry e, uint64_t version, uint64_t now)
 {
@@ -185,6 +173,15 @@ static int retire_found(int t, const void *key, size_t len, enum ggl_status st,
             metrics_add(M.unretired, 1);
     }
     return live;
+}
+
+/* Remove tier t's copy of key if it is older than `version`.  Returns 1 if a live
+ * copy was there. */
+static int retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now)
+{
+    struct ggl_entry e = {.size = sizeof e};
+    enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, &e, 0);
+    return retire_found(t, key, len, st, e, version, now);
 }
 
 /* What a read found — e from tier t, or nothing (t < 0) with `failed` tiers unasked —
