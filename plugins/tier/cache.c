@@ -2,8 +2,9 @@
  * bytes, GGL_NONBLOCKING, sharded.  Each shard is locked by READ_STRIPES plain mutexes
  * (no rwlock — see PERF.md), each on its own cache line: a reader takes only its
  * thread's stripe, a writer takes all of them, so a hit writes no line another reading
- * thread uses (a big-reader lock; writes are the rare side).  Eviction samples a few entries of the shard and drops the one
- * with the lowest score (as Redis approximates LRU/LFU), so it is O(1) per eviction:
+ * thread uses (a big-reader lock; writes are the rare side).  Eviction samples a few
+ * entries of the shard and drops the one with the lowest score (as Redis approximates
+ * LRU/LFU), so it is O(1) per eviction:
  *
  *   score = freq_weight * ln(1 + hits) + recency_weight * 2^(-idle_ms / half_life_ms)
  *
