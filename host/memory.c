@@ -111,17 +111,19 @@ static enum ggl_status tier_call(int t, enum op op, const void *key, size_t len,
     st = call_binding(b, t, op, key, len, in, out, expect);
     int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
     slot_release(s, b, st, failed ? hostapi_peek_reason() : NULL);
-    st = with_previous(s, t, op, st, key, len, in, out, expect);
+    if (atomic_load_explicit(&s->previous, memory_order_relaxed)) /* a migration: rare */
+        st = with_previous(s, t, op, st, key, len, in, out, expect);
     if (st == GGL_CONFLICT)
         metrics_add(M.conflicts, 1);
-    if (st == GGL_OK && op == OP_GET && (st = decompress_entry(out, MAX_VALUE_BYTES)) != GGL_OK) {
+    if (st == GGL_OK && op == OP_GET && (out->flags & GGL_ENTRY_COMPRESSED) &&
+        (st = decompress_entry(out, MAX_VALUE_BYTES)) != GGL_OK) {
         free(out->value);
         out->value = NULL;
     }
     return st;
 }
 
-static int bound(int t) { return M.ready && slot_bound(&M.slots[t]); }
+static int bound(int t) { return M.ready && atomic_load(&M.slots[t].current) != NULL; }
 
 static uint64_t next_version(void) { return atomic_fetch_add(&M.version, 1) + 1; }
 
@@ -153,12 +155,10 @@ static enum ggl_status find_top(const void *key, size_t len, struct ggl_entry *e
     return GGL_NOTFOUND;
 }
 
-/* Remove tier t's copy of key if it is older than `version`.  Returns 1 if a live
- * copy was there. */
-static int retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now)
+/* retire_older's second half, given what the get of tier t's copy returned (st, e). */
+static int retire_found(int t, const void *key, size_t len, enum ggl_status st,
+                        struct ggl_entry e, uint64_t version, uint64_t now)
 {
-    struct ggl_entry e = {.size = sizeof e};
-    enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, &e, 0);
     if (st == GGL_NOTFOUND)
         return 0;
     if (st != GGL_OK) {
@@ -173,6 +173,15 @@ static int retire_older(int t, const void *key, size_t len, uint64_t version, ui
             metrics_add(M.unretired, 1);
     }
     return live;
+}
+
+/* Remove tier t's copy of key if it is older than `version`.  Returns 1 if a live
+ * copy was there. */
+static int retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now)
+{
+    struct ggl_entry e = {.size = sizeof e};
+    enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, &e, 0);
+    return retire_found(t, key, len, st, e, version, now);
 }
 
 /* What a read found — e from tier t, or nothing (t < 0) with `failed` tiers unasked —
@@ -209,7 +218,8 @@ static enum ggl_status finish_read(const void *key, size_t len, int t, struct gg
     out->data = e->value;
     out->len = e->value_len;
     out->tier = t;
-    out->meta = *e;
+    if (e != &out->meta)
+        out->meta = *e;
     out->meta.key = NULL;
     out->meta.value = NULL;
     return GGL_OK;
@@ -217,10 +227,9 @@ static enum ggl_status finish_read(const void *key, size_t len, int t, struct gg
 
 enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out)
 {
-    struct ggl_entry e;
-    int t, failed;
-    find_top(key, len, &e, &t, &failed);
-    return finish_read(key, len, t, &e, failed, clock_now_ms(), out);
+    int t, failed; /* the entry is read straight into out->meta: no copy on a hit */
+    find_top(key, len, &out->meta, &t, &failed);
+    return finish_read(key, len, t, &out->meta, failed, clock_now_ms(), out);
 }
 
 /* n reads from tier t in one backend call (get_batch, else a loop), values decompressed. */
@@ -363,6 +372,38 @@ static void spread(int target, const struct ggl_entry *e, int *existed)
     }
 }
 
+/* spread() for the n entries of a batch written to `target` (those with ok[i] set):
+ * each other tier below the cache is asked for all of them in one get_batch. */
+static void spread_batch(int target, const struct ggl_entry *es, const char *ok, size_t n)
+{
+    const void **keys = malloc(n * sizeof *keys);
+    size_t *lens = malloc(n * sizeof *lens), *idx = malloc(n * sizeof *idx), m = 0;
+    struct ggl_entry *found = malloc(n * sizeof *found);
+    enum ggl_status *st = malloc(n * sizeof *st);
+    int fallback = !keys || !lens || !idx || !found || !st;
+    uint64_t now = clock_now_ms();
+    for (size_t i = 0; i < n; i++)
+        if (ok[i] && fallback)
+            spread(target, &es[i], NULL); /* no memory for the batch: one by one */
+        else if (ok[i])
+            keys[m] = es[i].key, lens[m] = es[i].key_len, idx[m++] = i;
+    int cache_copy = target == default_target();
+    for (int t = 0; m && t < SLOT_COUNT; t++) {
+        if (t == target || !bound(t))
+            continue;
+        if (t == SLOT_CACHE) {
+            for (size_t j = 0; j < m; j++)
+                tier_call(t, cache_copy ? OP_PUT : OP_DEL, keys[j], lens[j], &es[idx[j]], NULL,
+                          cache_copy ? GGL_VERSION_OLDER : GGL_VERSION_ANY);
+            continue;
+        }
+        tier_get_batch(t, keys, lens, m, found, st);
+        for (size_t j = 0; j < m; j++)
+            retire_found(t, keys[j], lens[j], st[j], found[j], es[idx[j]].version, now);
+    }
+    free(keys), free(lens), free(idx), free(found), free(st);
+}
+
 /* Write e into `target`, then spread it.  A lost race to a newer version counts as OK. */
 static enum ggl_status write_through(int target, const struct ggl_entry *e, int *existed)
 {
@@ -432,9 +473,11 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
 {
     struct ggl_entry *es = malloc(n * sizeof *es);
     void **zbufs = calloc(n, sizeof *zbufs);
-    if (!es || !zbufs) {
+    char *ok = malloc(n ? n : 1); /* acknowledged: spread to the other tiers */
+    if (!es || !zbufs || !ok) {
         free(es);
         free(zbufs);
+        free(ok);
         return GGL_NOMEM;
     }
     for (size_t i = 0; i < n; i++) {
@@ -458,23 +501,28 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
         slot_release(&M.slots[target], b, health,
                      health == GGL_OK ? NULL : hostapi_peek_reason());
     }
+    size_t acked = 0;
     for (size_t i = 0; i < n; i++) {
+        free(zbufs[i]);
         if (st != GGL_OK)
             status[i] = st;
         else if (status[i] == GGL_CONFLICT)
             status[i] = GGL_OK;
-        if (status[i] == GGL_OK) {
-            struct ggl_entry plain = entries[i]; /* the other tiers get it as it was given */
-            plain.flags &= ~GGL_ENTRY_PENDING;
-            with_previous(&M.slots[target], target, OP_PUT, GGL_OK, plain.key, plain.key_len,
-                          &plain, NULL, GGL_VERSION_OLDER);
-            spread(target, &plain, NULL);
-            if (entries[i].flags & GGL_ENTRY_PENDING) /* settle the cache's pending copy */
-                tier_call(SLOT_CACHE, OP_PUT, plain.key, plain.key_len, &plain, NULL, plain.version);
-            metrics_add(M.writes, 1);
-        }
-        free(zbufs[i]);
+        ok[i] = status[i] == GGL_OK;
+        es[i] = entries[i]; /* the other tiers get it as it was given */
+        es[i].flags &= ~GGL_ENTRY_PENDING;
+        if (ok[i] && atomic_load(&M.slots[target].previous))
+            with_previous(&M.slots[target], target, OP_PUT, GGL_OK, es[i].key, es[i].key_len,
+                          &es[i], NULL, GGL_VERSION_OLDER);
+        acked += (size_t)ok[i];
     }
+    spread_batch(target, es, ok, n);
+    for (size_t i = 0; i < n; i++)
+        if (ok[i] && (entries[i].flags & GGL_ENTRY_PENDING)) /* settle the cache's pending copy */
+            tier_call(SLOT_CACHE, OP_PUT, es[i].key, es[i].key_len, &es[i], NULL, es[i].version);
+    if (acked)
+        metrics_add(M.writes, (double)acked);
+    free(ok);
     free(zbufs);
     free(es);
     return st;
