@@ -586,6 +586,8 @@ enum ggl_status memory_move(const void *key, size_t len, int from, int to)
     /* The copy lives as long as its new tier keeps things (pinned: for ever). */
     uint64_t ttl = default_ttl(to);
     e.expires_ms = (e.flags & GGL_ENTRY_PINNED) || !ttl ? 0 : clock_now_ms() + ttl;
+    if (M.hook)
+        M.hook(HOOK_BEFORE_COPY, key, len);
     st = tier_call(to, OP_PUT, key, len, &e, NULL, GGL_VERSION_OLDER);
     free(e.value);
     if (st != GGL_OK && st != GGL_CONFLICT)
@@ -593,7 +595,14 @@ enum ggl_status memory_move(const void *key, size_t len, int from, int to)
     if (M.hook)
         M.hook(HOOK_BETWEEN_COPY_AND_DELETE, key, len);
     st = tier_call(from, OP_DEL, key, len, NULL, NULL, e.version);
-    return st == GGL_CONFLICT || st == GGL_NOTFOUND ? GGL_OK : st; /* a newer write stays */
+    if (st == GGL_CONFLICT) {
+        /* A newer write replaced the source meanwhile; if it retired older copies below
+         * before ours landed, ours would outlive it and come back when it expires: take
+         * ours away again (only if it is still ours, by version). */
+        tier_call(to, OP_DEL, key, len, NULL, NULL, e.version);
+        return GGL_OK;
+    }
+    return st == GGL_NOTFOUND ? GGL_OK : st;
 }
 
 size_t memory_info(char *buf, size_t len)
