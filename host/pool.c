@@ -27,6 +27,7 @@
 #include "pool_impl.h"
 
 static _Thread_local unsigned cursor; /* round-robin start for this submitting thread */
+static _Thread_local struct slot *guarded; /* the slot whose deadline task runs here */
 
 /* --- rings (caller holds the slot's mu) ----------------------------------- */
 
@@ -74,12 +75,23 @@ static int run_guarded(struct worker *w, struct slot *s, const struct entry *e, 
     atomic_store(&s->task_start, clock_now_ms());
     atomic_store(&s->task_deadline, deadline);
     atomic_store_explicit(&w->busy, seq, memory_order_release);
+    guarded = s;
     e->fn(e->arg);
+    guarded = NULL;
     uint64_t expect = seq;
     if (atomic_compare_exchange_strong(&w->busy, &expect, 0))
         return 0;
     pool_zombie_exit(w);
     return -1;
+}
+
+void pool_task_deadline(uint64_t ms)
+{
+    struct slot *s = guarded;
+    if (!s)
+        return;
+    atomic_store(&s->task_deadline, ms);
+    atomic_store(&s->task_start, clock_now_ms());
 }
 
 /* Run the slot's batch from pos.  Returns -1 if this thread was abandoned. */
@@ -114,7 +126,7 @@ static size_t steal(struct pool *p, struct slot *self)
             continue;
         pthread_mutex_lock(&v->mu);
         size_t want = (v->tail - v->head + 1) / 2;
-        size_t n = ring_take(v, self->batch, want < POOL_BATCH ? want : POOL_BATCH);
+        size_t n = ring_take(v, self->batch, want < p->batch ? want : p->batch);
         pthread_mutex_unlock(&v->mu);
         if (n) {
             metrics_add(p->steals, 1);
@@ -124,10 +136,10 @@ static size_t steal(struct pool *p, struct slot *self)
     return 0;
 }
 
-static size_t take_own(struct slot *s)
+static size_t take_own(struct pool *p, struct slot *s)
 {
     pthread_mutex_lock(&s->mu);
-    size_t n = ring_take(s, s->batch, POOL_BATCH);
+    size_t n = ring_take(s, s->batch, p->batch);
     pthread_mutex_unlock(&s->mu);
     return n;
 }
@@ -137,7 +149,7 @@ static size_t take_own(struct slot *s)
 static int refill(struct pool *p, struct slot *s)
 {
     s->pos = 0;
-    if ((s->n = take_own(s)) || (!p->no_steal && (s->n = steal(p, s))))
+    if ((s->n = take_own(p, s)) || (!p->no_steal && (s->n = steal(p, s))))
         return 1;
     /* Announce idleness before the last look at other rings: a submitter that queues
      * elsewhere after this sees idle > 0 and kicks us (see wake_idle). */
@@ -380,6 +392,7 @@ struct pool *pool_new(const struct pool_config *cfg)
     p->max = cfg->max_workers;
     p->grow_depth = cfg->grow_depth;
     p->no_steal = cfg->no_steal;
+    p->batch = cfg->batch && cfg->batch < POOL_BATCH ? cfg->batch : POOL_BATCH;
     p->idle_ms = cfg->idle_ms;
     p->monitor_ms = cfg->monitor_ms;
     set_types(p, cfg);
