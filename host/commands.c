@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "control.h"
+#include "engine_cmds.h"
 #include "memory.h"
 #include "memory_cmds.h"
 #include "metrics.h"
@@ -216,6 +217,10 @@ static const struct command table[] = {
     {"MEM.STATS", cmd_mem_stats, 1, 0, "MEM.STATS: tier slots, breakers, refusals"},
     {"PLUGIN.SWAP", cmd_plugin_swap, -3, CMD_WORKER, "PLUGIN.SWAP slot instance [MIGRATE]: rebind a tier slot"},
     {"MEM.MAINTAIN", cmd_mem_maintain, 1, CMD_WORKER, "MEM.MAINTAIN: run a maintenance cycle now"},
+    {"TASK.SUBMIT", cmd_task_submit, -3, 0, "TASK.SUBMIT type payload [PRIORITY p] [TIMEOUT ms] [RETRIES n]: id"},
+    {"TASK.RESULT", cmd_task_result, -2, 0, "TASK.RESULT id [WAIT ms]: [status, data, reason], or nil"},
+    {"TASK.STATUS", cmd_task_status, 2, 0, "TASK.STATUS id: queued, running, done or unknown"},
+    {"TASK.CANCEL", cmd_task_cancel, 2, 0, "TASK.CANCEL id: 1 cancelled, 0 already finished"},
     {"DEBUG.SLEEP", cmd_debug_sleep, 2, CMD_WORKER | CMD_DEBUG, "DEBUG.SLEEP ms on a worker"},
 };
 

@@ -16,6 +16,7 @@
 const char *const tier_slot_names[SLOT_COUNT] = {"cache", "stm", "im", "ltm"};
 
 static const char *const top_keys[] = {"plugin_dirs", "log_level", "control", "pools", "memory",
+                                       "engine",
                                        "backends", "tiers", "processors", "executors",
                                        "sensors", NULL};
 /* Instance sections, in the order instances are opened. */
@@ -357,6 +358,7 @@ static int read_top(struct config *c, struct conf_error *err)
     c->control = config_setting_get_member(root, "control");
     c->pools = config_setting_get_member(root, "pools");
     c->memory = config_setting_get_member(root, "memory");
+    c->engine = config_setting_get_member(root, "engine");
     return 0;
 }
 
