@@ -314,6 +314,12 @@ static void run_task(struct engine *e, struct etask *t)
     uint64_t ran = latency_now_ns() - start_ns;
     latency_record(&ty->run, ran);
     atomic_fetch_add(&e->busy_ns, ran);
+    if (t->deadline_ms && clock_now_ms() >= t->deadline_ms) { /* too late, whatever it says */
+        finish(e, t, RESULT_TIMEOUT, NULL, 0, "finished after its deadline; result discarded");
+        free(res.data);
+        free(t);
+        return;
+    }
     if (st == GGL_RETRY && retry_later(e, t) == 0) {
         free(res.data);
         return;
