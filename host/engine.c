@@ -1,13 +1,17 @@
 /* The processing engine: submission, the workers' side and shutdown.
  *
  * Each type has a bounded priority queue (queue.c: four levels with ageing, due times
- * for retries).  A submit pushes the task on its type's queue and one "token" on the
- * processing pool (pool.c).  A token carries no task: the worker running it takes the
- * best task for itself: first from the type it prefers (the monitor assigns preferences
- * in proportion to the rebalanced weights), else from the other type with the most
- * weighted work (the seed's task stealing).  Tokens equal ready tasks, so every task
- * is taken; the pool's own stealing spreads tokens over idle workers without a wake-up
- * per task.  A delayed retry gets its token from the monitor when it falls due.
+ * for retries).  Workers run "token" loops on the processing pool (pool.c).  A token
+ * carries no task: its loop takes the best task for its worker, first from the type the
+ * worker prefers (the monitor assigns preferences in proportion to the rebalanced
+ * weights), else from the other type with the most weighted work (the seed's task
+ * stealing), runs it, and goes on until the queues are empty.  A submit starts a new
+ * token only while fewer loops run than workers (more, up to max_workers, when more
+ * than grow_depth tasks per worker wait: the pool sees them queued and grows), so a
+ * steady stream costs no pool hop or wake-up per task.  A loop leaving decrements the
+ * count and then looks at the ready count once more, a submit increments the ready
+ * count and then looks at the loops (both sequentially consistent): one of them always
+ * sees the other, so no task is left without a loop.
  *
  * Each task is settled exactly once (callback run, admission released) by whoever holds
  * it last: the worker, or the monitor when it times out a task whose worker is stuck.
@@ -60,6 +64,14 @@ static void count_outcome(struct etype *ty, enum result_status st)
     atomic_fetch_add(&ty->outcomes[i], 1);
 }
 
+size_t engine_unsettled(struct engine *e)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < e->n_types; k++)
+        n += atomic_load(&e->types[k].admitted);
+    return n;
+}
+
 /* The task is done with (its result stored by us or by someone else): run its callback
  * once and release its admission.  status < 0: look the stored outcome up. */
 static void settle(struct engine *e, struct etask *t, int status, const void *data, size_t len)
@@ -81,7 +93,8 @@ static void settle(struct engine *e, struct etask *t, int status, const void *da
     }
     result_view_free(&v);
     atomic_fetch_sub(&ty->admitted, 1);
-    if (atomic_load(&e->stopping)) { /* engine_stop waits for the last settle */
+    if (atomic_load(&e->stopping) && engine_unsettled(e) <= atomic_load(&e->delayed)) {
+        /* engine_stop waits for the last settle (only retries left waiting) */
         pthread_mutex_lock(&e->drain_mu);
         pthread_cond_broadcast(&e->drain_cv);
         pthread_mutex_unlock(&e->drain_mu);
@@ -107,13 +120,30 @@ void engine_settle(struct engine *e, struct etask *t, enum result_status st, con
 
 static void task_runner(void *arg);
 
-int engine_push_token(struct engine *e)
+/* Token loops the work needs: one per worker, up to max_workers under a backlog, plus
+ * one for each loop stuck in a task past its deadline. */
+static size_t token_limit(struct engine *e)
 {
-    atomic_fetch_add(&e->tokens, 1);
-    if (pool_submit(e->pool, 0, task_runner, e) == GGL_OK)
-        return 0;
-    atomic_fetch_sub(&e->tokens, 1); /* the monitor tops tokens up to the ready tasks */
-    return -1;
+    size_t active = pool_workers(e->pool);
+    size_t want = atomic_load(&e->ready_total) > (size_t)e->cfg.grow_depth * active
+                      ? e->cfg.max_workers : active;
+    return want + atomic_load(&e->stuck);
+}
+
+/* Count one more loop if below the limit. */
+static int claim_token(struct engine *e)
+{
+    size_t n = atomic_load(&e->tokens);
+    while (n < token_limit(e))
+        if (atomic_compare_exchange_weak(&e->tokens, &n, n + 1))
+            return 1;
+    return 0;
+}
+
+void engine_wake(struct engine *e)
+{
+    if (claim_token(e) && pool_submit(e->pool, 0, task_runner, e) != GGL_OK)
+        atomic_fetch_sub(&e->tokens, 1); /* the monitor tries again */
 }
 
 static struct etask *pop_type(struct engine *e, unsigned type)
@@ -123,6 +153,7 @@ static struct etask *pop_type(struct engine *e, unsigned type)
     if (atomic_load(&ty->ready) == 0 || queue_pop_batch(ty->q, &item, 1, 0) == 0)
         return NULL;
     atomic_fetch_sub(&ty->ready, 1);
+    atomic_fetch_sub(&e->ready_total, 1);
     return item;
 }
 
@@ -182,6 +213,8 @@ static void link_running(struct engine *e, struct etask *t)
 static void unlink_running(struct engine *e, struct etask *t)
 {
     pthread_mutex_lock(&e->mu);
+    if (t->reported_stuck) /* back after all: its loop no longer needs a stand-in */
+        atomic_fetch_sub(&e->stuck, 1);
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -229,7 +262,10 @@ static enum ggl_status call_processor(struct engine *e, struct etask *t, struct 
     current_task = t->id;
     enum ggl_status st = p->p->vt->process(p->p->self, &gt, res);
     current_task = 0;
-    snprintf(reason, reason_len, "%s", hostapi_take_reason());
+    const char *why = hostapi_take_reason();
+    size_t n = why[0] ? strnlen(why, reason_len - 1) : 0; /* most tasks leave none */
+    memcpy(reason, why, n);
+    reason[n] = '\0';
     unlock_processor(p);
     return st;
 }
@@ -279,15 +315,30 @@ static void conclude(struct engine *e, struct etask *t, enum ggl_status st,
     finish(e, t, RESULT_FAILED, NULL, 0, why);
 }
 
+/* Tell the pool when to abandon this worker: the task's deadline plus the grace, or
+ * never for a task without one (set only when it changes: it reads the clock). */
+static void guard_worker(struct engine *e, const struct etask *t, uint64_t now)
+{
+    static _Thread_local int limited;
+    if (t->deadline_ms)
+        pool_task_deadline(t->deadline_ms - now + e->cfg.stuck_grace_ms);
+    else if (limited)
+        pool_task_deadline(UINT64_MAX / 4);
+    limited = t->deadline_ms != 0;
+}
+
 /* Run t on this worker; frees t unless it went back to its queue for a retry. */
 static void run_task(struct engine *e, struct etask *t)
 {
     struct etype *ty = &e->types[t->type];
+    static _Thread_local unsigned sampled;
     uint64_t start_ns = latency_now_ns();
     latency_record(&ty->wait, start_ns - t->queued_ns);
-    atomic_fetch_add(&ty->wait_ns_sum, start_ns - t->queued_ns);
-    atomic_fetch_add(&ty->wait_n, 1);
-    uint64_t now = clock_now_ms();
+    if (sampled++ % 8 == 0) { /* the rebalancer's mean wait: a sample keeps lines quiet */
+        atomic_fetch_add_explicit(&ty->wait_ns_sum, start_ns - t->queued_ns, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ty->wait_n, 1, memory_order_relaxed);
+    }
+    uint64_t now = t->deadline_ms ? clock_now_ms() : 0;
     if (results_start(e->results, t->id) < 0) { /* cancelled while queued */
         settle(e, t, -1, NULL, 0);
         free(t);
@@ -303,7 +354,7 @@ static void run_task(struct engine *e, struct etask *t)
         free(t);
         return;
     }
-    pool_task_deadline(t->deadline_ms ? t->deadline_ms - now + e->cfg.stuck_grace_ms : UINT64_MAX / 4);
+    guard_worker(e, t, now);
     link_running(e, t);
     atomic_fetch_add(&ty->running, 1);
     struct ggl_result res = {.size = sizeof res};
@@ -313,7 +364,7 @@ static void run_task(struct engine *e, struct etask *t)
     unlink_running(e, t);
     uint64_t ran = latency_now_ns() - start_ns;
     latency_record(&ty->run, ran);
-    atomic_fetch_add(&e->busy_ns, ran);
+    atomic_fetch_add_explicit(&e->busy_ns, ran, memory_order_relaxed);
     if (t->deadline_ms && clock_now_ms() >= t->deadline_ms) { /* too late, whatever it says */
         finish(e, t, RESULT_TIMEOUT, NULL, 0, "finished after its deadline; result discarded");
         free(res.data);
@@ -329,13 +380,23 @@ static void run_task(struct engine *e, struct etask *t)
     free(t);
 }
 
+/* A token loop: run tasks while there are any (see the top of the file). */
 static void task_runner(void *arg)
 {
     struct engine *e = arg;
-    atomic_fetch_sub(&e->tokens, 1);
-    struct etask *t = take_task(e);
-    if (t)
-        run_task(e, t);
+    for (;;) {
+        struct etask *t = take_task(e);
+        if (t) {
+            run_task(e, t);
+            if (!pool_abandoned_self())
+                continue;
+            atomic_fetch_sub(&e->tokens, 1); /* a replacement took over this worker */
+            return;
+        }
+        atomic_fetch_sub(&e->tokens, 1);
+        if (atomic_load(&e->ready_total) == 0 || !claim_token(e))
+            return;
+    }
 }
 
 /* --- submission ------------------------------------------------------------- */
@@ -407,7 +468,8 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
         return refuse(GGL_RETRY, "task queue full for type", s->type);
     }
     atomic_fetch_add(&ty->ready, 1);
-    engine_push_token(e);
+    atomic_fetch_add(&e->ready_total, 1);
+    engine_wake(e);
     *id = task_id;
     return GGL_OK;
 }

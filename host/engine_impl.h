@@ -68,7 +68,10 @@ struct engine {
     struct pool *pool;
     struct results *results;
     _Atomic int stopping;
-    _Atomic size_t tokens;          /* submitted to the pool, not yet started */
+    _Atomic size_t tokens;          /* token loops on the pool, queued or running */
+    _Atomic size_t ready_total;     /* sum of the types' ready */
+    _Atomic unsigned stuck;         /* tasks reported stuck, their thread not back yet */
+    _Atomic size_t delayed;         /* retries waiting in the heap (n_retries, lock-free) */
     _Atomic unsigned thread_seq;    /* hands each worker thread its preference index */
     _Atomic unsigned char assign[64]; /* preferred type of worker index i % 64 */
     _Atomic uint64_t busy_ns;       /* time spent in tasks, for utilisation */
@@ -87,9 +90,11 @@ struct engine {
 };
 
 /* engine.c */
+size_t engine_unsettled(struct engine *e);
 /* Store st (with reason) as t's outcome unless another came first; settle t. */
 void engine_settle(struct engine *e, struct etask *t, enum result_status st, const char *reason);
-int engine_push_token(struct engine *e);
+/* A task became ready: start one more token loop if fewer run than the work needs. */
+void engine_wake(struct engine *e);
 /* engine_monitor.c */
 void engine_rebalance(struct engine *e);
 void engine_publish(struct engine *e);

@@ -11,6 +11,10 @@
 #include "hostapi.h"
 #include "log.h"
 
+/* How long an idle worker watches for the next task before it sleeps: longer than one
+ * wake-up (~30 us here), short enough to cost little when the stream stops. */
+#define ENGINE_SPIN_US 50
+
 static unsigned base_weight(const struct engine_config *cfg, const char *type)
 {
     for (size_t i = 0; i < cfg->n_weights; i++)
@@ -96,9 +100,10 @@ static int start_pool(struct engine *e)
                              .max_workers = e->cfg.max_workers,
                              .queue_capacity = total + POOL_BATCH,
                              .worker_queue = total / e->cfg.min_workers + POOL_BATCH,
-                             .grow_depth = e->cfg.grow_depth, .idle_ms = e->cfg.idle_ms,
+                             .grow_depth = 0, /* a queued token is a backlog (engine.c) */
+                             .idle_ms = e->cfg.idle_ms,
                              .monitor_ms = 0, .types = &token, .n_types = 1,
-                             .batch = 1};
+                             .batch = 1, .spin_us = ENGINE_SPIN_US};
     e->pool = pool_new(&pc);
     return e->pool ? 0 : -1;
 }
@@ -156,24 +161,13 @@ fail:
     return NULL;
 }
 
-static size_t unsettled(struct engine *e)
-{
-    size_t n = 0;
-    for (size_t k = 0; k < e->n_types; k++)
-        n += atomic_load(&e->types[k].admitted);
-    return n;
-}
-
 /* Wait until every task not parked for a retry has settled, or deadline_ms passes. */
 static void drain(struct engine *e, uint64_t deadline_ms)
 {
     pthread_mutex_lock(&e->drain_mu);
     for (;;) {
-        pthread_mutex_lock(&e->mu);
-        size_t delayed = e->n_retries;
-        pthread_mutex_unlock(&e->mu);
         uint64_t now = clock_now_ms();
-        if (unsettled(e) <= delayed || now >= deadline_ms)
+        if (engine_unsettled(e) <= atomic_load(&e->delayed) || now >= deadline_ms)
             break;
         struct timespec until = deadline_after_ms(CLOCK_MONOTONIC, deadline_ms - now);
         pthread_cond_timedwait(&e->drain_cv, &e->drain_mu, &until);
@@ -199,8 +193,10 @@ static size_t cancel_queued(struct engine *e)
             }
         atomic_store(&ty->ready, 0);
     }
+    atomic_store(&e->ready_total, 0);
     pthread_mutex_lock(&e->mu);
     e->n_retries = 0;
+    atomic_store(&e->delayed, 0);
     pthread_mutex_unlock(&e->mu);
     return cancelled;
 }

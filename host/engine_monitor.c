@@ -35,6 +35,7 @@ void engine_schedule_retry(struct engine *e, unsigned type, uint64_t due_ms)
     if (e->n_retries >= e->max_retries_heap)
         return; /* cannot happen: every retry is an admitted task; the monitor's token top-up covers it */
     size_t i = e->n_retries++;
+    atomic_fetch_add(&e->delayed, 1);
     e->retries[i] = (struct retry){due_ms, type};
     while (i > 0 && e->retries[(i - 1) / 2].due_ms > e->retries[i].due_ms) {
         retry_swap(e, i, (i - 1) / 2);
@@ -45,6 +46,7 @@ void engine_schedule_retry(struct engine *e, unsigned type, uint64_t due_ms)
 
 static void retry_pop(struct engine *e)
 {
+    atomic_fetch_sub(&e->delayed, 1);
     e->retries[0] = e->retries[--e->n_retries];
     for (size_t i = 0;;) {
         size_t l = 2 * i + 1, m = i;
@@ -67,6 +69,7 @@ static size_t release_due_retries(struct engine *e, uint64_t now)
         struct etype *ty = &e->types[e->retries[0].type];
         retry_pop(e);
         atomic_fetch_add(&ty->ready, 1);
+        atomic_fetch_add(&e->ready_total, 1);
         n++;
     }
     return n;
@@ -84,6 +87,7 @@ static void check_running(struct engine *e, uint64_t now)
         struct eproc *p = e->types[t->type].proc;
         if (!t->reported_stuck && now >= t->deadline_ms + e->cfg.stuck_grace_ms) {
             t->reported_stuck = 1;
+            atomic_fetch_add(&e->stuck, 1); /* its loop is lost: allow one more */
             atomic_store(&p->failed, 1);
             metrics_add(e->abandoned_tasks, 1);
             log_error("engine: task %llu stuck in %s %llu ms past its deadline; worker abandoned, "
@@ -149,6 +153,8 @@ void engine_publish(struct engine *e)
         e->utilisation = 1;
     e->last_pass_ns = now_ns;
     metrics_set(e->g_util, e->utilisation);
+    struct results_stats rs;
+    results_stats(e->results, &rs); /* refreshes the store's gauges for INFO */
     metrics_set(e->g_workers, ps.workers);
     for (size_t k = 0; k < e->n_types; k++) {
         struct etype *ty = &e->types[k];
@@ -169,14 +175,9 @@ void engine_maintain(struct engine *e)
     size_t due = release_due_retries(e, now);
     check_running(e, now);
     pthread_mutex_unlock(&e->mu);
-    size_t ready = 0;
-    for (size_t k = 0; k < e->n_types; k++)
-        ready += atomic_load(&e->types[k].ready);
-    size_t tokens = atomic_load(&e->tokens);
-    /* every ready task needs a token; a lost one (pool full) is replaced here */
-    size_t need = ready > tokens ? ready - tokens : 0;
-    for (size_t i = 0; i < (due > need ? due : need); i++)
-        engine_push_token(e);
+    /* due retries need loops; so does work whose loop could not be started earlier */
+    for (size_t i = 0; i < due + e->cfg.max_workers && atomic_load(&e->ready_total); i++)
+        engine_wake(e);
     engine_rebalance(e);
     engine_publish(e);
 }

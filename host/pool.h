@@ -39,6 +39,9 @@ struct pool_config {
     int no_steal;              /* benchmarks: measure what stealing buys */
     size_t batch;              /* tasks a worker takes at once (0: POOL_BATCH).  1 when a
                                 * task may block: the rest stay stealable by idle workers */
+    unsigned spin_us;          /* a worker out of work spins this long before it sleeps (one
+                                * worker at a time; submits go to it first): a steady stream
+                                * of tasks then costs no wake-up each.  0: sleep at once */
 };
 
 struct pool_stats {
@@ -66,6 +69,11 @@ size_t pool_submit_batch(struct pool *p, unsigned type, const struct pool_task *
  * learns its own deadline late (the engine, after taking a task from its queue) sets
  * it here.  No effect outside such a task. */
 void pool_task_deadline(uint64_t ms);
+/* Inside a task of a type with a deadline: has this worker been abandoned (it overran
+ * and a replacement took its place)?  Then it should return without doing more. */
+int pool_abandoned_self(void);
+/* Live workers now. */
+unsigned pool_workers(struct pool *p);
 
 /* One maintenance pass (the shared monitor thread runs one every monitor_ms): abandon and
  * replace stuck workers, grow under backlog, retire idle workers above min. */

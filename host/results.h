@@ -129,6 +129,7 @@ struct results_stats {
     size_t pending, finished, waiters;
     double refused, expired, late, oversized, waiters_refused, waiters_timed_out;
 };
+/* Also refreshes the <name>_results_held gauge (not updated on every reserve). */
 void results_stats(struct results *r, struct results_stats *out);
 
 #endif
