@@ -112,12 +112,8 @@ static void init_sync(struct engine *e)
 {
     pthread_mutex_init(&e->mu, NULL);
     pthread_mutex_init(&e->drain_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&e->cv, &ca);
-    pthread_cond_init(&e->drain_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&e->cv);
+    cond_init_monotonic(&e->drain_cv);
 }
 
 struct engine *engine_new(const struct engine_config *cfg, const struct engine_processor *procs,
