@@ -243,6 +243,46 @@ static void unlock_processor(struct eproc *p)
         pthread_mutex_unlock(&p->serial);
 }
 
+/* Which processors this worker thread has run thread_init for; thread_fini runs for
+ * them when the thread exits (the pthread key's destructor), while instances are open. */
+struct thread_record {
+    struct engine *e;
+    unsigned char inited[];         /* by processor index */
+};
+
+void engine_thread_fini(void *record)
+{
+    struct thread_record *tr = record;
+    struct engine *e = tr->e;
+    for (size_t i = 0; !atomic_load(&e->workers_gone) && i < e->n_procs; i++) {
+        const struct ggl_processor *vt = e->procs[i].p->vt;
+        if (tr->inited[i] && GGL_HAS_SLOT(vt, struct ggl_processor, thread_fini))
+            vt->thread_fini(e->procs[i].p->self);
+    }
+    free(tr);
+}
+
+/* Run p's thread_init once on this thread before its first task here. */
+static enum ggl_status thread_init_once(struct engine *e, struct eproc *p)
+{
+    const struct ggl_processor *vt = p->p->vt;
+    if (!e->have_key || !GGL_HAS_SLOT(vt, struct ggl_processor, thread_init))
+        return GGL_OK;
+    struct thread_record *tr = pthread_getspecific(e->thread_key);
+    if (!tr) {
+        if (!(tr = calloc(1, sizeof *tr + e->n_procs)))
+            return GGL_NOMEM;
+        tr->e = e;
+        pthread_setspecific(e->thread_key, tr);
+    }
+    size_t i = (size_t)(p - e->procs);
+    if (tr->inited[i])
+        return GGL_OK;
+    enum ggl_status st = vt->thread_init(p->p->self);
+    tr->inited[i] = st == GGL_OK;
+    return st;
+}
+
 /* Call the processor: the task's outcome status, result filled, reason copied. */
 static enum ggl_status call_processor(struct engine *e, struct etask *t, struct ggl_result *res,
                                       char *reason, size_t reason_len)
@@ -260,7 +300,9 @@ static enum ggl_status call_processor(struct engine *e, struct etask *t, struct 
     }
     hostapi_clear_reason();
     current_task = t->id;
-    enum ggl_status st = p->p->vt->process(p->p->self, &gt, res);
+    enum ggl_status st = thread_init_once(e, p);
+    if (st == GGL_OK)
+        st = p->p->vt->process(p->p->self, &gt, res);
     current_task = 0;
     const char *why = hostapi_take_reason();
     size_t n = why[0] ? strnlen(why, reason_len - 1) : 0; /* most tasks leave none */

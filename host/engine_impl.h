@@ -82,6 +82,9 @@ struct engine {
     struct etask *running;
     struct retry *retries;
     size_t n_retries, max_retries_heap;
+    pthread_key_t thread_key;       /* a worker's thread_init record (engine.c) */
+    int have_key;
+    _Atomic int workers_gone;       /* pool joined: a late thread must not call fini */
     pthread_t monitor;
     int have_monitor, monitor_stop;
     uint64_t last_pass_ns;
@@ -90,6 +93,7 @@ struct engine {
 };
 
 /* engine.c */
+void engine_thread_fini(void *record);  /* pthread key destructor */
 size_t engine_unsettled(struct engine *e);
 /* Store st (with reason) as t's outcome unless another came first; settle t. */
 void engine_settle(struct engine *e, struct etask *t, enum result_status st, const char *reason);

@@ -144,6 +144,7 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_p
     e->retries = calloc(e->max_retries_heap, sizeof *e->retries);
     if (!e->retries || start_pool(e) < 0)
         goto fail;
+    e->have_key = pthread_key_create(&e->thread_key, engine_thread_fini) == 0;
     e->last_pass_ns = latency_now_ns();
     engine_rebalance(e);
     if (engine_monitor_start(e) < 0)
@@ -212,6 +213,7 @@ size_t engine_stop(struct engine *e, uint64_t deadline_ms)
         results_close_waiters(e->results);
     pool_free(e->pool); /* runs the leftover tokens (they find nothing), joins workers */
     e->pool = NULL;
+    atomic_store(&e->workers_gone, 1);
     return cancelled;
 }
 
@@ -228,6 +230,8 @@ void engine_free(struct engine *e)
     for (size_t i = 0; i < e->n_procs; i++)
         pthread_mutex_destroy(&e->procs[i].serial);
     results_free(e->results);
+    if (e->have_key)
+        pthread_key_delete(e->thread_key);
     free(e->procs);
     free(e->retries);
     pthread_cond_destroy(&e->cv);

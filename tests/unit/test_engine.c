@@ -109,6 +109,11 @@ static const char *const noop_types[] = {"a", "b", NULL};
 static const char *const block_types[] = {"block", NULL};
 static const char *const flaky_types[] = {"flaky", NULL};
 static const char *const parent_types[] = {"parent", NULL};
+static const char *const tl_types[] = {"tl", NULL};
+static const char *const *tl_list(void *s) { (void)s; return tl_types; }
+static _Atomic unsigned thread_inits, thread_finis;
+static enum ggl_status tl_init(void *self) { (void)self; atomic_fetch_add(&thread_inits, 1); return GGL_OK; }
+static void tl_fini(void *self) { (void)self; atomic_fetch_add(&thread_finis, 1); }
 static const char *const *parent_list(void *s) { (void)s; return parent_types; }
 static const char *const *noop_list(void *s) { (void)s; return noop_types; }
 static const char *const *block_list(void *s) { (void)s; return block_types; }
@@ -122,9 +127,13 @@ static const struct ggl_processor flaky_vt = {.size = sizeof flaky_vt, .flags = 
                                               .task_types = flaky_list, .process = flaky_process};
 static const struct ggl_processor parent_vt = {.size = sizeof parent_vt,
                                                .task_types = parent_list, .process = parent_process};
+static const struct ggl_processor tl_vt = {.size = sizeof tl_vt, .flags = GGL_READS_CONCURRENT,
+                                           .task_types = tl_list, .process = noop_process,
+                                           .thread_init = tl_init, .thread_fini = tl_fini};
 static const struct engine_processor procs[] = {
     {"processor/noop", &noop_vt, NULL}, {"processor/block", &block_vt, NULL},
-    {"processor/flaky", &flaky_vt, NULL}, {"processor/parent", &parent_vt, NULL}};
+    {"processor/flaky", &flaky_vt, NULL}, {"processor/parent", &parent_vt, NULL},
+    {"processor/tl", &tl_vt, NULL}};
 
 static char sub_result[8];
 static const char *sub_arg;
@@ -610,6 +619,20 @@ static void test_sub_task_result_arrives_by_callback(void **state)
     stop(e);
 }
 
+static void test_thread_init_once_per_worker_and_fini_at_exit(void **state)
+{
+    (void)state;
+    struct engine_config c = config(2, 2);
+    struct engine *e = start(&c);
+    for (int i = 0; i < 20; i++)
+        submit(e, "tl", "t", GGL_PRIO_NORMAL, 0);
+    assert_true(wait_for(&callbacks, 20));
+    unsigned inits = atomic_load(&thread_inits);
+    assert_true(inits >= 1 && inits <= 2); /* once per worker that ran one, not per task */
+    stop(e);
+    assert_int_equal(atomic_load(&thread_finis), inits);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -629,6 +652,7 @@ int main(void)
         T(test_shutdown_drains_queued_tasks),
         T(test_shutdown_deadline_cancels_what_is_left),
         T(test_sub_task_result_arrives_by_callback),
+        T(test_thread_init_once_per_worker_and_fini_at_exit),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
