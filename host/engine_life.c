@@ -11,10 +11,6 @@
 #include "hostapi.h"
 #include "log.h"
 
-/* How long an idle worker watches for the next task before it sleeps: longer than one
- * wake-up (~30 us here), short enough to cost little when the stream stops. */
-#define ENGINE_SPIN_US 50
-
 static unsigned base_weight(const struct engine_config *cfg, const char *type)
 {
     for (size_t i = 0; i < cfg->n_weights; i++)
@@ -35,6 +31,7 @@ static void register_type_metrics(struct etype *ty)
     C(retried, "engine_retried", "retries queued after GGL_RETRY");
     C(cancelled, "engine_cancelled", "tasks cancelled or dropped at shutdown");
     G(g_weight, "engine_weight", "weight after the last rebalance");
+    G(g_assigned, "engine_assigned", "worker indices preferring this type");
     G(g_queued, "engine_queued", "tasks admitted and not finished");
     G(g_run_p50, "engine_run_p50_ms", "run time p50 (ms)");
     G(g_run_p99, "engine_run_p99_ms", "run time p99 (ms)");
@@ -103,7 +100,7 @@ static int start_pool(struct engine *e)
                              .grow_depth = 0, /* a queued token is a backlog (engine.c) */
                              .idle_ms = e->cfg.idle_ms,
                              .monitor_ms = 0, .types = &token, .n_types = 1,
-                             .batch = 1, .spin_us = ENGINE_SPIN_US};
+                             .batch = 1};
     e->pool = pool_new(&pc);
     return e->pool ? 0 : -1;
 }

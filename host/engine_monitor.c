@@ -140,6 +140,15 @@ void engine_rebalance(struct engine *e)
         atomic_store(&e->assign[i], pattern[i % slots]);
 }
 
+/* Worker indices (of min(64, max_workers)) whose preferred type is k. */
+static unsigned assigned_to(struct engine *e, size_t k)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < 64 && i < e->cfg.max_workers; i++)
+        n += atomic_load(&e->assign[i]) == k;
+    return n;
+}
+
 /* --- INFO figures ------------------------------------------------------------------- */
 
 void engine_publish(struct engine *e)
@@ -159,6 +168,7 @@ void engine_publish(struct engine *e)
     for (size_t k = 0; k < e->n_types; k++) {
         struct etype *ty = &e->types[k];
         metrics_set(ty->g_weight, atomic_load(&ty->weight));
+        metrics_set(ty->g_assigned, assigned_to(e, k));
         metrics_set(ty->g_queued, (double)atomic_load(&ty->admitted));
         metrics_set(ty->g_run_p50, latency_quantile_ms(&ty->run, 0.50));
         metrics_set(ty->g_run_p99, latency_quantile_ms(&ty->run, 0.99));
@@ -205,8 +215,7 @@ void engine_stats(struct engine *e, struct engine_stats *out)
         s->base_weight = ty->base_weight;
         s->weight = atomic_load(&ty->weight);
         s->processor_failed = atomic_load(&ty->proc->failed);
-        for (unsigned i = 0; i < 64 && i < e->cfg.max_workers; i++)
-            s->assigned += atomic_load(&e->assign[i]) == k;
+        s->assigned = assigned_to(e, k);
     }
     struct pool_stats ps = {0};
     if (e->pool) /* NULL once stopped */

@@ -153,38 +153,6 @@ static size_t take_own(struct pool *p, struct slot *s)
     return n;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Before sleeping, one idle worker at a time watches its ring for spin_ns: submits pick
- * it first (first_slot), and it takes their tasks without a futex wake-up, which costs
- * more than a no-op task (~30 us across CPUs here, shared/PERF.md). */
-static void spin_for_work(struct pool *p, struct slot *s)
-{
-    if (!p->spin_ns || atomic_fetch_add(&p->spinners, 1) > 0) {
-        if (p->spin_ns)
-            atomic_fetch_sub(&p->spinners, 1);
-        return;
-    }
-    atomic_store(&s->spinning, 1);
-    uint64_t until = mono_ns() + p->spin_ns;
-    for (unsigned i = 1; !atomic_load_explicit(&s->depth, memory_order_acquire) &&
-                         atomic_load(&s->state) == SLOT_ACTIVE;
-         i++) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-        if (i % 256 == 0 && mono_ns() >= until)
-            break;
-    }
-    atomic_store(&s->spinning, 0);
-    atomic_fetch_sub(&p->spinners, 1);
-}
-
 /* Find work for the slot's worker: its own ring, then others'.  Sleeps when there is
  * none; returns 0 when the slot is being retired or stopped and nothing is left. */
 static int refill(struct pool *p, struct slot *s)
@@ -198,8 +166,6 @@ static int refill(struct pool *p, struct slot *s)
     atomic_store(&s->idle, 1);
     atomic_fetch_add(&p->idle, 1);
     s->n = p->no_steal ? 0 : steal(p, s);
-    if (!s->n)
-        spin_for_work(p, s);
     pthread_mutex_lock(&s->mu);
     if (!s->n && s->tail == s->head && !s->kicked) {
         if (atomic_load(&s->state) != SLOT_ACTIVE) {
@@ -319,10 +285,6 @@ static void wake_idle(struct pool *p)
 /* The slot to try first: an idle worker's if any, else the next in round-robin order. */
 static unsigned first_slot(struct pool *p)
 {
-    if (atomic_load(&p->spinners) > 0) /* the one watching its ring, awake */
-        for (unsigned i = 0; i < p->n_slots; i++)
-            if (atomic_load(&p->slots[i].spinning))
-                return i;
     if (atomic_load(&p->idle) > 0)
         for (unsigned i = 0; i < p->n_slots; i++)
             if (atomic_load(&p->slots[i].idle) && atomic_load(&p->slots[i].state) == SLOT_ACTIVE)
@@ -440,7 +402,6 @@ struct pool *pool_new(const struct pool_config *cfg)
     p->grow_depth = cfg->grow_depth;
     p->no_steal = cfg->no_steal;
     p->batch = cfg->batch && cfg->batch < POOL_BATCH ? cfg->batch : POOL_BATCH;
-    p->spin_ns = (uint64_t)cfg->spin_us * 1000u;
     p->idle_ms = cfg->idle_ms;
     p->monitor_ms = cfg->monitor_ms;
     set_types(p, cfg);

@@ -39,9 +39,6 @@ struct pool_config {
     int no_steal;              /* benchmarks: measure what stealing buys */
     size_t batch;              /* tasks a worker takes at once (0: POOL_BATCH).  1 when a
                                 * task may block: the rest stay stealable by idle workers */
-    unsigned spin_us;          /* a worker out of work spins this long before it sleeps (one
-                                * worker at a time; submits go to it first): a steady stream
-                                * of tasks then costs no wake-up each.  0: sleep at once */
 };
 
 struct pool_stats {

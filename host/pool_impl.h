@@ -35,7 +35,6 @@ struct slot {
     _Atomic size_t depth;         /* tail - head, readable without mu */
     _Atomic int state;            /* enum slot_state; changed under mu */
     _Atomic int idle;             /* the worker found nothing and is about to sleep */
-    _Atomic int spinning;         /* ... and spins a while first */
     int sleeping, kicked;         /* under mu */
     _Atomic uint64_t idle_since;  /* host ms */
     struct entry batch[POOL_BATCH]; /* being run; a replacement resumes at pos */
@@ -58,8 +57,6 @@ struct pool {
     unsigned grow_depth;
     int no_steal;
     size_t batch;                 /* 1..POOL_BATCH */
-    uint64_t spin_ns;
-    _Atomic unsigned spinners;    /* workers spinning now (at most one) */
     uint64_t idle_ms, monitor_ms;
     pthread_mutex_t maint_mu;     /* one maintenance pass at a time; slot threads */
     unsigned backlog_passes;      /* consecutive passes that saw a backlog */
