@@ -65,7 +65,29 @@ static void remove_entry(struct results *r, struct result_entry *e)
     r->held--;
     free(e->data);
     free(e->reason);
-    free(e);
+    *e = (struct result_entry){.chain = r->spare}; /* kept for the next reserve */
+    r->spare = e;
+}
+
+/* An unused entry (lock held): a spare one, else from a new slab; NULL without memory.
+ * Entries are never more than max_results plus one slab. */
+static struct result_entry *entry_alloc(struct results *r)
+{
+    if (!r->spare) {
+        struct result_slab *s = calloc(1, sizeof *s);
+        if (!s)
+            return NULL;
+        s->next = r->slabs;
+        r->slabs = s;
+        for (size_t i = 0; i < RESULTS_SLAB; i++) {
+            s->e[i].chain = r->spare;
+            r->spare = &s->e[i];
+        }
+    }
+    struct result_entry *e = r->spare;
+    r->spare = e->chain;
+    e->chain = NULL;
+    return e;
 }
 
 static int expired(const struct results *r, const struct result_entry *e, uint64_t now)
@@ -161,6 +183,11 @@ void results_free(struct results *r)
     for (size_t b = 0; r->buckets && b <= r->mask; b++)
         while (r->buckets[b])
             remove_entry(r, r->buckets[b]);
+    while (r->slabs) {
+        struct result_slab *next = r->slabs->next;
+        free(r->slabs);
+        r->slabs = next;
+    }
     free(r->buckets);
     free(r->heap);
     pthread_cond_destroy(&r->timer_cond);
@@ -172,9 +199,6 @@ void results_free(struct results *r)
 
 enum ggl_status results_reserve(struct results *r, uint64_t *id)
 {
-    struct result_entry *e = calloc(1, sizeof *e);
-    if (!e)
-        return GGL_NOMEM;
     pthread_mutex_lock(&r->lock);
     if (r->held >= r->cfg.max_results)
         purge_expired(r, clock_now_ms());
@@ -182,8 +206,12 @@ enum ggl_status results_reserve(struct results *r, uint64_t *id)
         r->st.refused++;
         pthread_mutex_unlock(&r->lock);
         metrics_add(r->m_refused, 1);
-        free(e);
         return GGL_RETRY;
+    }
+    struct result_entry *e = entry_alloc(r);
+    if (!e) {
+        pthread_mutex_unlock(&r->lock);
+        return GGL_NOMEM;
     }
     e->id = r->next_id++;
     e->state = RESULT_QUEUED;

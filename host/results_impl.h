@@ -32,6 +32,13 @@ struct waiter {
     struct waiter *prev, *next;      /* the entry's list */
 };
 
+#define RESULTS_SLAB 256 /* entries allocated at once; freed ones are reused */
+
+struct result_slab {
+    struct result_slab *next;
+    struct result_entry e[RESULTS_SLAB];
+};
+
 struct results {
     struct results_config cfg;
     pthread_mutex_t lock;
@@ -39,6 +46,8 @@ struct results {
     pthread_t timer;
     int have_timer, stopping, waiters_closed;
     struct result_entry **buckets;
+    struct result_entry *spare;      /* unused entries (chained), from slabs */
+    struct result_slab *slabs;
     size_t mask, held, finished;
     uint64_t next_id;
     struct result_entry *oldest, *newest;   /* finished FIFO */
