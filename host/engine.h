@@ -77,8 +77,10 @@ void engine_free(struct engine *e);
 /* Submit a task.  GGL_OK with *id; GGL_RETRY when its type's queue or the result store is
  * full or the engine stops (-BUSY); GGL_NOTFOUND for a type no processor serves;
  * GGL_INVALID for a bad spec.  `done` (may be NULL) runs once on a host thread with the
- * outcome (status GGL_OK, or the processor's error; timeouts as GGL_UNAVAILABLE,
- * cancellation as GGL_NOTFOUND).  A reason goes through hostapi_set_reason. */
+ * outcome: status GGL_OK with the data; GGL_ERROR failed (retries exhausted too),
+ * GGL_INVALID, GGL_RETRY timed out, GGL_NOTFOUND cancelled.  A timeout's callback runs
+ * at the deadline (on the monitor); a cancelled task's when its holder lets go of it.
+ * A refusal's reason goes through hostapi_set_reason. */
 enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *spec,
                               ggl_done_fn done, void *arg, uint64_t *id);
 /* Cancel a task: 1 cancelled (it will not start, or its late result is discarded),
