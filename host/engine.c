@@ -179,7 +179,7 @@ static struct etask *take_task(struct engine *e)
         struct etask *t = pop_type(e, own);
         if (t)
             return t;
-        for (;;) {
+        for (size_t tries = 0; tries < 2 * e->n_types; tries++) { /* bounded: counts race */
             unsigned best = own;
             uint64_t best_score = 0;
             for (unsigned k = 0; k < e->n_types; k++) {
@@ -336,9 +336,16 @@ static void conclude(struct engine *e, struct etask *t, enum ggl_status st,
                      const struct ggl_result *res, const char *reason)
 {
     char why[384];
+    size_t len = res->data ? res->data_len : 0;
+    if (st == GGL_OK && e->cfg.max_result_bytes && len > e->cfg.max_result_bytes) {
+        snprintf(why, sizeof why, "result of %zu bytes is over max_result_bytes (%zu)", len,
+                 e->cfg.max_result_bytes); /* so the callback and the store agree */
+        finish(e, t, RESULT_FAILED, NULL, 0, why);
+        return;
+    }
     switch (st) {
     case GGL_OK:
-        finish(e, t, RESULT_OK, res->data, res->data ? res->data_len : 0, NULL);
+        finish(e, t, RESULT_OK, res->data, len, NULL);
         return;
     case GGL_INVALID:
         finish(e, t, RESULT_INVALID, NULL, 0, reason[0] ? reason : "invalid input");
