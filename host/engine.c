@@ -9,9 +9,9 @@
  * token only while fewer loops run than workers (more, up to max_workers, when more
  * than grow_depth tasks per worker wait: the pool sees them queued and grows), so a
  * steady stream costs no pool hop or wake-up per task.  A loop leaving decrements the
- * count and then looks at the ready count once more, a submit increments the ready
- * count and then looks at the loops (both sequentially consistent): one of them always
- * sees the other, so no task is left without a loop.
+ * count and then looks at the ready counts once more, a submit increments its type's
+ * ready count and then looks at the loops (both sequentially consistent): one of them
+ * always sees the other, so no task is left without a loop.
  *
  * Each task is settled exactly once (callback run, admission released) by whoever holds
  * it last: the worker, or the monitor when it times out a task whose worker is stuck.
@@ -62,6 +62,14 @@ static void count_outcome(struct etype *ty, enum result_status st)
     unsigned i = (unsigned)st < 5 ? (unsigned)st : RESULT_FAILED;
     metrics_add(m[i], 1);
     atomic_fetch_add(&ty->outcomes[i], 1);
+}
+
+size_t engine_ready(struct engine *e)
+{
+    size_t n = 0; /* loads, no shared read-modify-write: a submit pays one add per task */
+    for (size_t k = 0; k < e->n_types; k++)
+        n += atomic_load(&e->types[k].ready);
+    return n;
 }
 
 size_t engine_unsettled(struct engine *e)
@@ -125,7 +133,7 @@ static void task_runner(void *arg);
 static size_t token_limit(struct engine *e)
 {
     size_t active = pool_workers(e->pool);
-    size_t want = atomic_load(&e->ready_total) > (size_t)e->cfg.grow_depth * active
+    size_t want = engine_ready(e) > (size_t)e->cfg.grow_depth * active
                       ? e->cfg.max_workers : active;
     return want + atomic_load(&e->stuck);
 }
@@ -153,7 +161,6 @@ static struct etask *pop_type(struct engine *e, unsigned type)
     if (atomic_load(&ty->ready) == 0 || queue_pop_batch(ty->q, &item, 1, 0) == 0)
         return NULL;
     atomic_fetch_sub(&ty->ready, 1);
-    atomic_fetch_sub(&e->ready_total, 1);
     return item;
 }
 
@@ -376,6 +383,18 @@ static void guard_worker(struct engine *e, const struct etask *t, uint64_t now)
     limited = t->deadline_ms != 0;
 }
 
+/* Time in tasks, for utilisation: summed per thread and added about once a ms, not per
+ * task (a shared line). */
+static void add_busy(struct engine *e, uint64_t ns)
+{
+    static _Thread_local uint64_t pending;
+    pending += ns;
+    if (pending >= 1000000) {
+        atomic_fetch_add_explicit(&e->busy_ns, pending, memory_order_relaxed);
+        pending = 0;
+    }
+}
+
 /* Run t on this worker; frees t unless it went back to its queue for a retry. */
 static void run_task(struct engine *e, struct etask *t)
 {
@@ -413,7 +432,7 @@ static void run_task(struct engine *e, struct etask *t)
     unlink_running(e, t);
     uint64_t ran = latency_now_ns() - start_ns;
     latency_record(&ty->run, ran);
-    atomic_fetch_add_explicit(&e->busy_ns, ran, memory_order_relaxed);
+    add_busy(e, ran);
     if (t->deadline_ms && clock_now_ms() >= t->deadline_ms) { /* too late, whatever it says */
         finish(e, t, RESULT_TIMEOUT, NULL, 0, "finished after its deadline; result discarded");
         free(res.data);
@@ -443,7 +462,7 @@ static void task_runner(void *arg)
             return;
         }
         atomic_fetch_sub(&e->tokens, 1);
-        if (atomic_load(&e->ready_total) == 0 || !claim_token(e))
+        if (engine_ready(e) == 0 || !claim_token(e))
             return;
     }
 }
@@ -516,8 +535,7 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
         metrics_add(e->busy_refused, 1);
         return refuse(GGL_RETRY, "task queue full for type", s->type);
     }
-    atomic_fetch_add(&ty->ready, 1);
-    atomic_fetch_add(&e->ready_total, 1);
+    atomic_fetch_add(&ty->ready, 1); /* then look at the loops: see the top of the file */
     engine_wake(e);
     *id = task_id;
     return GGL_OK;

@@ -69,7 +69,6 @@ struct engine {
     struct results *results;
     _Atomic int stopping;
     _Atomic size_t tokens;          /* token loops on the pool, queued or running */
-    _Atomic size_t ready_total;     /* sum of the types' ready */
     _Atomic unsigned stuck;         /* tasks reported stuck, their thread not back yet */
     _Atomic size_t delayed;         /* retries waiting in the heap (n_retries, lock-free) */
     _Atomic unsigned thread_seq;    /* hands each worker thread its preference index */
@@ -95,6 +94,7 @@ struct engine {
 /* engine.c */
 void engine_thread_fini(void *record);  /* pthread key destructor */
 size_t engine_unsettled(struct engine *e);
+size_t engine_ready(struct engine *e);  /* the types' ready tasks together */
 /* Store st (with reason) as t's outcome unless another came first; settle t. */
 void engine_settle(struct engine *e, struct etask *t, enum result_status st, const char *reason);
 /* A task became ready: start one more token loop if fewer run than the work needs. */

@@ -187,7 +187,6 @@ static size_t cancel_queued(struct engine *e)
             }
         atomic_store(&ty->ready, 0);
     }
-    atomic_store(&e->ready_total, 0);
     pthread_mutex_lock(&e->mu);
     e->n_retries = 0;
     atomic_store(&e->delayed, 0);

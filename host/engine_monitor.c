@@ -69,7 +69,6 @@ static size_t release_due_retries(struct engine *e, uint64_t now)
         struct etype *ty = &e->types[e->retries[0].type];
         retry_pop(e);
         atomic_fetch_add(&ty->ready, 1);
-        atomic_fetch_add(&e->ready_total, 1);
         n++;
     }
     return n;
@@ -186,7 +185,7 @@ void engine_maintain(struct engine *e)
     check_running(e, now);
     pthread_mutex_unlock(&e->mu);
     /* due retries need loops; so does work whose loop could not be started earlier */
-    for (size_t i = 0; i < due + e->cfg.max_workers && atomic_load(&e->ready_total); i++)
+    for (size_t i = 0; i < due + e->cfg.max_workers && engine_ready(e); i++)
         engine_wake(e);
     engine_rebalance(e);
     engine_publish(e);
