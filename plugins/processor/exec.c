@@ -2,7 +2,8 @@
  * stdin, and returns its stdout (bounded): the bridge for processors written in any
  * language.  The program runs in its own process group, which is killed at the task's
  * deadline; its exit code maps to ok / retry / invalid / error by config; the start of
- * its stderr becomes the reason. */
+ * its stderr becomes the reason.  GGL_TASK_ID, _TYPE, _ATTEMPT and _DEADLINE_MS are in
+ * its environment. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -127,13 +128,45 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/* The program's environment: the host's plus GGL_TASK_ID, GGL_TASK_TYPE,
+ * GGL_TASK_ATTEMPT and GGL_TASK_DEADLINE_MS (host clock, 0 = none).  NULL without memory;
+ * the strings live in vars. */
+#define TASK_VARS 4
+static char **task_environment(const struct ggl_task *t, char vars[TASK_VARS][96])
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = malloc((n + TASK_VARS + 1) * sizeof *env);
+    if (!env)
+        return NULL;
+    memcpy(env, environ, n * sizeof *env);
+    snprintf(vars[0], 96, "GGL_TASK_ID=%llu", (unsigned long long)t->id);
+    snprintf(vars[1], 96, "GGL_TASK_TYPE=%.70s", t->type ? t->type : "");
+    snprintf(vars[2], 96, "GGL_TASK_ATTEMPT=%u", t->attempt);
+    snprintf(vars[3], 96, "GGL_TASK_DEADLINE_MS=%llu", (unsigned long long)t->deadline_ms);
+    for (size_t i = 0; i < TASK_VARS; i++)
+        env[n + i] = vars[i];
+    env[n + TASK_VARS] = NULL;
+    return env;
+}
+
 static int spawn(const struct exec *x, struct run *r, const struct ggl_task *t)
 {
-    int in[2], out[2], err[2];
-    if (pipe2(in, O_CLOEXEC) < 0)
+    char vars[TASK_VARS][96];
+    char **env = task_environment(t, vars);
+    if (!env)
         return -1;
-    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
-        close(in[0]), close(in[1]);
+    int in[2], out[2], err[2];
+    int made = pipe2(in, O_CLOEXEC) == 0;
+    made += made == 1 && pipe2(out, O_CLOEXEC) == 0;
+    made += made == 2 && pipe2(err, O_CLOEXEC) == 0;
+    if (made < 3) {
+        if (made >= 1)
+            close(in[0]), close(in[1]);
+        if (made >= 2)
+            close(out[0]), close(out[1]);
+        free(env);
         return -1;
     }
     posix_spawn_file_actions_t fa;
@@ -152,8 +185,8 @@ static int spawn(const struct exec *x, struct run *r, const struct ggl_task *t)
     posix_spawnattr_setpgroup(&at, 0);
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
                                       POSIX_SPAWN_SETSIGDEF);
-    (void)t;
-    int rc = posix_spawnp(&r->pid, x->argv[0], &fa, &at, x->argv, environ);
+    int rc = posix_spawnp(&r->pid, x->argv[0], &fa, &at, x->argv, env);
+    free(env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(in[0]), close(out[1]), close(err[1]);

@@ -79,7 +79,7 @@ static void test_exec_runs_a_script_with_the_payload_on_stdin(void **state)
     int fd = client(&shared);
     long long id = submit(fd, "upper hello");
     sendf(fd, "TASK.RESULT %lld WAIT 5000\r\n", id);
-    expect(fd, "*3\r\n$2\r\nok\r\n$5\r\nHELLO\r\n$0\r\n\r\n");
+    expect(fd, "*3\r\n$2\r\nok\r\n$11\r\nHELLO upper\r\n$0\r\n\r\n"); /* GGL_TASK_TYPE */
     sendf(fd, "TASK.STATUS %lld\r\nTASK.STATUS 999999\r\n", id);
     expect(fd, "+done\r\n+unknown\r\n");
     id = submit(fd, "echo abc PRIORITY high");
@@ -227,7 +227,7 @@ static int setup(void **state)
 {
     (void)state;
     start_host_with(&shared, NULL, BODY);
-    write_script("upper.sh", "tr a-z A-Z\n");
+    write_script("upper.sh", "tr a-z A-Z\nprintf \" %s\" \"$GGL_TASK_TYPE\"\n");
     write_script("flaky.sh", "printf . >> \"$(dirname \"$0\")/flaky.count\"\n"
                              "echo busy, try later >&2\nexit 75\n");
     write_script("bad.sh", "echo no such thing >&2\nexit 65\n");
