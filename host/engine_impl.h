@@ -33,7 +33,8 @@ struct etype {
     struct latency run, wait;
     _Atomic uint64_t outcomes[6];   /* by enum result_status, then [OUTCOME_RETRIED] */
     struct ggl_metric *completed, *failed, *timed_out, *retried, *cancelled, *invalid,
-        *g_weight, *g_assigned, *g_queued, *g_admitted, *g_run_p50, *g_run_p99, *g_wait_p50, *g_wait_p99;
+        *g_weight, *g_assigned, *g_queued, *g_admitted, *g_proc_failed, *g_run_p50, *g_run_p99,
+        *g_wait_p50, *g_wait_p99;
 };
 
 #define OUTCOME_RETRIED 5

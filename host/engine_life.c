@@ -32,6 +32,8 @@ static void register_type_metrics(struct etype *ty)
     C(cancelled, "engine_cancelled", "tasks cancelled or dropped at shutdown");
     G(g_weight, "engine_weight", "weight after the last rebalance");
     G(g_assigned, "engine_assigned", "worker indices preferring this type");
+    G(g_proc_failed, "engine_processor_failed",
+      "1: its processor was stuck past a deadline; its tasks are refused");
     G(g_queued, "engine_queued", "tasks waiting in the queue, ready to run");
     G(g_admitted, "engine_admitted", "tasks admitted and not finished (the bound: queue_capacity)");
     G(g_run_p50, "engine_run_p50_ms", "run time p50 (ms)");

@@ -170,6 +170,7 @@ void engine_publish(struct engine *e)
         metrics_set(ty->g_assigned, assigned_to(e, k));
         metrics_set(ty->g_queued, (double)atomic_load(&ty->ready));
         metrics_set(ty->g_admitted, (double)atomic_load(&ty->admitted));
+        metrics_set(ty->g_proc_failed, atomic_load(&ty->proc->failed));
         metrics_set(ty->g_run_p50, latency_quantile_ms(&ty->run, 0.50));
         metrics_set(ty->g_run_p99, latency_quantile_ms(&ty->run, 0.99));
         metrics_set(ty->g_wait_p50, latency_quantile_ms(&ty->wait, 0.50));
