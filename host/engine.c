@@ -407,7 +407,7 @@ static void run_task(struct engine *e, struct etask *t)
         atomic_fetch_add_explicit(&ty->wait_n, 1, memory_order_relaxed);
     }
     uint64_t now = t->deadline_ms ? clock_now_ms() : 0;
-    if (results_start(e->results, t->id) < 0) { /* cancelled while queued */
+    if (results_start_handle(e->results, t->handle, t->id) < 0) { /* cancelled while queued */
         settle(e, t, -1, NULL, 0);
         free(t);
         return;
@@ -519,7 +519,7 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
         return refuse(GGL_RETRY, "task queue full for type", s->type);
     }
     struct etask *t = new_task(e, s, (unsigned)type, done, arg);
-    enum ggl_status st = t ? results_reserve(e->results, &t->id) : GGL_NOMEM;
+    enum ggl_status st = t ? results_reserve_handle(e->results, &t->id, &t->handle) : GGL_NOMEM;
     if (st != GGL_OK) {
         free(t);
         atomic_fetch_sub(&ty->admitted, 1);

@@ -41,6 +41,7 @@ struct etype {
 
 struct etask {
     uint64_t id, parent;
+    struct result_handle *handle;   /* its entry in the result store: a start takes no lock */
     unsigned type;
     enum ggl_priority prio;
     unsigned attempt, max_retries;

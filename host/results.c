@@ -60,12 +60,15 @@ static void remove_entry(struct results *r, struct result_entry *e)
     while (*p != e)
         p = &(*p)->chain;
     *p = e->chain;
-    if (e->state == RESULT_DONE)
+    if (entry_state(e) == RESULT_DONE)
         unlink_finished(r, e);
     r->held--;
     free(e->data);
     free(e->reason);
-    *e = (struct result_entry){.chain = r->spare}; /* kept for the next reserve */
+    atomic_store(&e->tag, 0); /* a stale lock-free start now fails */
+    e->id = 0, e->data = NULL, e->len = 0, e->reason = NULL, e->waiters = NULL;
+    e->older = e->newer = NULL;
+    e->chain = r->spare; /* kept for the next reserve */
     r->spare = e;
 }
 
@@ -92,7 +95,7 @@ static struct result_entry *entry_alloc(struct results *r)
 
 static int expired(const struct results *r, const struct result_entry *e, uint64_t now)
 {
-    return e->state == RESULT_DONE && now - e->finished_ms >= r->cfg.ttl_ms &&
+    return entry_state(e) == RESULT_DONE && now - e->finished_ms >= r->cfg.ttl_ms &&
            now >= e->finished_ms;
 }
 
@@ -199,6 +202,11 @@ void results_free(struct results *r)
 
 enum ggl_status results_reserve(struct results *r, uint64_t *id)
 {
+    return results_reserve_handle(r, id, NULL);
+}
+
+enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct result_handle **h)
+{
     pthread_mutex_lock(&r->lock);
     if (r->held >= r->cfg.max_results)
         purge_expired(r, clock_now_ms());
@@ -214,14 +222,27 @@ enum ggl_status results_reserve(struct results *r, uint64_t *id)
         return GGL_NOMEM;
     }
     e->id = r->next_id++;
-    e->state = RESULT_QUEUED;
+    entry_set_state(e, RESULT_QUEUED);
     size_t b = bucket_of(r, e->id);
     e->chain = r->buckets[b];
     r->buckets[b] = e;
     r->held++;
+    uint64_t got = e->id;
     pthread_mutex_unlock(&r->lock);
-    *id = e->id;
+    *id = got;
+    if (h)
+        *h = (struct result_handle *)e;
     return GGL_OK;
+}
+
+int results_start_handle(struct results *r, struct result_handle *h, uint64_t id)
+{
+    (void)r;
+    struct result_entry *e = (struct result_entry *)h;
+    uint64_t want = id << 2 | RESULT_QUEUED;
+    if (atomic_compare_exchange_strong(&e->tag, &want, id << 2 | RESULT_RUNNING))
+        return 0;
+    return want == (id << 2 | RESULT_RUNNING) ? 0 : -1; /* else done, or reused */
 }
 
 /* Move a pending id to `state`; -1 when it is not pending. */
@@ -229,9 +250,9 @@ static int set_pending_state(struct results *r, uint64_t id, enum result_state s
 {
     pthread_mutex_lock(&r->lock);
     struct result_entry *e = find(r, id);
-    int ok = e && e->state != RESULT_DONE;
+    int ok = e && entry_state(e) != RESULT_DONE;
     if (ok)
-        e->state = state;
+        entry_set_state(e, state);
     pthread_mutex_unlock(&r->lock);
     return ok ? 0 : -1;
 }
@@ -244,7 +265,7 @@ int results_requeue(struct results *r, uint64_t id) { return set_pending_state(r
 static void settle(struct results *r, struct result_entry *e, enum result_status status, void *data,
                    size_t len, char *reason)
 {
-    e->state = RESULT_DONE;
+    entry_set_state(e, RESULT_DONE);
     e->status = status;
     e->data = data;
     e->len = len;
@@ -289,7 +310,7 @@ int results_finish(struct results *r, uint64_t id, enum result_status status, co
     pthread_mutex_lock(&r->lock);
     r->st.oversized += too_big;
     struct result_entry *e = find(r, id);
-    int pending = e && e->state != RESULT_DONE;
+    int pending = e && entry_state(e) != RESULT_DONE;
     if (pending) {
         settle(r, e, status, copy, len, why);
         release_waiters(r, e, 0, &done);
@@ -312,7 +333,7 @@ int results_cancel(struct results *r, uint64_t id, const char *reason)
     struct job *done = NULL;
     pthread_mutex_lock(&r->lock);
     struct result_entry *e = find_live(r, id);
-    int rc = !e ? -1 : e->state == RESULT_DONE ? 0 : 1;
+    int rc = !e ? -1 : entry_state(e) == RESULT_DONE ? 0 : 1;
     if (rc == 1) {
         settle(r, e, RESULT_CANCELLED, NULL, 0, why);
         release_waiters(r, e, 0, &done);
@@ -328,7 +349,7 @@ enum result_state results_get(struct results *r, uint64_t id, struct result_view
 {
     pthread_mutex_lock(&r->lock);
     struct result_entry *e = find_live(r, id);
-    enum result_state s = e ? e->state : RESULT_UNKNOWN;
+    enum result_state s = e ? entry_state(e) : RESULT_UNKNOWN;
     if (s == RESULT_DONE && out) {
         view_of(e, out);
         out->data = e->len ? malloc(e->len) : NULL;

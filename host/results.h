@@ -125,6 +125,14 @@ void results_kick(struct results *r);
  * shutting down when still pending) and park no more. */
 void results_close_waiters(struct results *r);
 
+/* Appended for hot paths (the engine): results_reserve that also hands back the id's
+ * entry, and a start through it that takes no lock: 0 when the id was pending (now
+ * running), -1 when it was cancelled, timed out or has gone (the handle is then stale;
+ * it stays safe to pass: entries live as long as the store). */
+struct result_handle;
+enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct result_handle **h);
+int results_start_handle(struct results *r, struct result_handle *h, uint64_t id);
+
 struct results_stats {
     size_t pending, finished, waiters;
     double refused, expired, late, oversized, waiters_refused, waiters_timed_out;

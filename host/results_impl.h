@@ -4,6 +4,7 @@
 #define GGL_HOST_RESULTS_IMPL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "metrics.h"
 #include "offload.h"
@@ -13,7 +14,8 @@ struct waiter;
 
 struct result_entry {
     uint64_t id;
-    enum result_state state;
+    _Atomic uint64_t tag;            /* id << 2 | enum result_state; 0 when unused: a
+                                      * lock-free start (results_start_handle) checks both */
     enum result_status status;
     uint64_t finished_ms;
     void *data;
@@ -57,6 +59,16 @@ struct results {
     struct ggl_metric *m_refused, *m_expired, *m_late, *m_oversized, *m_wrefused, *m_held,
         *m_waiters;
 };
+
+static inline enum result_state entry_state(const struct result_entry *e)
+{
+    return (enum result_state)(atomic_load((_Atomic uint64_t *)&e->tag) & 3u);
+}
+
+static inline void entry_set_state(struct result_entry *e, enum result_state s)
+{
+    atomic_store(&e->tag, e->id << 2 | (uint64_t)s);
+}
 
 /* results.c (lock held) */
 struct result_entry *find_live(struct results *r, uint64_t id);

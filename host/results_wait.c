@@ -101,7 +101,7 @@ void view_of(const struct result_entry *e, struct result_view *v)
 /* Write the reply owed to a waiter on e (finished, pending past its wait, or closing). */
 static void reply_for(struct buf *out, const struct result_entry *e, int closing)
 {
-    if (e->state == RESULT_DONE) {
+    if (entry_state(e) == RESULT_DONE) {
         struct result_view v;
         view_of(e, &v);
         results_reply(out, &v);
@@ -217,13 +217,13 @@ enum ggl_status results_park(struct results *r, uint64_t id, struct job *job, ui
     struct job *done = NULL;
     pthread_mutex_lock(&r->lock);
     struct result_entry *e = find_live(r, id);
-    if (e && e->state != RESULT_DONE && !r->waiters_closed && r->n_waiters >= r->cfg.max_waiters) {
+    if (e && entry_state(e) != RESULT_DONE && !r->waiters_closed && r->n_waiters >= r->cfg.max_waiters) {
         r->st.waiters_refused++;
         pthread_mutex_unlock(&r->lock);
         metrics_add(r->m_wrefused, 1);
         return GGL_RETRY;
     }
-    struct waiter *w = e && e->state != RESULT_DONE && !r->waiters_closed ? calloc(1, sizeof *w)
+    struct waiter *w = e && entry_state(e) != RESULT_DONE && !r->waiters_closed ? calloc(1, sizeof *w)
                                                                           : NULL;
     if (w) {
         *w = (struct waiter){.job = job, .e = e, .deadline_ms = deadline_ms};

@@ -1,5 +1,6 @@
 /* Unit tests for host/results.c: an id's life (queued, running, done), late results
- * discarded after cancel, expiry and the full-store policy on a fake clock, oversized
+ * discarded after cancel, the lock-free start through a handle (stale once the entry is
+ * reused), expiry and the full-store policy on a fake clock, oversized
  * data, parked waiters answered by a result, by their deadline, refused past
  * max_waiters, closed at shutdown, the timer thread on the real clock, and concurrent
  * finishers with waiters (for TSan). */
@@ -122,6 +123,29 @@ static void test_id_goes_queued_running_done(void **state)
     results_stats(r, &st);
     assert_int_equal(st.pending, 1);
     assert_int_equal(st.finished, 1);
+    results_free(r);
+}
+
+static void test_lock_free_start_through_a_handle(void **state)
+{
+    (void)state;
+    struct results *r = make(1, 4, 0, 0);
+    uint64_t id;
+    struct result_handle *h;
+    assert_int_equal(results_reserve_handle(r, &id, &h), GGL_OK);
+    assert_int_equal(results_start_handle(r, h, id), 0);
+    assert_int_equal(results_get(r, id, NULL), RESULT_RUNNING);
+    assert_int_equal(results_start_handle(r, h, id), 0); /* already running: still pending */
+    assert_int_equal(results_cancel(r, id, NULL), 1);
+    assert_int_equal(results_start_handle(r, h, id), -1); /* cancelled: do not run */
+    advance(1000); /* expired; the entry is reused for the next id */
+    uint64_t next;
+    struct result_handle *h2;
+    assert_int_equal(results_reserve_handle(r, &next, &h2), GGL_OK);
+    assert_ptr_equal(h2, h);
+    assert_int_equal(results_start_handle(r, h, id), -1); /* stale: another id now */
+    assert_int_equal(results_get(r, next, NULL), RESULT_QUEUED);
+    assert_int_equal(results_start_handle(r, h2, next), 0);
     results_free(r);
 }
 
@@ -378,6 +402,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_id_goes_queued_running_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_free_start_through_a_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_result_after_cancel_is_discarded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_results_expire_at_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_store_refuses_until_a_result_expires, setup, teardown),
