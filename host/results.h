@@ -116,7 +116,8 @@ enum ggl_status results_park(struct results *r, uint64_t id, struct job *job,
                              uint64_t deadline_ms);
 
 /* Answer waiters whose deadline has passed and drop expired results, by the host clock.
- * Returns the host-clock time of the next waiter deadline or expiry (UINT64_MAX: none).
+ * Returns the host-clock time of the next waiter deadline or expiry (UINT64_MAX: none;
+ * expiry sweeps at most every 100 ms: an expired result is invisible anyway).
  * The timer thread calls it; with timer_thread 0 (tests with a fake clock) call it. */
 uint64_t results_tick(struct results *r);
 /* Timer thread: re-read the host clock now (after a fake clock moved). */

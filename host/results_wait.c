@@ -15,6 +15,8 @@
 #include "hostapi.h"
 #include "results_impl.h"
 
+#define EXPIRY_SWEEP_MS 100
+
 /* --- waiters: a min-heap by deadline ---------------------------------------- */
 
 static void heap_swap(struct results *r, size_t a, size_t b)
@@ -138,6 +140,11 @@ static uint64_t serve_deadlines(struct results *r, struct job **done)
         r->st.waiters_timed_out++;
     }
     uint64_t next = purge_expired(r, now);
+    /* Expired results are invisible at once (every lookup checks) and purged when the
+     * store is full, so sweeping them can wait: at most one sweep per EXPIRY_SWEEP_MS,
+     * not a wake-up per expiring result under a steady stream. */
+    if (next != UINT64_MAX && next < now + EXPIRY_SWEEP_MS)
+        next = now + EXPIRY_SWEEP_MS;
     if (r->n_waiters && r->heap[0]->deadline_ms < next)
         next = r->heap[0]->deadline_ms;
     return next;
