@@ -81,17 +81,21 @@ _Atomic uint64_t sub_id, sub_parent_seen;
 
 static void on_sub_done(void *arg, uint64_t id, const struct ggl_result *r);
 
-/* Submits a sub-task of type "a" and returns at once: its result comes by callback. */
+/* Submits a sub-task of type "a" and returns at once (payload "W": then waits at the
+ * gate, a parent that runs on): the sub-task's result comes by callback. */
 static enum ggl_status parent_process(void *self, const struct ggl_task *t, struct ggl_result *r)
 {
-    (void)self, (void)r;
-    record(t);
+    (void)self;
+    if (!t->payload_len || *(const char *)t->payload != 'W')
+        record(t);
     struct ggl_task sub = {.size = sizeof sub, .type = "a", .priority = GGL_PRIO_HIGH,
                            .payload = "s", .payload_len = 1};
     uint64_t id = 0;
     enum ggl_status st = services.submit_task(&services, &sub, on_sub_done, (void *)"ctx", &id);
     atomic_store(&sub_id, id);
     atomic_store(&sub_parent_seen, engine_current_task());
+    if (st == GGL_OK && t->payload_len && *(const char *)t->payload == 'W')
+        return block_process(self, t, r);
     return st;
 }
 

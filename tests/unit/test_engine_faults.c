@@ -204,6 +204,26 @@ static void test_sub_task_result_arrives_by_callback(void **state)
     stop(e);
 }
 
+static void test_sub_task_of_a_parent_that_runs_on_is_started_by_the_monitor(void **state)
+{
+    (void)state;
+    struct engine_config c = config(2, 2);
+    struct engine *e = start(&c);
+    hostapi_init(&services, "processor/parent");
+    engine_set_global(e);
+    submit(e, "parent", "W", GGL_PRIO_NORMAL, 0);
+    assert_true(wait_for(&blocked, 1)); /* submitted its sub-task, now busy */
+    engine_maintain(e); /* the other worker gets a loop for the waiting sub-task */
+    assert_true(wait_for(&callbacks, 1));
+    pthread_mutex_lock(&mu);
+    assert_string_equal(sub_result, "s");
+    assert_string_equal(order, "Ws"); /* the parent still runs */
+    pthread_mutex_unlock(&mu);
+    assert_int_equal(get(&blocked), 1);
+    engine_set_global(NULL);
+    stop(e);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -215,6 +235,7 @@ int main(void)
         T(test_invalid_is_never_retried),
         T(test_results_expire_and_cancel_before_start),
         T(test_sub_task_result_arrives_by_callback),
+        T(test_sub_task_of_a_parent_that_runs_on_is_started_by_the_monitor),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
