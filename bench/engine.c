@@ -51,8 +51,8 @@ static void *engine_create(unsigned workers)
     engine_config_defaults(&c);
     c.min_workers = c.max_workers = workers;
     c.queue_capacity = 1 << 20;
-    c.result_ttl_ms = 1; /* never read here: entries expire at once and are reused, as in a
-                          * host whose clients collect their results (max_results default) */
+    /* the default store: once max_results are held, each submit evicts the oldest
+     * finished result (never read here) and reuses its entry */
     c.default_timeout_ms = 0;
     return engine_new(&c, &call_proc, 1);
 }

@@ -44,7 +44,8 @@ void engine_config_defaults(struct engine_config *c)
         .max_waiters = 1024, .max_result_bytes = 1 << 20, .result_ttl_ms = 300000,
         .default_timeout_ms = 30000, .stuck_grace_ms = 5000, .max_retries = 3,
         .backoff = {.base_ms = 100, .max_ms = 10000}, .min_workers = 1, .max_workers = 4,
-        .grow_depth = 4, .idle_ms = 30000, .monitor_ms = 100, .timer_threads = 1};
+        .grow_depth = 4, .idle_ms = 30000, .monitor_ms = 100, .timer_threads = 1,
+        .evict_results = 1};
 }
 
 /* --- settling ------------------------------------------------------------- */

@@ -44,6 +44,8 @@ struct engine_config {
     int timer_threads;          /* 0 (tests): no monitor or results timer thread */
     struct engine_weight weights[ENGINE_MAX_TYPES]; /* base weights by type (default 1) */
     size_t n_weights;
+    int evict_results;          /* a full result store evicts its oldest finished result
+                                 * (results.h evict_unread) instead of refusing tasks */
 };
 
 /* What a submitter asks for.  Payload is copied. */

@@ -15,6 +15,7 @@ struct engine_keys {
         result_ttl_ms, default_timeout_ms, stuck_grace_ms, max_retries, backoff_base_ms,
         backoff_max_ms, monitor_ms, idle_ms, grow_depth, drain_ms;
     const char *weights;
+    int result_evict;
 };
 
 #define K(name, def, min, max, help) \
@@ -37,6 +38,8 @@ static const struct conf_key engine_keys[] = {
     K(idle_ms, "30000", 1, 1e12, "a worker above the pool's size idle this long retires"),
     K(grow_depth, "4", 0, 1e6, "grow when more tasks than this are queued per worker"),
     K(drain_ms, "5000", 0, 1e9, "at shutdown, how long queued tasks may still run"),
+    {"result_evict", GGL_SETTING_BOOL, offsetof(struct engine_keys, result_evict), "true", 0, 0,
+     "full result store: evict the oldest finished result (counted) rather than refuse tasks"},
     {"weights", GGL_SETTING_STRING, offsetof(struct engine_keys, weights), "", 0, 0,
      "base weights by type, e.g. \"reasoning:4, exec:1\" (seed types: the pools section)"},
 };
@@ -97,7 +100,8 @@ int engine_read_config(const struct config *c, const struct sizing *s, struct en
         .stuck_grace_ms = (uint64_t)k.stuck_grace_ms, .max_retries = (unsigned)k.max_retries,
         .backoff = {(uint64_t)k.backoff_base_ms, (uint64_t)k.backoff_max_ms},
         .min_workers = 1, .max_workers = 4, .grow_depth = (unsigned)k.grow_depth,
-        .idle_ms = (uint64_t)k.idle_ms, .monitor_ms = (uint64_t)k.monitor_ms, .timer_threads = 1};
+        .idle_ms = (uint64_t)k.idle_ms, .monitor_ms = (uint64_t)k.monitor_ms, .timer_threads = 1,
+        .evict_results = k.result_evict};
     if (s) { /* the processing pool's size and the seed types' weights from the plan */
         cfg->min_workers = s->pool[POOL_PROCESSING].size;
         cfg->max_workers = s->pool[POOL_PROCESSING].max;

@@ -137,7 +137,8 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_p
                                           "submissions refused: queue or result store full", NULL);
     struct results_config rc = {.name = "engine", .max_results = cfg->max_results,
                                 .max_waiters = cfg->max_waiters, .max_data = cfg->max_result_bytes,
-                                .ttl_ms = cfg->result_ttl_ms, .timer_thread = cfg->timer_threads};
+                                .ttl_ms = cfg->result_ttl_ms, .timer_thread = cfg->timer_threads,
+                                .evict_unread = cfg->evict_results};
     if (add_processors(e, procs, n) < 0 || !(e->results = results_new(&rc)))
         goto fail;
     e->max_retries_heap = cfg->queue_capacity * (e->n_types ? e->n_types : 1);

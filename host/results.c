@@ -138,6 +138,8 @@ static void register_metrics(struct results *r)
       "results discarded: their id had already timed out or been cancelled");
     M(m_oversized, GGL_METRIC_COUNTER, "results_oversized",
       "results over max_data bytes, stored as failed");
+    M(m_evicted, GGL_METRIC_COUNTER, "results_evicted",
+      "finished results evicted unread before their TTL (store full, evict_unread)");
     M(m_waiters, GGL_METRIC_GAUGE, "waiters", "parked RESULT ... WAIT requests");
     M(m_wrefused, GGL_METRIC_COUNTER, "waiters_refused", "WAIT requests refused: max_waiters (-BUSY)");
 #undef M
@@ -210,6 +212,11 @@ enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct r
     pthread_mutex_lock(&r->lock);
     if (r->held >= r->cfg.max_results)
         purge_expired(r, clock_now_ms());
+    if (r->held >= r->cfg.max_results && r->cfg.evict_unread && r->oldest) {
+        remove_entry(r, r->oldest); /* the oldest finished result, unread */
+        r->st.evicted++;
+        metrics_add(r->m_evicted, 1);
+    }
     if (r->held >= r->cfg.max_results) {
         r->st.refused++;
         pthread_mutex_unlock(&r->lock);

@@ -57,7 +57,7 @@ struct results {
     size_t n_waiters;
     struct results_stats st;
     struct ggl_metric *m_refused, *m_expired, *m_late, *m_oversized, *m_wrefused, *m_held,
-        *m_waiters;
+        *m_evicted, *m_waiters;
 };
 
 static inline enum result_state entry_state(const struct result_entry *e)

@@ -56,6 +56,7 @@ static void test_defaults_without_a_section(void **state)
     assert_int_equal(ec.max_retries, 3);
     assert_int_equal(ec.backoff.base_ms, 100);
     assert_int_equal(drain, 5000);
+    assert_int_equal(ec.evict_results, 1);
     assert_int_equal(ec.n_weights, 0);
 }
 
@@ -64,7 +65,7 @@ static void test_values_weights_and_the_pools_plan(void **state)
     (void)state;
     struct config *c = load("engine = { queue_capacity = 10; critical_reserve = 2; max_retries = 5;\n"
                             "  backoff_base_ms = 7; backoff_max_ms = 70; result_ttl_ms = 1234;\n"
-                            "  weights = \"exec:9, reasoning:3\"; };\n");
+                            "  weights = \"exec:9, reasoning:3\"; result_evict = false; };\n");
     struct sizing s = {0};
     s.pool[POOL_PROCESSING].size = 2;
     s.pool[POOL_PROCESSING].max = 6;
@@ -78,6 +79,7 @@ static void test_values_weights_and_the_pools_plan(void **state)
     assert_int_equal(ec.max_retries, 5);
     assert_int_equal(ec.backoff.max_ms, 70);
     assert_int_equal(ec.result_ttl_ms, 1234);
+    assert_int_equal(ec.evict_results, 0);
     assert_int_equal(ec.min_workers, 2);
     assert_int_equal(ec.max_workers, 6);
     assert_int_equal(weight_of(&ec, "planning"), 5); /* from the plan */

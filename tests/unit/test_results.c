@@ -1,6 +1,6 @@
 /* Unit tests for host/results.c: an id's life (queued, running, done), late results
  * discarded after cancel, the lock-free start through a handle (stale once the entry is
- * reused), expiry and the full-store policy on a fake clock, oversized
+ * reused), expiry and both full-store policies on a fake clock, oversized
  * data, parked waiters answered by a result, by their deadline, refused past
  * max_waiters, closed at shutdown, the timer thread on the real clock, and concurrent
  * finishers with waiters (for TSan). */
@@ -212,6 +212,31 @@ static void test_full_store_refuses_until_a_result_expires(void **state)
     results_free(r);
 }
 
+static void test_evict_unread_takes_the_oldest_finished_result(void **state)
+{
+    (void)state;
+    struct results_config cfg = {.name = "rtest", .max_results = 3, .max_waiters = 1,
+                                 .ttl_ms = 1000, .complete = capture, .evict_unread = 1};
+    struct results *r = results_new(&cfg);
+    assert_non_null(r);
+    uint64_t ids[3], extra;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(results_reserve(r, &ids[i]), GGL_OK);
+    assert_int_equal(results_reserve(r, &extra), GGL_RETRY); /* all pending: refused */
+    assert_int_equal(results_finish(r, ids[1], RESULT_OK, NULL, 0, NULL), 0);
+    advance(1);
+    assert_int_equal(results_finish(r, ids[0], RESULT_OK, NULL, 0, NULL), 0);
+    assert_int_equal(results_reserve(r, &extra), GGL_OK); /* ids[1] finished first: evicted */
+    assert_int_equal(results_get(r, ids[1], NULL), RESULT_UNKNOWN);
+    assert_int_equal(results_get(r, ids[0], NULL), RESULT_DONE);
+    assert_int_equal(results_get(r, ids[2], NULL), RESULT_QUEUED);
+    struct results_stats st;
+    results_stats(r, &st);
+    assert_int_equal(st.evicted, 1);
+    assert_int_equal(st.refused, 1);
+    results_free(r);
+}
+
 static void test_oversized_data_is_stored_as_failed(void **state)
 {
     (void)state;
@@ -406,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_late_result_after_cancel_is_discarded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_results_expire_at_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_store_refuses_until_a_result_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evict_unread_takes_the_oldest_finished_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_data_is_stored_as_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parked_waiter_gets_the_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiter_deadline_answers_nil, setup, teardown),
