@@ -16,6 +16,7 @@
 const char *const tier_slot_names[SLOT_COUNT] = {"cache", "stm", "im", "ltm"};
 
 static const char *const top_keys[] = {"plugin_dirs", "log_level", "control", "pools", "memory",
+                                       "engine",
                                        "backends", "tiers", "processors", "executors",
                                        "sensors", "health", "shed",
                                        "actions", /* actions_conf.c */
@@ -371,6 +372,7 @@ static int read_top(struct config *c, struct conf_error *err)
     c->memory = config_setting_get_member(root, "memory");
     c->health = config_setting_get_member(root, "health");
     c->environment = config_setting_get_member(root, "environment");
+    c->engine = config_setting_get_member(root, "engine");
     return 0;
 }
 
