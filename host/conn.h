@@ -63,6 +63,7 @@ struct conn {
     int writing;
     int closing;               /* uv_close called */
     int close_when_flushed;    /* EOF, protocol error, drain: no more requests */
+    int detached;              /* no socket (conn_new_detached): replies stay in out */
     struct reply_slot *head, *tail;  /* replies waiting for an earlier one, in request order */
 };
 
@@ -75,6 +76,14 @@ struct job *conn_defer(struct cmd_call *call);
  * A command that must see its predecessors' effects cannot then take a shortcut. */
 int conn_has_pending(const struct conn *c);
 void conn_accept(uv_stream_t *server, int status);
+/* Bytes read from the client: run the requests they complete; a malformed one gets its
+ * -ERR and ends reading (returns -1).  Replies go to c->out or wait in slots. */
+int conn_feed(struct conn *c, const char *data, size_t n);
+/* A connection without a socket, on a control from control_new_offline (one thread
+ * runs both): feed it with conn_feed, take its replies from c->out, run ctl->loop while
+ * conn_has_pending, then conn_free_detached.  NULL when out of memory. */
+struct conn *conn_new_detached(struct control *ctl);
+void conn_free_detached(struct conn *c);
 void conn_drain(struct conn *c);
 void conn_close(struct conn *c);
 /* Loop thread: a worker finished (offload's done callback). */

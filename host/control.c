@@ -241,8 +241,9 @@ static void control_free(struct control *ctl)
     free(ctl);
 }
 
-struct control *control_start(const struct config *c, const struct instance *inst, size_t n,
-                              struct conf_error *err)
+/* Everything but the listeners and the I/O thread: settings, loop, metrics, workers. */
+static struct control *control_new(const struct config *c, const struct instance *inst, size_t n,
+                                   struct conf_error *err)
 {
     struct control *ctl = calloc(1, sizeof *ctl);
     if (!ctl) {
@@ -273,24 +274,55 @@ struct control *control_start(const struct config *c, const struct instance *ins
     uv_timer_init(&ctl->loop, &ctl->deadline);
     ctl->deadline.data = ctl;
     ctl->loop.data = ctl;
-    if ((ctl->set.unix_path[0] && listen_unix(ctl, err) < 0) ||
-        (ctl->set.tcp_port && listen_tcp(ctl, err) < 0))
-        goto fail;
     ctl->pool = offload_new(&ctl->loop, (int)ctl->set.workers, (size_t)ctl->set.worker_queue,
                             conn_job_done, ctl);
     if (!ctl->pool) {
         snprintf(err->msg, sizeof err->msg, "control: cannot start worker threads");
-        goto fail;
+        control_free(ctl);
+        return NULL;
     }
+    return ctl;
+}
+
+struct control *control_start(const struct config *c, const struct instance *inst, size_t n,
+                              struct conf_error *err)
+{
+    struct control *ctl = control_new(c, inst, n, err);
+    if (!ctl || ctl->disabled)
+        return ctl;
+    if ((ctl->set.unix_path[0] && listen_unix(ctl, err) < 0) ||
+        (ctl->set.tcp_port && listen_tcp(ctl, err) < 0))
+        goto fail;
     if (pthread_create(&ctl->thread, NULL, io_main, ctl) != 0) {
         snprintf(err->msg, sizeof err->msg, "control: cannot start the I/O thread");
-        offload_stop(ctl->pool);
         goto fail;
     }
     return ctl;
 fail:
+    offload_stop(ctl->pool);
     control_free(ctl);
     return NULL;
+}
+
+struct control *control_new_offline(const struct config *c, const struct instance *inst,
+                                    size_t n, struct conf_error *err)
+{
+    struct control *ctl = control_new(c, inst, n, err);
+    if (ctl && ctl->disabled) {
+        snprintf(err->msg, sizeof err->msg, "control: no 'control' section");
+        free(ctl);
+        return NULL;
+    }
+    return ctl;
+}
+
+void control_free_offline(struct control *ctl)
+{
+    if (!ctl)
+        return;
+    ctl->stopping = 1;
+    control_maybe_finish(ctl); /* stops the workers */
+    control_free(ctl);
 }
 
 void control_stop(struct control *ctl)
