@@ -264,6 +264,7 @@ static void execute(struct conn *c, const struct request *req)
 static int on_request(void *arg, const struct request *req)
 {
     struct conn *c = arg;
+    c->request_started = 0;
     execute(c, req);
     release_slots(c); /* a -BUSY may have finished a slot at the head */
     metrics_add(c->ctl->m.commands, 1);
@@ -316,7 +317,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
     if (n == 0) /* EAGAIN */
         return;
+    uint64_t now = uv_now(s->loop) + 1; /* never 0 */
+    if (!c->request_started)
+        c->request_started = now;
     conn_feed(c, b->base, (size_t)n);
+    if (!c->request_started && resp_buffered(c->parser))
+        c->request_started = now; /* the next request began in this read */
     flush(c);
 }
 
@@ -422,6 +428,30 @@ void conn_accept(uv_stream_t *server, int status)
     c->parser = parser_for(ctl);
     if (!c->parser || uv_read_start(&c->h.stream, on_alloc, on_read) < 0)
         conn_close(c);
+}
+
+static void request_timed_out(struct conn *c)
+{
+    log_info("control: closing a connection: request not complete after %lld ms",
+             (long long)c->ctl->set.request_timeout_ms);
+    metrics_add(c->ctl->m.request_timeouts, 1);
+    reply_error(reply_target(c), "ERR request not complete within %lld ms",
+                (long long)c->ctl->set.request_timeout_ms);
+    c->close_when_flushed = 1;
+    c->request_started = 0;
+    stop_reading(c);
+    flush(c);
+}
+
+void conn_sweep(uv_timer_t *t)
+{
+    struct control *ctl = t->data;
+    uint64_t now = uv_now(t->loop) + 1, limit = (uint64_t)ctl->set.request_timeout_ms;
+    for (struct conn *c = ctl->conns, *next; c; c = next) {
+        next = c->next; /* flush may close c */
+        if (c->request_started && !c->close_when_flushed && now - c->request_started >= limit)
+            request_timed_out(c);
+    }
 }
 
 /* Shutdown: read no more requests; close once the replies owed are written. */

@@ -20,6 +20,7 @@ struct control_settings {
     int64_t max_args;
     int64_t max_output_bytes;
     int64_t shutdown_deadline_ms;
+    int64_t request_timeout_ms;   /* a request begun must be complete by then; 0: never */
     int64_t workers;
     int64_t worker_queue;
     int debug_commands;

@@ -34,9 +34,10 @@ void write_config(struct host *h, const char *extra, const char *body)
 {
     FILE *f = fopen(h->conf, "w");
     assert_non_null(f);
+    const char *out = extra && strstr(extra, "max_output_bytes") ? "" : "max_output_bytes = 65536;";
     fprintf(f, "log_level = \"warn\";\ncontrol = { unix = \"%s\"; debug_commands = true;\n"
-               "  max_output_bytes = 65536; shutdown_deadline_ms = 5000; %s };\n",
-            h->sock, extra ? extra : "");
+               "  %s shutdown_deadline_ms = 5000; %s };\n",
+            h->sock, out, extra ? extra : "");
     if (body)
         fprintf(f, body, h->dir);
     fclose(f);
