@@ -15,7 +15,7 @@
 
 const char *const tier_slot_names[SLOT_COUNT] = {"cache", "stm", "im", "ltm"};
 
-static const char *const top_keys[] = {"plugin_dirs", "log_level", "control", "pools", "memory",
+static const char *const top_keys[] = {"plugin_dirs", "plugins", "log_level", "control", "pools", "memory",
                                        "backends", "tiers", "processors", "executors",
                                        "sensors", NULL};
 /* Instance sections, in the order instances are opened. */
@@ -357,6 +357,7 @@ static int read_top(struct config *c, struct conf_error *err)
     c->control = config_setting_get_member(root, "control");
     c->pools = config_setting_get_member(root, "pools");
     c->memory = config_setting_get_member(root, "memory");
+    c->plugins = config_setting_get_member(root, "plugins");
     return 0;
 }
 

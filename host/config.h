@@ -33,6 +33,7 @@ struct config {
     config_setting_t *control;  /* sections read by their components (may be NULL) */
     config_setting_t *pools;
     config_setting_t *memory;
+    config_setting_t *plugins;  /* plugins { probe ... } (host/probe.c) */
     struct conf_instance *instances; /* backends, processors, executors, sensors in file order */
     size_t n_instances;
     const char *slots[SLOT_COUNT];   /* instance bound to each tier slot, or NULL */
