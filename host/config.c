@@ -15,9 +15,9 @@
 
 const char *const tier_slot_names[SLOT_COUNT] = {"cache", "stm", "im", "ltm"};
 
-static const char *const top_keys[] = {"plugin_dirs", "plugins", "log_level", "control", "pools", "memory",
+static const char *const top_keys[] = {"plugin_dirs", "log_level", "control", "pools", "memory",
                                        "backends", "tiers", "processors", "executors",
-                                       "sensors", NULL};
+                                       "sensors", "plugins", NULL};
 /* Instance sections, in the order instances are opened. */
 static const struct {
     const char *name;

@@ -58,15 +58,24 @@ int probe_read_config(const struct config *c, struct probe_settings *out, struct
                                out, err);
 }
 
-/* Beside the running binary when it runs from the build tree, else the installed one. */
+/* The build tree's helper when this binary runs from there; else the one installed
+ * beside it (sbin/../libexec/ganglion: a relocated prefix), else the configured path. */
 static void default_helper(char *out, size_t len)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
     size_t top = strlen(GGL_BUILD_TOP);
-    int in_build = strncmp(exe, GGL_BUILD_TOP "/", top + 1) == 0;
-    snprintf(out, len, "%s", in_build ? GGL_PROBE_BUILD : GGL_PROBE_INSTALLED);
+    if (strncmp(exe, GGL_BUILD_TOP "/", top + 1) == 0) {
+        snprintf(out, len, "%s", GGL_PROBE_BUILD);
+        return;
+    }
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(out, len, "%s/../libexec/ganglion/ganglion-probe", exe);
+    if (access(out, X_OK) != 0)
+        snprintf(out, len, "%s", GGL_PROBE_INSTALLED);
 }
 
 void probe_enable(const struct probe_settings *s, const char *path)
