@@ -3,6 +3,7 @@
  * sleeps), and a clean stop checked for exit status 0. */
 #include "ggl-build.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -118,6 +120,18 @@ void stop_host(struct host *h)
     kill(h->pid, SIGTERM);
     assert_int_equal(wait_exit(h->pid), 0);
     cleanup_dir(h);
+}
+
+/* A loopback port free right now (the host binds it a moment later). */
+int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
 }
 
 /* --- raw RESP --------------------------------------------------------------- */

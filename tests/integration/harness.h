@@ -23,6 +23,7 @@ void stop_host(struct host *h);            /* SIGTERM, exit status 0, directory 
 void cleanup_dir(struct host *h);
 int wait_exit(pid_t pid);                  /* exit status, or -1 after TIMEOUT_MS */
 int try_connect(const char *path);
+int free_port(void);                       /* a loopback port free right now */
 int client(const struct host *h);          /* a connected socket (asserted) */
 void send_all(int fd, const void *p, size_t n);
 void sendf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

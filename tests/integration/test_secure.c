@@ -4,10 +4,7 @@
  * or hang in open are refused by the probe while the host starts and serves. */
 #include "ggl-build.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "copyfile.h"
 #include "harness.h"
 
 /* Socket inodes the process holds open. */
@@ -72,17 +70,6 @@ static void tcp_listeners(pid_t pid, char *out, size_t len)
         if (f)
             fclose(f);
     }
-}
-
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 static void test_tcp_off_by_default_and_loopback_only(void **state)
@@ -154,17 +141,6 @@ static void plugin_list(const struct host *h, char *out, size_t len)
         got += k;
     out[got] = '\0';
     close(fd);
-}
-
-static void copy_file(const char *src, const char *dst)
-{
-    int in = open(src, O_RDONLY), out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0755);
-    assert_true(in >= 0 && out >= 0);
-    char buf[65536];
-    for (ssize_t n; (n = read(in, buf, sizeof buf)) > 0;)
-        assert_int_equal(write(out, buf, (size_t)n), n);
-    close(in);
-    close(out);
 }
 
 static void test_plugin_in_world_writable_dir_refused(void **state)

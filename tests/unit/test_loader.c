@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include <ganglion/ganglion.h>
 
+#include "copyfile.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
@@ -270,13 +270,7 @@ static void copy_plugin(char *dir, size_t dlen, char *out, size_t olen)
     snprintf(dir, dlen, "%s/trust-XXXXXX", tmpdir);
     assert_non_null(mkdtemp(dir));
     snprintf(out, olen, "%s/mem.so", dir);
-    int in = open(BUILD_PLUGINDIR "/tier/.libs/mem.so", O_RDONLY), o = open(out, O_WRONLY | O_CREAT, 0755);
-    assert_true(in >= 0 && o >= 0);
-    char buf[65536];
-    for (ssize_t n; (n = read(in, buf, sizeof buf)) > 0;)
-        assert_int_equal(write(o, buf, (size_t)n), n);
-    close(in);
-    close(o);
+    copy_file(BUILD_PLUGINDIR "/tier/.libs/mem.so", out);
 }
 
 static void assert_untrusted(const char *path, const char *why)

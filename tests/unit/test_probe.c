@@ -17,6 +17,7 @@
 
 #include <ganglion/ganglion.h>
 
+#include "copyfile.h"
 #include "loader.h"
 #include "log.h"
 #include "probe.h"
@@ -99,18 +100,6 @@ static void test_hang_in_open_refused_in_time(void **state)
     uint64_t took = now_ms() - t0;
     assert_has(err, "hang_open.so: probe: no answer in 300 ms (a hang in load or open?); killed");
     assert_true(took >= TIMEOUT_MS && took < TIMEOUT_MS + 2000);
-}
-
-/* Copy src to dst (a plugin file the test may change). */
-static void copy_file(const char *src, const char *dst)
-{
-    int in = open(src, O_RDONLY), out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0755);
-    assert_true(in >= 0 && out >= 0);
-    char buf[65536];
-    for (ssize_t n; (n = read(in, buf, sizeof buf)) > 0;)
-        assert_int_equal(write(out, buf, (size_t)n), n);
-    close(in);
-    close(out);
 }
 
 static void test_changed_file_is_probed_again(void **state)
