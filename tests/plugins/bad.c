@@ -4,6 +4,7 @@
  * appended slot, which an older host must accept), BAD_OPEN_CRASHES, BAD_OPEN_HANGS
  * (for the probe). */
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include <ganglion/ganglion.h>
 
@@ -35,9 +36,9 @@ static enum ggl_status t_open(const struct ggl_host *host, const struct ggl_conf
     (void)conf;
     (void)self;
 #if defined(BAD_OPEN_CRASHES)
-    (void)host;
-    volatile int *nowhere = NULL;
-    return (enum ggl_status) * nowhere; /* SIGSEGV */
+    (void)host; /* a real fault on a page nobody may read (no sanitizer stops it first) */
+    volatile char *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return page == MAP_FAILED ? GGL_ERROR : (enum ggl_status)page[0]; /* SIGSEGV */
 #elif defined(BAD_OPEN_HANGS)
     (void)host;
     for (volatile unsigned spin = 1; spin; spin |= 1) /* never 0: forever */
