@@ -142,6 +142,24 @@ static void test_probe_off_loader_alone(void **state)
     assert_int_equal(probe_spawned(), before);
 }
 
+static void test_plugins_section(void **state)
+{
+    (void)state;
+    struct conf_error err;
+    struct probe_settings s;
+    struct config *c = config_load_string("log_level = \"warn\";\n", "a.conf", &err);
+    assert_non_null(c);
+    assert_int_equal(probe_read_config(c, &s, &err), 0);
+    assert_int_equal(s.enabled, 1); /* on by default */
+    assert_int_equal(s.timeout_ms, 2000);
+    config_free(c);
+    c = config_load_string("plugins = { probe = false;\n probe_timeout = 5; };\n", "b.conf", &err);
+    assert_non_null(c);
+    assert_int_equal(probe_read_config(c, &s, &err), -1);
+    assert_has(err.msg, "b.conf:2: unknown key 'probe_timeout' in plugins");
+    config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +169,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_changed_file_is_probed_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_descriptor_refused_by_probe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_off_loader_alone, setup, teardown),
+        cmocka_unit_test(test_plugins_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
