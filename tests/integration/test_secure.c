@@ -181,12 +181,12 @@ static void test_crashing_and_hanging_plugins_refused_by_probe(void **state)
     char list[8192];
     start_host_with(&h, NULL,
                     "plugin_dirs = [ \"" TEST_PLUGINDIR "\", \"" BUILD_PLUGINDIR "\" ];\n"
-                    "plugins = { probe_timeout_ms = 300; };\n"
+                    "plugins = { probe_timeout_ms = 1000; };\n"
                     "backends = { bad = { plugin = \"crash_open\"; }; stuck = { plugin = \"hang_open\"; };"
                     " good = { plugin = \"mem\"; }; };\n");
     plugin_list(&h, list, sizeof list);
     assert_non_null(strstr(list, "crash_open.so: probe: killed by signal 11 (Segmentation fault)"));
-    assert_non_null(strstr(list, "hang_open.so: probe: no answer in 300 ms"));
+    assert_non_null(strstr(list, "hang_open.so: probe: no answer in 1000 ms"));
     assert_non_null(strstr(list, "$4\r\ngood\r\n"));
     assert_non_null(strstr(list, "$4\r\nopen\r\n"));
     assert_still_serving(&h);
