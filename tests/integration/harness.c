@@ -45,6 +45,30 @@ void write_config(struct host *h, const char *extra, const char *body)
     fclose(f);
 }
 
+/* Hosts started and not yet reaped: a test that fails half-way leaves one running. */
+static pid_t live[64];
+static size_t n_live;
+
+static void forget_host(pid_t pid)
+{
+    for (size_t i = 0; i < n_live; i++)
+        if (live[i] == pid)
+            live[i] = live[--n_live];
+}
+
+void keep_host(const struct host *h) { forget_host(h->pid); }
+
+int kill_leftover_hosts(void **state)
+{
+    (void)state;
+    while (n_live) {
+        pid_t pid = live[--n_live];
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return 0;
+}
+
 pid_t spawn_host(struct host *h)
 {
     char bin[512];
@@ -52,6 +76,8 @@ pid_t spawn_host(struct host *h)
     char *argv[] = {bin, "-c", h->conf, NULL};
     pid_t pid;
     assert_int_equal(posix_spawn(&pid, bin, NULL, NULL, argv, environ), 0);
+    if (n_live < sizeof live / sizeof live[0])
+        live[n_live++] = pid;
     return pid;
 }
 
@@ -72,8 +98,10 @@ int wait_exit(pid_t pid)
 {
     for (int waited = 0; waited < TIMEOUT_MS; waited += 10) {
         int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            forget_host(pid);
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
         poll(NULL, 0, 10);
     }
     return -1;

@@ -409,6 +409,7 @@ static int group_setup(void **state)
     start_host_with(&shared, extra,
                     "backends = { c = { plugin = \"cache\"; }; s = { plugin = \"mem\"; }; };\n"
                     "tiers = { cache = \"c\"; stm = \"s\"; };\n");
+    keep_host(&shared);
     bystander = client(&shared);
     return 0;
 }
@@ -426,16 +427,16 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_malformed_resp_closes),
-        cmocka_unit_test(test_oversized_bulk_strings_close),
-        cmocka_unit_test(test_huge_array_headers),
-        cmocka_unit_test(test_million_small_arguments),
-        cmocka_unit_test(test_slowloris_clients_time_out),
-        cmocka_unit_test(test_clients_that_never_read),
-        cmocka_unit_test(test_unknown_commands_answered),
-        cmocka_unit_test(test_wrong_types_answered),
-        cmocka_unit_test(test_binary_and_empty_keys),
-        cmocka_unit_test(test_huge_values),
+        cmocka_unit_test_teardown(test_malformed_resp_closes, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_oversized_bulk_strings_close, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_huge_array_headers, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_million_small_arguments, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_slowloris_clients_time_out, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_clients_that_never_read, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_unknown_commands_answered, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_wrong_types_answered, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_binary_and_empty_keys, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_huge_values, kill_leftover_hosts),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

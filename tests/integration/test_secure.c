@@ -197,10 +197,10 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tcp_off_by_default_and_loopback_only),
-        cmocka_unit_test(test_auth_compares_the_whole_secret),
-        cmocka_unit_test(test_plugin_in_world_writable_dir_refused),
-        cmocka_unit_test(test_crashing_and_hanging_plugins_refused_by_probe),
+        cmocka_unit_test_teardown(test_tcp_off_by_default_and_loopback_only, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_auth_compares_the_whole_secret, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_plugin_in_world_writable_dir_refused, kill_leftover_hosts),
+        cmocka_unit_test_teardown(test_crashing_and_hanging_plugins_refused_by_probe, kill_leftover_hosts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
