@@ -21,6 +21,7 @@ static const char *const top_keys[] = {"plugin_dirs", "log_level", "control", "p
                                        "sensors", "health", "shed",
                                        "actions", /* actions_conf.c */
                                        "environment", /* environment_conf.c */
+                                       "plugins", /* probe.c */
                                        NULL};
 /* Instance sections, in the order instances are opened. */
 static const struct {
@@ -373,6 +374,7 @@ static int read_top(struct config *c, struct conf_error *err)
     c->health = config_setting_get_member(root, "health");
     c->environment = config_setting_get_member(root, "environment");
     c->engine = config_setting_get_member(root, "engine");
+    c->plugins = config_setting_get_member(root, "plugins");
     return 0;
 }
 

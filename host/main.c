@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "resource.h"
 #include "orchestrator.h"
+#include "probe.h"
 #include "sizing.h"
 
 static void usage(FILE *f)
@@ -272,6 +273,14 @@ int main(int argc, char **argv)
         return 1;
     }
     apply_log_level(c);
+    struct probe_settings probe;
+    if (probe_read_config(c, &probe, &cerr) < 0) {
+        fprintf(stderr, "%s\n", cerr.msg);
+        config_free(c);
+        return 1;
+    }
+    if (probe.enabled)
+        probe_enable(&probe, NULL);
     if (loader_init(plugin_dirs(c), err, sizeof err) < 0) {
         fprintf(stderr, "ganglion: %s\n", err);
         config_free(c);
