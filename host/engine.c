@@ -26,6 +26,8 @@
 
 #include "deadline.h"
 #include "engine_impl.h"
+#include "orchestrator.h"
+#include "resource.h"
 #include "hostapi.h"
 #include "log.h"
 
@@ -110,10 +112,25 @@ static void settle(struct engine *e, struct etask *t, int status, const void *da
     }
 }
 
+/* task.done on the orchestrator's bus, when someone listens: {"type", "status",
+ * "bytes"} (the result itself stays in the store, TASK.RESULT reads it). */
+static void publish_done(struct engine *e, const struct etask *t, enum result_status st, size_t len)
+{
+    char id[24], payload[160];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)t->id);
+    int n = snprintf(payload, sizeof payload, "{\"type\":\"%.64s\",\"status\":\"%s\",\"bytes\":%zu}",
+                     e->types[t->type].name, result_status_str(st), len);
+    struct orch_msg m = {.topic = "task.done", .source = "engine", .key = id, .payload = payload,
+                         .payload_len = (size_t)n < sizeof payload ? (size_t)n : sizeof payload - 1};
+    orchestrator_publish(&m);
+}
+
 /* Store an outcome and settle; the task's memory stays the caller's. */
 static void finish(struct engine *e, struct etask *t, enum result_status st, const void *data,
                    size_t len, const char *reason)
 {
+    if (atomic_load_explicit(&e->publish_done, memory_order_relaxed))
+        publish_done(e, t, st, len);
     if (results_finish(e->results, t->id, st, data, len, reason) == 0)
         settle(e, t, (int)st, data, len);
     else
@@ -519,6 +536,10 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
         return refuse(GGL_RETRY, "the engine is shutting down", NULL);
     if (!s->type || (unsigned)s->priority > GGL_PRIO_LOW)
         return refuse(GGL_INVALID, "a task needs a type and a priority 0..3", NULL);
+    if (!resource_admit((enum ggl_priority)s->priority)) { /* reason: the reading over its limit */
+        metrics_add(e->busy_refused, 1);
+        return GGL_RETRY;
+    }
     int type = find_type(e, s->type);
     if (type < 0)
         return refuse(GGL_NOTFOUND, "no processor serves task type", s->type);

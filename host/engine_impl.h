@@ -63,6 +63,7 @@ struct retry {                      /* a delayed retry: its token is due at due_
 
 struct engine {
     struct engine_config cfg;
+    _Atomic int publish_done;       /* someone subscribed to task.done (monitor refreshes) */
     struct etype types[ENGINE_MAX_TYPES];
     size_t n_types;
     struct eproc *procs;

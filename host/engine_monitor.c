@@ -18,6 +18,7 @@
 
 #include "deadline.h"
 #include "engine_impl.h"
+#include "orchestrator.h"
 #include "hostapi.h"
 #include "log.h"
 
@@ -191,6 +192,7 @@ void engine_maintain(struct engine *e)
         engine_wake(e);
     engine_rebalance(e);
     engine_publish(e);
+    atomic_store(&e->publish_done, orchestrator_wanted("task.done"));
 }
 
 void engine_stats(struct engine *e, struct engine_stats *out)

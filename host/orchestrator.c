@@ -106,6 +106,8 @@ enum ggl_status orchestrator_publish(const struct orch_msg *m)
     return st;
 }
 
+static int topic_matches(const struct subscriber *s, const char *topic);
+
 int orchestrator_subscribe(const char *topic, orch_handler_fn fn, void *arg)
 {
     size_t len = strlen(topic);
@@ -122,6 +124,16 @@ int orchestrator_subscribe(const char *topic, orch_handler_fn fn, void *arg)
         }
     pthread_mutex_unlock(&O.lock);
     return id;
+}
+
+int orchestrator_wanted(const char *topic)
+{
+    int wanted = 0;
+    pthread_mutex_lock(&O.lock);
+    for (int i = 0; i < ORCH_MAX_SUBSCRIBERS && !wanted; i++)
+        wanted = O.subs[i].used && topic_matches(&O.subs[i], topic);
+    pthread_mutex_unlock(&O.lock);
+    return wanted;
 }
 
 void orchestrator_unsubscribe(int id)

@@ -63,6 +63,9 @@ enum ggl_status orchestrator_publish(const struct orch_msg *m);
  * Returns an id >= 0, or -1 when ORCH_MAX_SUBSCRIBERS are taken. */
 int orchestrator_subscribe(const char *topic, orch_handler_fn fn, void *arg);
 void orchestrator_unsubscribe(int id);
+/* Does any subscriber take `topic`?  (Publishers of frequent messages check it now and
+ * then instead of publishing into the void.) */
+int orchestrator_wanted(const char *topic);
 /* Wait until everything published before the call has been dispatched (tests). */
 void orchestrator_drain(void);
 

@@ -11,11 +11,15 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
+#include "config.h"
 #include "engine_fixture.h"
+#include "environment.h"
 #include "hostapi.h"
+#include "orchestrator.h"
 #include "pool.h"
 
 static void test_priority_order_within_a_type(void **state)
@@ -208,6 +212,47 @@ static void test_thread_init_once_per_worker_and_fini_at_exit(void **state)
     assert_int_equal(atomic_load(&thread_finis), inits);
 }
 
+static _Atomic int done_msgs;
+static char done_payload[256];
+
+static void on_task_done(void *arg, const struct orch_msg *m)
+{
+    (void)arg;
+    snprintf(done_payload, sizeof done_payload, "%.*s", (int)m->payload_len, m->payload);
+    atomic_fetch_add(&done_msgs, 1);
+}
+
+/* A finished task goes on the orchestrator's bus as task.done once someone subscribed
+ * (the monitor pass notices), and not before. */
+static void test_finished_tasks_go_on_the_bus_when_wanted(void **state)
+{
+    (void)state;
+    struct conf_error err = {{0}};
+    struct config *conf = config_load_string("", "t.conf", &err);
+    assert_non_null(conf);
+    assert_int_equal(environment_start(conf, NULL, 0, &err), 0);
+    assert_int_equal(orchestrator_start(&err), 0);
+    struct engine_config c = config(1, 1);
+    struct engine *e = start(&c);
+    submit(e, "a", "x", GGL_PRIO_NORMAL, 0);
+    assert_true(wait_for(&callbacks, 1));
+    orchestrator_drain();
+    assert_int_equal(atomic_load(&done_msgs), 0);
+    int sub = orchestrator_subscribe("task.*", on_task_done, NULL);
+    assert_true(sub >= 0);
+    engine_maintain(e);
+    submit(e, "a", "y", GGL_PRIO_NORMAL, 0);
+    assert_true(wait_for(&callbacks, 2));
+    orchestrator_drain();
+    assert_int_equal(atomic_load(&done_msgs), 1);
+    assert_non_null(strstr(done_payload, "{\"type\":\"a\",\"status\":\"ok\",\"bytes\":"));
+    stop(e);
+    orchestrator_unsubscribe(sub);
+    orchestrator_stop();
+    environment_stop();
+    config_free(conf);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -221,6 +266,7 @@ int main(void)
         T(test_shutdown_drains_queued_tasks),
         T(test_shutdown_deadline_cancels_what_is_left),
         T(test_thread_init_once_per_worker_and_fini_at_exit),
+        T(test_finished_tasks_go_on_the_bus_when_wanted),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
