@@ -6,7 +6,11 @@
  * (m) one maintenance cycle over 100,000 entries in STM and 100,000 in IM;
  * (z) zstd compression of 4 KiB values cut from a text corpus (the licenses in
  *     /usr/share/common-licenses): ratio and MB/s both ways.
- * Prints figures and ratios; bounded in time. */
+ * Prints figures and ratios; bounded in time.
+ * `bench/memory --profile-get N [WRITE_PCT]` runs only N cache-hit gets (WRITE_PCT %
+ * of them puts, default 0) on one thread, then as many unlocked hash gets, and
+ * `--profile-ltm` only (b)'s manager half, for callgrind (PERF.md):
+ *   valgrind --tool=callgrind --toggle-collect=profile_gets bench/memory --profile-get 100000 */
 #include "ggl-build.h"
 
 #include <pthread.h>
@@ -36,6 +40,13 @@ static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -79,29 +90,34 @@ struct reader {
     uint64_t ops, seed;
 };
 
+/* One get of a random key (or, write_pct % of the time, a put of it). */
+static inline void one_op(struct reader *r, char *out)
+{
+    static const struct memory_write w = MEMORY_WRITE_DEFAULT;
+    uint64_t x = rng(&r->seed);
+    const char *k = keys[x % KEYS];
+    if (!r->manager) {
+        if (!table_get(k, out))
+            abort();
+    } else if (x % 100 < r->write_pct) {
+        if (memory_put(k, strlen(k), value, VALUE, &w, NULL) != GGL_OK)
+            abort();
+    } else {
+        struct memory_value v;
+        if (memory_get(k, strlen(k), &v) != GGL_OK)
+            abort();
+        free(v.data);
+    }
+}
+
 static void *read_loop(void *arg)
 {
     struct reader *r = arg;
     char out[VALUE];
-    struct memory_write w = MEMORY_WRITE_DEFAULT;
     uint64_t end = now_ns() + RUN_NS;
     while (now_ns() < end)
-        for (int i = 0; i < 1000; i++, r->ops++) {
-            uint64_t x = rng(&r->seed);
-            const char *k = keys[x % KEYS];
-            if (!r->manager) {
-                if (!table_get(k, out))
-                    abort();
-            } else if (x % 100 < r->write_pct) {
-                if (memory_put(k, strlen(k), value, VALUE, &w, NULL) != GGL_OK)
-                    abort();
-            } else {
-                struct memory_value v;
-                if (memory_get(k, strlen(k), &v) != GGL_OK)
-                    abort();
-                free(v.data);
-            }
-        }
+        for (int i = 0; i < 1000; i++, r->ops++)
+            one_op(r, out);
     return NULL;
 }
 
@@ -230,8 +246,21 @@ static void compression(void)
            (double)in / (double)td * 1e3);
 }
 
-int main(void)
+/* N cache-hit gets (write_pct % of them puts) on this thread: the hot loop of (a)
+ * without threads or timing. */
+static void __attribute__((noinline)) profile_gets(long n, unsigned write_pct, int manager)
 {
+    struct reader r = {manager, write_pct, 0, 88172645463325252ull};
+    char out[VALUE];
+    for (long i = 0; i < n; i++)
+        one_op(&r, out);
+}
+
+int main(int argc, char **argv)
+{
+    long profile_get = argc >= 3 && strcmp(argv[1], "--profile-get") == 0 ? atol(argv[2]) : 0;
+    unsigned profile_pct = profile_get && argc == 4 ? (unsigned)atoi(argv[3]) : 0;
+    int profile_ltm = argc == 2 && strcmp(argv[1], "--profile-ltm") == 0;
     struct host_fixture fx;
     char path[160];
     for (int i = 0; i < KEYS; i++)
@@ -240,7 +269,8 @@ int main(void)
     if (host_fixture_open(&fx, "backends = { c = { plugin = \"cache\"; max_entries = 262144; };"
                                " s = { plugin = \"mem\"; max_entries = 300000; };"
                                " i = { plugin = \"mem\"; max_entries = 300000; };"
-                               " l = { plugin = \"sqlite\"; path = \"%1$s/ltm.db\"; }; };\n"
+                               " l = { plugin = \"sqlite\"; path = \"%1$s/ltm.db\";"
+                               " absent_keys = 131072; }; };\n"
                                "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n") < 0)
         return 1;
 
@@ -253,6 +283,22 @@ int main(void)
         table[j].key = keys[i];
         memcpy(table[j].value, value, VALUE);
         memory_put(keys[i], strlen(keys[i]), value, VALUE, &w, NULL);
+    }
+    if (profile_get || profile_ltm) {
+        for (int manager = 1; profile_get && manager >= 0; manager--) {
+            uint64_t c0 = cpu_ns();
+            profile_gets(profile_get, profile_pct, manager);
+            printf("%s: %.0f CPU ns per op\n", manager ? "memory_get" : "unlocked hash get",
+                   (double)(cpu_ns() - c0) / (double)profile_get);
+        }
+        if (profile_ltm) {
+            snprintf(path, sizeof path, "%s/raw.db", fx.dir);
+            double raw = raw_sqlite(path);
+            printf("LTM writes: manager %.0f rows/s, raw %.0f rows/s\n", manager_ltm(), raw);
+        }
+        free(table);
+        host_fixture_close(&fx);
+        return 0;
     }
     double base = run_readers(0, 0), ours = run_readers(1, 5), reads = run_readers(1, 0);
     printf("(a) cache-hit get, 2 threads, 5%% writes: %.2f M ops/s; unlocked hash get: %.2f M ops/s;"

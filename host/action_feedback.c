@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "actions_impl.h"
+#include "orchestrator.h"
 #include "hostapi.h"
 #include "log.h"
 #include "memory.h"
@@ -38,23 +39,44 @@ static void json_escape(char *out, size_t cap, const char *s)
     out[n] = '\0';
 }
 
-static void feedback_memory(struct actions *s, const struct act *a)
+/* The outcome as one JSON object: what memory feedback stores and the bus carries. */
+static int outcome_json(const struct act *a, char *value, size_t cap)
 {
-    char key[256], reason[600], name[300], value[1024];
-    int kl = snprintf(key, sizeof key, "%s%llu", s->conf.feedback_memory_prefix,
-                      (unsigned long long)a->id);
+    char reason[600], name[300];
     json_escape(reason, sizeof reason, a->reason);
     json_escape(name, sizeof name, a->spec.name);
-    int vl = snprintf(value, sizeof value,
-                      "{\"id\":%llu,\"action\":\"%s\",\"status\":\"%s\",\"attempts\":%u,"
-                      "\"reason\":\"%s\",\"at_ms\":%llu}",
-                      (unsigned long long)a->id, name, result_status_str(a->status),
-                      a->attempt + 1, reason, (unsigned long long)clock_now_ms());
+    int n = snprintf(value, cap,
+                     "{\"id\":%llu,\"action\":\"%s\",\"status\":\"%s\",\"attempts\":%u,"
+                     "\"reason\":\"%s\",\"at_ms\":%llu}",
+                     (unsigned long long)a->id, name, result_status_str(a->status),
+                     a->attempt + 1, reason, (unsigned long long)clock_now_ms());
+    return n < (int)cap ? n : (int)cap - 1;
+}
+
+static void feedback_memory(struct actions *s, const struct act *a)
+{
+    char key[256], value[1024];
+    int kl = snprintf(key, sizeof key, "%s%llu", s->conf.feedback_memory_prefix,
+                      (unsigned long long)a->id);
+    int vl = outcome_json(a, value, sizeof value);
     struct memory_write w = MEMORY_WRITE_DEFAULT;
     w.ttl_ms = s->conf.feedback_memory_ttl_ms;
     enum ggl_status st = memory_ready() ? memory_put(key, (size_t)kl, value, (size_t)vl, &w, NULL)
                                         : GGL_UNAVAILABLE;
     metrics_add(st == GGL_OK ? s->m_fb_mem : s->m_fb_mem_failed, 1);
+}
+
+/* Every outcome goes on the orchestrator's bus as action.outcome, so other components
+ * (the agent state's last outcome, a learner) hear of it without calling in here.  A
+ * full bus drops the message (counted by the orchestrator); the action stands. */
+static void feedback_bus(const struct act *a)
+{
+    char id[24], value[1024];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)a->id);
+    int vl = outcome_json(a, value, sizeof value);
+    struct orch_msg m = {.topic = "action.outcome", .source = "actions", .key = id,
+                         .payload = value, .payload_len = (size_t)vl};
+    orchestrator_publish(&m);
 }
 
 static void feedback_state(struct actions *s, const struct act *a)
@@ -93,6 +115,8 @@ static void deliver(struct actions *s, struct act *a)
         feedback_memory(s, a);
     if (s->conf.feedback_state_prefix && *s->conf.feedback_state_prefix)
         feedback_state(s, a);
+    if (s->bus)
+        feedback_bus(a);
 }
 
 void feedback_push(struct actions *s, struct act *a)

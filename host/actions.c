@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "actions_impl.h"
+#include "orchestrator.h"
 #include "resource.h"
 #include "hostapi.h"
 #include "log.h"
@@ -142,7 +143,7 @@ static void finish(struct actions *s, struct act *a, enum result_status st, void
         metrics_add(s->m_dead, r >= 0);
         metrics_add(s->m_dead_dropped, r == 1);
     }
-    if (a->done || a->followers_of_key || s->feedback_configured)
+    if (a->done || a->followers_of_key || s->feedback_configured || s->bus)
         feedback_push(s, a);
     else
         act_release(s, a); /* nothing to deliver: no hop to a feedback thread */
@@ -451,6 +452,7 @@ int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
     if (!s)
         return -1;
     s->conf = *ac;
+    s->bus = orchestrator_running();
     s->feedback_configured = (ac->feedback_memory_prefix && *ac->feedback_memory_prefix) ||
                              (ac->feedback_state_prefix && *ac->feedback_state_prefix);
     s->backoff = (struct backoff){(uint64_t)ac->backoff_base_ms, (uint64_t)ac->backoff_max_ms};

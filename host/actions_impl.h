@@ -68,6 +68,7 @@ struct actions {
     _Atomic int stopping;        /* admission closed */
     int leaked;                  /* workers stuck at shutdown: never freed */
     int feedback_configured;     /* outcomes go to memory or state */
+    int bus;                     /* the orchestrator ran at start: outcomes go on its bus */
     struct results *results;
     struct dead_list *dead;
     struct dedup *dedup;

@@ -18,6 +18,7 @@
 #include "hostapi.h"
 #include "environment.h"
 #include "environment_cmds.h"
+#include "engine_cmds.h"
 #include "memory.h"
 #include "memory_cmds.h"
 #include "metrics.h"
@@ -312,6 +313,10 @@ static const struct command table[] = {
     {"ACTION.RESULT", cmd_action_result, -2, 0, "ACTION.RESULT id [WAIT ms]: status, output, reason (nil while pending)"},
     {"ACTION.DEAD", cmd_action_dead, -1, 0, "ACTION.DEAD [COUNT n]: dead letters, newest first, with reasons"},
     {"ACTION.REPLAY", cmd_action_replay, 2, 0, "ACTION.REPLAY id: run a dead letter again; the new id"},
+    {"TASK.SUBMIT", cmd_task_submit, -3, 0, "TASK.SUBMIT type payload [PRIORITY p] [TIMEOUT ms] [RETRIES n]: id"},
+    {"TASK.RESULT", cmd_task_result, -2, 0, "TASK.RESULT id [WAIT ms]: [status, data, reason], or nil"},
+    {"TASK.STATUS", cmd_task_status, 2, 0, "TASK.STATUS id: queued, running, done or unknown"},
+    {"TASK.CANCEL", cmd_task_cancel, 2, 0, "TASK.CANCEL id: 1 cancelled, 0 already finished"},
     {"DEBUG.SLEEP", cmd_debug_sleep, 2, CMD_WORKER | CMD_DEBUG, "DEBUG.SLEEP ms on a worker"},
     {"STATE.GET", cmd_state_get, -1, 0, "STATE.GET [key [WITHMETA]]: a value (nil), or every key and value"},
     {"STATE.SET", cmd_state_set, 3, 0, "STATE.SET key value: +OK once applied; -INVALID by a rule"},

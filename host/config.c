@@ -16,11 +16,13 @@
 const char *const tier_slot_names[SLOT_COUNT] = {"cache", "stm", "im", "ltm"};
 
 static const char *const top_keys[] = {"plugin_dirs", "log_level", "control", "pools", "memory",
+                                       "engine",
                                        "backends", "tiers", "processors", "executors",
                                        "sensors", "health", "shed",
                                        "actions", /* actions_conf.c */
                                        "environment", /* environment_conf.c */
                                        "swap", /* swap_state.c */
+                                       "plugins", /* probe.c */
                                        NULL};
 /* Instance sections, in the order instances are opened. */
 static const struct {
@@ -372,6 +374,8 @@ static int read_top(struct config *c, struct conf_error *err)
     c->memory = config_setting_get_member(root, "memory");
     c->health = config_setting_get_member(root, "health");
     c->environment = config_setting_get_member(root, "environment");
+    c->engine = config_setting_get_member(root, "engine");
+    c->plugins = config_setting_get_member(root, "plugins");
     return 0;
 }
 

@@ -35,6 +35,8 @@ struct config {
     config_setting_t *memory;
     config_setting_t *health;
     config_setting_t *environment;
+    config_setting_t *engine;
+    config_setting_t *plugins;  /* plugins { probe ... } (host/probe.c) */
     struct conf_instance *instances; /* backends, processors, executors, sensors in file order */
     size_t n_instances;
     const char *slots[SLOT_COUNT];   /* instance bound to each tier slot, or NULL */

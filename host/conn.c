@@ -12,15 +12,25 @@
 
 #define NAME_SHOWN 64 /* bytes of an unknown command's name echoed in the error */
 
-static void on_closed(uv_handle_t *h)
+static void conn_free(struct conn *c)
 {
-    struct conn *c = (struct conn *)h;
-    struct control *ctl = c->ctl;
     resp_parser_free(c->parser);
     buf_free(&c->out);
     buf_free(&c->wbuf);
     free(c);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct control *ctl = ((struct conn *)h)->ctl;
+    conn_free((struct conn *)h);
     control_maybe_finish(ctl);
+}
+
+static void stop_reading(struct conn *c)
+{
+    if (!c->detached)
+        uv_read_stop(&c->h.stream);
 }
 
 static void slots_free(struct conn *c)
@@ -51,7 +61,8 @@ void conn_close(struct conn *c)
     ctl->n_conns--;
     metrics_set(ctl->m.clients, (double)ctl->n_conns);
     slots_free(c);
-    uv_close((uv_handle_t *)&c->h, on_closed);
+    if (!c->detached) /* a detached one is freed by conn_free_detached */
+        uv_close((uv_handle_t *)&c->h, on_closed);
 }
 
 /* Close once everything owed to the client has been written. */
@@ -102,6 +113,8 @@ static void on_written(uv_write_t *req, int status)
 /* Write what is ready: try at once, queue the rest as one uv_write. */
 static void flush(struct conn *c)
 {
+    if (c->detached)
+        return;
     if (c->closing || c->writing || !c->out.len) {
         if (!c->closing)
             maybe_close(c);
@@ -251,6 +264,7 @@ static void execute(struct conn *c, const struct request *req)
 static int on_request(void *arg, const struct request *req)
 {
     struct conn *c = arg;
+    c->request_started = 0;
     execute(c, req);
     release_slots(c); /* a -BUSY may have finished a slot at the head */
     metrics_add(c->ctl->m.commands, 1);
@@ -258,7 +272,7 @@ static int on_request(void *arg, const struct request *req)
         return 1;
     if (c->sess.close_after_reply) {
         c->close_when_flushed = 1;
-        uv_read_stop(&c->h.stream);
+        stop_reading(c);
         return 1;
     }
     return 0;
@@ -271,7 +285,15 @@ static void protocol_error(struct conn *c)
     metrics_add(c->ctl->m.protocol_errors, 1);
     reply_error(reply_target(c), "ERR %s", why);
     c->close_when_flushed = 1;
-    uv_read_stop(&c->h.stream);
+    stop_reading(c);
+}
+
+int conn_feed(struct conn *c, const char *data, size_t n)
+{
+    if (resp_parse(c->parser, data, n, on_request, c) >= 0)
+        return 0;
+    protocol_error(c);
+    return -1;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -295,8 +317,12 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
     if (n == 0) /* EAGAIN */
         return;
-    if (resp_parse(c->parser, b->base, (size_t)n, on_request, c) < 0)
-        protocol_error(c);
+    uint64_t now = uv_now(s->loop) + 1; /* never 0 */
+    if (!c->request_started)
+        c->request_started = now;
+    conn_feed(c, b->base, (size_t)n);
+    if (!c->request_started && resp_buffered(c->parser))
+        c->request_started = now; /* the next request began in this read */
     flush(c);
 }
 
@@ -340,6 +366,44 @@ static int conn_init_handle(struct conn *c, uv_stream_t *server)
                                          : uv_tcp_init(server->loop, &c->h.tcp);
 }
 
+static void conn_link(struct control *ctl, struct conn *c)
+{
+    c->ctl = ctl;
+    c->next = ctl->conns;
+    if (ctl->conns)
+        ctl->conns->prev = c;
+    ctl->conns = c;
+    ctl->n_conns++;
+    metrics_set(ctl->m.clients, (double)ctl->n_conns);
+    metrics_add(ctl->m.connections, 1);
+}
+
+static struct resp_parser *parser_for(const struct control *ctl)
+{
+    const struct resp_limits lim = {(size_t)ctl->set.max_request_bytes, (int)ctl->set.max_args};
+    return resp_parser_new(&lim);
+}
+
+struct conn *conn_new_detached(struct control *ctl)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->detached = 1;
+    if (!(c->parser = parser_for(ctl))) {
+        free(c);
+        return NULL;
+    }
+    conn_link(ctl, c);
+    return c;
+}
+
+void conn_free_detached(struct conn *c)
+{
+    conn_close(c);
+    conn_free(c);
+}
+
 void conn_accept(uv_stream_t *server, int status)
 {
     struct control *ctl = server->loop->data;
@@ -350,14 +414,7 @@ void conn_accept(uv_stream_t *server, int status)
         free(c);
         return;
     }
-    c->ctl = ctl;
-    c->next = ctl->conns; /* linked first so conn_close can always unlink it */
-    if (ctl->conns)
-        ctl->conns->prev = c;
-    ctl->conns = c;
-    ctl->n_conns++;
-    metrics_set(ctl->m.clients, (double)ctl->n_conns);
-    metrics_add(ctl->m.connections, 1);
+    conn_link(ctl, c); /* linked first so conn_close can always unlink it */
     if (uv_accept(server, &c->h.stream) < 0) {
         conn_close(c);
         return;
@@ -368,10 +425,33 @@ void conn_accept(uv_stream_t *server, int status)
     }
     if (server->type == UV_TCP)
         uv_tcp_nodelay(&c->h.tcp, 1);
-    const struct resp_limits lim = {(size_t)ctl->set.max_request_bytes, (int)ctl->set.max_args};
-    c->parser = resp_parser_new(&lim);
+    c->parser = parser_for(ctl);
     if (!c->parser || uv_read_start(&c->h.stream, on_alloc, on_read) < 0)
         conn_close(c);
+}
+
+static void request_timed_out(struct conn *c)
+{
+    log_info("control: closing a connection: request not complete after %lld ms",
+             (long long)c->ctl->set.request_timeout_ms);
+    metrics_add(c->ctl->m.request_timeouts, 1);
+    reply_error(reply_target(c), "ERR request not complete within %lld ms",
+                (long long)c->ctl->set.request_timeout_ms);
+    c->close_when_flushed = 1;
+    c->request_started = 0;
+    stop_reading(c);
+    flush(c);
+}
+
+void conn_sweep(uv_timer_t *t)
+{
+    struct control *ctl = t->data;
+    uint64_t now = uv_now(t->loop) + 1, limit = (uint64_t)ctl->set.request_timeout_ms;
+    for (struct conn *c = ctl->conns, *next; c; c = next) {
+        next = c->next; /* flush may close c */
+        if (c->request_started && !c->close_when_flushed && now - c->request_started >= limit)
+            request_timed_out(c);
+    }
 }
 
 /* Shutdown: read no more requests; close once the replies owed are written. */

@@ -14,7 +14,7 @@
 
 struct control_metrics {
     struct ggl_metric *clients, *connections, *rejected, *commands, *protocol_errors,
-        *output_limit;
+        *output_limit, *request_timeouts;
 };
 
 struct control {
@@ -28,6 +28,7 @@ struct control {
     int have_unix, have_tcp, unix_bound;
     uv_async_t stop_async;     /* control_stop -> the loop */
     uv_timer_t deadline;       /* shutdown drain deadline */
+    uv_timer_t sweep;          /* closes requests not completed in request_timeout_ms */
     struct offload *pool;
     struct conn *conns;        /* every open connection */
     size_t n_conns;
@@ -63,6 +64,8 @@ struct conn {
     int writing;
     int closing;               /* uv_close called */
     int close_when_flushed;    /* EOF, protocol error, drain: no more requests */
+    int detached;              /* no socket (conn_new_detached): replies stay in out */
+    uint64_t request_started;  /* loop ms when a request's first bytes came; 0: none */
     struct reply_slot *head, *tail;  /* replies waiting for an earlier one, in request order */
 };
 
@@ -75,7 +78,17 @@ struct job *conn_defer(struct cmd_call *call);
  * A command that must see its predecessors' effects cannot then take a shortcut. */
 int conn_has_pending(const struct conn *c);
 void conn_accept(uv_stream_t *server, int status);
+/* Bytes read from the client: run the requests they complete; a malformed one gets its
+ * -ERR and ends reading (returns -1).  Replies go to c->out or wait in slots. */
+int conn_feed(struct conn *c, const char *data, size_t n);
+/* A connection without a socket, on a control from control_new_offline (one thread
+ * runs both): feed it with conn_feed, take its replies from c->out, run ctl->loop while
+ * conn_has_pending, then conn_free_detached.  NULL when out of memory. */
+struct conn *conn_new_detached(struct control *ctl);
+void conn_free_detached(struct conn *c);
 void conn_drain(struct conn *c);
+/* Loop timer: close every connection whose request began over request_timeout_ms ago. */
+void conn_sweep(uv_timer_t *t);
 void conn_close(struct conn *c);
 /* Loop thread: a worker finished (offload's done callback). */
 void conn_job_done(struct job *j, void *arg);

@@ -37,6 +37,8 @@ static const struct conf_key control_keys[] = {
         "replies queued per connection; a client over it is disconnected"),
     KEY("shutdown_deadline_ms", GGL_SETTING_INT, shutdown_deadline_ms, "5000", 0, 600000,
         "time in-flight requests get at shutdown"),
+    KEY("request_timeout_ms", GGL_SETTING_INT, request_timeout_ms, "30000", 0, 3600000,
+        "a request begun must be complete within this (slow clients); 0: no limit"),
     KEY("workers", GGL_SETTING_INT, workers, "1", 1, 64, "threads for off-loop commands"),
     KEY("worker_queue", GGL_SETTING_INT, worker_queue, "1024", 1, 1000000,
         "commands waiting for a worker before -BUSY"),
@@ -169,6 +171,7 @@ void control_maybe_finish(struct control *ctl)
     ctl->finished = 1;
     offload_stop(ctl->pool);
     close_handle((uv_handle_t *)&ctl->deadline);
+    close_handle((uv_handle_t *)&ctl->sweep);
     close_handle((uv_handle_t *)&ctl->stop_async);
 }
 
@@ -221,6 +224,8 @@ static void register_metrics(struct control *ctl)
       "connections closed for a malformed or oversized request");
     M(output_limit, GGL_METRIC_COUNTER, "control_output_limit",
       "connections closed at max_output_bytes (client not reading)");
+    M(request_timeouts, GGL_METRIC_COUNTER, "control_request_timeouts",
+      "connections closed: a request not completed within request_timeout_ms");
 #undef M
 }
 
@@ -241,8 +246,9 @@ static void control_free(struct control *ctl)
     free(ctl);
 }
 
-struct control *control_start(const struct config *c, const struct instance *inst, size_t n,
-                              struct conf_error *err)
+/* Everything but the listeners and the I/O thread: settings, loop, metrics, workers. */
+static struct control *control_new(const struct config *c, const struct instance *inst, size_t n,
+                                   struct conf_error *err)
 {
     struct control *ctl = calloc(1, sizeof *ctl);
     if (!ctl) {
@@ -272,25 +278,62 @@ struct control *control_start(const struct config *c, const struct instance *ins
     ctl->stop_async.data = ctl;
     uv_timer_init(&ctl->loop, &ctl->deadline);
     ctl->deadline.data = ctl;
+    uv_timer_init(&ctl->loop, &ctl->sweep);
+    ctl->sweep.data = ctl;
     ctl->loop.data = ctl;
-    if ((ctl->set.unix_path[0] && listen_unix(ctl, err) < 0) ||
-        (ctl->set.tcp_port && listen_tcp(ctl, err) < 0))
-        goto fail;
     ctl->pool = offload_new(&ctl->loop, (int)ctl->set.workers, (size_t)ctl->set.worker_queue,
                             conn_job_done, ctl);
     if (!ctl->pool) {
         snprintf(err->msg, sizeof err->msg, "control: cannot start worker threads");
+        control_free(ctl);
+        return NULL;
+    }
+    return ctl;
+}
+
+struct control *control_start(const struct config *c, const struct instance *inst, size_t n,
+                              struct conf_error *err)
+{
+    struct control *ctl = control_new(c, inst, n, err);
+    if (!ctl || ctl->disabled)
+        return ctl;
+    if ((ctl->set.unix_path[0] && listen_unix(ctl, err) < 0) ||
+        (ctl->set.tcp_port && listen_tcp(ctl, err) < 0))
         goto fail;
+    if (ctl->set.request_timeout_ms) { /* a late request is closed within a quarter more */
+        uint64_t every = (uint64_t)ctl->set.request_timeout_ms / 4 + 1;
+        uv_timer_start(&ctl->sweep, conn_sweep, every, every);
     }
     if (pthread_create(&ctl->thread, NULL, io_main, ctl) != 0) {
         snprintf(err->msg, sizeof err->msg, "control: cannot start the I/O thread");
-        offload_stop(ctl->pool);
         goto fail;
     }
     return ctl;
 fail:
+    offload_stop(ctl->pool);
     control_free(ctl);
     return NULL;
+}
+
+struct control *control_new_offline(const struct config *c, const struct instance *inst,
+                                    size_t n, struct conf_error *err)
+{
+    struct control *ctl = control_new(c, inst, n, err);
+    if (ctl && ctl->disabled) {
+        snprintf(err->msg, sizeof err->msg, "control: no 'control' section");
+        free(ctl);
+        return NULL;
+    }
+    return ctl;
+}
+
+void control_free_offline(struct control *ctl)
+{
+    if (!ctl)
+        return;
+    ctl->stopping = 1;
+    control_maybe_finish(ctl); /* stops the workers */
+    control_free(ctl);
 }
 
 void control_stop(struct control *ctl)

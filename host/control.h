@@ -20,6 +20,7 @@ struct control_settings {
     int64_t max_args;
     int64_t max_output_bytes;
     int64_t shutdown_deadline_ms;
+    int64_t request_timeout_ms;   /* a request begun must be complete by then; 0: never */
     int64_t workers;
     int64_t worker_queue;
     int debug_commands;
@@ -37,6 +38,12 @@ struct control *control_start(const struct config *c, const struct instance *ins
 /* Stop accepting, let in-flight requests finish until the deadline, close every
  * connection, join the I/O thread and free everything.  NULL is a no-op. */
 void control_stop(struct control *ctl);
+/* A control with its workers but no listeners and no I/O thread: the caller runs
+ * ctl's loop and feeds connections made with conn_new_detached (fuzz/fuzz_request.c).
+ * NULL with err filled on failure, or when c has no control section. */
+struct control *control_new_offline(const struct config *c, const struct instance *inst,
+                                    size_t n, struct conf_error *err);
+void control_free_offline(struct control *ctl); /* its connections freed first */
 
 /* For command handlers (I/O thread). */
 const struct control_settings *control_settings_of(const struct control *ctl);

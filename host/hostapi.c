@@ -12,6 +12,7 @@
 
 #include "actions.h"
 #include "environment.h"
+#include "engine.h"
 #include "hostapi.h"
 #include "log.h"
 #include "memory.h"
@@ -183,11 +184,31 @@ static enum ggl_status api_mem_del(const struct ggl_host *h, const void *k, size
     return st == GGL_OK && !existed ? GGL_NOTFOUND : st;
 }
 
+/* A sub-task: queued on the engine like any task, never waited for (done runs later on a
+ * host thread); its parent is the task running on this thread, if any. */
 static enum ggl_status api_submit_task(const struct ggl_host *h, const struct ggl_task *t,
                                        ggl_done_fn done, void *arg, uint64_t *id)
 {
-    (void)h, (void)t, (void)done, (void)arg, (void)id;
-    return unavailable("submit_task");
+    (void)h;
+    struct engine *e = engine_global();
+    if (!e)
+        return unavailable("submit_task");
+    if (!t || !id || t->size < offsetof(struct ggl_task, deadline_ms) + sizeof t->deadline_ms ||
+        !t->type) {
+        snprintf(reason, sizeof reason, "submit_task: a struct ggl_task with size, type and id");
+        return GGL_INVALID;
+    }
+    uint64_t now = clock_now_ms();
+    if (t->deadline_ms && t->deadline_ms <= now) {
+        snprintf(reason, sizeof reason, "submit_task: the deadline has already passed");
+        return GGL_INVALID;
+    }
+    struct engine_task_spec spec = {.type = t->type, .payload = t->payload,
+                                    .payload_len = t->payload_len,
+                                    .priority = (enum ggl_priority)t->priority,
+                                    .timeout_ms = t->deadline_ms ? t->deadline_ms - now : 0,
+                                    .max_retries = -1, .parent = engine_current_task()};
+    return engine_submit(e, &spec, done, arg, id);
 }
 
 /* The action system's admission (actions.c); the action is copied. */

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <ltdl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 
 #include "loader.h"
 #include "log.h"
+#include "probe.h"
 
 static pthread_mutex_t lt_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **search_dirs;
@@ -139,20 +142,56 @@ nomem:
     return -1;
 }
 
-/* Copy src to a fresh 0700 file in the private directory; returns its path. */
-static char *private_copy(const char *src, const char *base, char *err, size_t errlen)
+/* Whoever may write a plugin file or its directory runs code in the host: refuse one
+ * that is world-writable or owned by anyone but root or the host's user. */
+static int check_owner_mode(const struct stat *st, const char *what, const char *name,
+                            char *why, size_t len)
+{
+    if (st->st_mode & S_IWOTH) {
+        snprintf(why, len, "%s%s is world-writable", what, name);
+        return -1;
+    }
+    if (st->st_uid != 0 && st->st_uid != geteuid()) {
+        snprintf(why, len, "%s%s is owned by uid %u, not root or the host's user (uid %u)", what,
+                 name, (unsigned)st->st_uid, (unsigned)geteuid());
+        return -1;
+    }
+    return 0;
+}
+
+static int check_trusted(int fd, const char *path, char *why, size_t len)
+{
+    struct stat st;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, len, "not a regular file");
+        return -1;
+    }
+    if (check_owner_mode(&st, "the file", "", why, len) < 0)
+        return -1;
+    const char *d = dirname(dir);
+    if (stat(d, &st) < 0) {
+        snprintf(why, len, "directory %s: %s", d, strerror(errno));
+        return -1;
+    }
+    return check_owner_mode(&st, "its directory ", d, why, len);
+}
+
+/* Copy the open file `in` to a fresh 0700 file in the private directory; returns its
+ * path.  Reading the descriptor that was checked leaves no window to swap the file. */
+static char *private_copy(int in, const char *src, const char *base, char *err, size_t errlen)
 {
     char *dst = NULL;
-    int in = -1, out = -1;
+    int out = -1;
     char buf[65536];
     if (asprintf(&dst, "%s/%s-%u.so", private_dir, base, ++load_seq) < 0) {
         dst = NULL;
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0 ||
-        (out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700)) < 0) {
-        snprintf(err, errlen, "%s: %s", in < 0 ? src : dst, strerror(errno));
+    if ((out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700)) < 0) {
+        snprintf(err, errlen, "%s: %s", dst, strerror(errno));
         goto fail;
     }
     for (;;) {
@@ -164,7 +203,6 @@ static char *private_copy(const char *src, const char *base, char *err, size_t e
             goto fail;
         }
     }
-    close(in);
     if (close(out) != 0) {
         out = -1;
         snprintf(err, errlen, "copying %s: %s", src, strerror(errno));
@@ -172,8 +210,6 @@ static char *private_copy(const char *src, const char *base, char *err, size_t e
     }
     return dst;
 fail:
-    if (in >= 0)
-        close(in);
     if (out >= 0) {
         close(out);
         unlink(dst);
@@ -215,7 +251,15 @@ struct module *loader_load_file(const char *path, enum ggl_kind kind, char *err,
     if (dot)
         *dot = '\0';
 
-    char *copy = private_copy(path, base, why, sizeof why);
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        snprintf(why, sizeof why, "%s", strerror(errno));
+        goto refuse;
+    }
+    char *copy = NULL;
+    if (check_trusted(in, path, why, sizeof why) == 0 && probe_check(path, kind, why, sizeof why) == 0)
+        copy = private_copy(in, path, base, why, sizeof why);
+    close(in);
     if (!copy)
         goto refuse;
     lt_dlhandle h = open_local(copy, why, sizeof why);
@@ -344,6 +388,7 @@ void loader_fini(void)
         free(m);
     }
     modules_tail = &modules;
+    probe_forget();
     for (char **d = search_dirs; d && *d; d++)
         free(*d);
     free(search_dirs);

@@ -16,6 +16,9 @@
 #include "health.h"
 #include "hostapi.h"
 #include "environment.h"
+#include "engine.h"
+#include "engine_conf.h"
+#include "hostapi.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
@@ -25,6 +28,7 @@
 #include "metrics.h"
 #include "resource.h"
 #include "orchestrator.h"
+#include "probe.h"
 #include "registry.h"
 #include "reload.h"
 #include "sizing.h"
@@ -212,6 +216,31 @@ static void reload_on_signal(void)
     free(rep);
 }
 
+/* The processing engine over the open processor instances, sized by the pools plan.
+ * procs must outlive it. */
+static struct engine *start_engine(const struct config *c, struct instance *inst, size_t n,
+                                   const struct sizing *s, struct engine_processor **procs,
+                                   uint64_t *drain_ms, struct conf_error *err)
+{
+    struct engine_config ec;
+    if (engine_read_config(c, s, &ec, drain_ms, err) < 0)
+        return NULL;
+    size_t np = 0;
+    *procs = calloc(n ? n : 1, sizeof **procs);
+    for (size_t i = 0; *procs && i < n; i++)
+        if (inst[i].conf->kind == GGL_KIND_PROCESSOR && inst[i].state == INSTANCE_OPEN)
+            (*procs)[np++] = (struct engine_processor){inst[i].label, inst[i].mod->desc->vtable,
+                                                       inst[i].self};
+    struct engine *e = *procs ? engine_new(&ec, *procs, np) : NULL;
+    if (!e) {
+        snprintf(err->msg, sizeof err->msg, "cannot start the processing engine");
+        return NULL;
+    }
+    engine_set_global(e);
+    log_info("engine: %zu processors, workers %u..%u", np, ec.min_workers, ec.max_workers);
+    return e;
+}
+
 /* Wait for SIGTERM or SIGINT (blocked in every thread, taken here with sigwait). */
 static void run_until_signal(const sigset_t *set)
 {
@@ -283,6 +312,14 @@ int main(int argc, char **argv)
         return 1;
     }
     apply_log_level(c);
+    struct probe_settings probe;
+    if (probe_read_config(c, &probe, &cerr) < 0) {
+        fprintf(stderr, "%s\n", cerr.msg);
+        config_free(c);
+        return 1;
+    }
+    if (probe.enabled)
+        probe_enable(&probe, NULL);
     if (loader_init(plugin_dirs(c), err, sizeof err) < 0) {
         fprintf(stderr, "ganglion: %s\n", err);
         config_free(c);
@@ -300,7 +337,8 @@ int main(int argc, char **argv)
              health_read_config(c, &hs, &cerr) < 0 || resource_check_config(c, &cerr) < 0 ||
              actions_read_config(c, &ac, &cerr) < 0 ||
              instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0 ||
-             environment_check_config(c, &cerr) < 0 || swap_read_config(c, &sc, &cerr) < 0;
+             environment_check_config(c, &cerr) < 0 || swap_read_config(c, &sc, &cerr) < 0 ||
+             engine_read_config(c, NULL, &(struct engine_config){0}, NULL, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
         else
@@ -309,6 +347,9 @@ int main(int argc, char **argv)
         struct instance *inst = NULL;
         size_t n = 0;
         struct control *ctl = NULL;
+        struct engine *eng = NULL;
+        struct engine_processor *procs = NULL;
+        uint64_t drain_ms = 0;
         struct topology topo;
         struct sizing sizes;
         /* Start order: pool sizes, plugins, memory, its workers and maintenance, then the
@@ -317,8 +358,8 @@ int main(int argc, char **argv)
             start_memory(c, inst, n, &sizes, &cerr) < 0 || start_registry(c, inst, n, &cerr) < 0 ||
             start_health(c, &cerr) < 0 ||
             environment_start(c, inst, n, &cerr) < 0 || resource_attach() < 0 ||
-            orchestrator_start(&cerr) < 0 ||
-            start_actions(c, inst, n, &sizes, &cerr) < 0 ||
+            orchestrator_start(&cerr) < 0 || start_actions(c, inst, n, &sizes, &cerr) < 0 ||
+            !(eng = start_engine(c, inst, n, &sizes, &procs, &drain_ms, &cerr)) ||
             !(ctl = control_start(c, inst, n, &cerr))) {
             log_error("%s", cerr.msg);
             rc = 1;
@@ -326,12 +367,17 @@ int main(int argc, char **argv)
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
             environment_release_watches(); /* parked STATE.WATCH replies go out now */
+            engine_stop(eng, clock_now_ms() + drain_ms); /* queued tasks (they may act), WAITs */
             actions_stop(); /* before memory: feedback may still write to it */
             memory_async_stop(); /* finish queued memory work: its replies still go out */
             control_stop(ctl);
         }
         health_stop();
         resource_fini();
+        engine_stop(eng, clock_now_ms()); /* a no-op when stopped above */
+        engine_set_global(NULL);
+        engine_free(eng);
+        free(procs);
         actions_stop();
         actions_free(); /* before the environment: feedback calls state_set */
         orchestrator_stop();

@@ -118,7 +118,8 @@ static enum ggl_status with_previous(struct binding *p, int t, enum op op, enum 
 
 static struct binding *previous_of(struct slot *s)
 {
-    return atomic_load(&s->previous) ? slot_get_previous(s) : NULL;
+    /* A migration is rare: a relaxed look first keeps the hot path to one plain load. */
+    return atomic_load_explicit(&s->previous, memory_order_relaxed) ? slot_get_previous(s) : NULL;
 }
 
 /* One tier call through its slot: acquire, call, release with the plugin's reason.
@@ -142,14 +143,15 @@ static enum ggl_status tier_call(int t, enum op op, const void *key, size_t len,
         binding_put(p);
     if (st == GGL_CONFLICT)
         metrics_add(M.conflicts, 1);
-    if (st == GGL_OK && op == OP_GET && (st = decompress_entry(out, MAX_VALUE_BYTES)) != GGL_OK) {
+    if (st == GGL_OK && op == OP_GET && (out->flags & GGL_ENTRY_COMPRESSED) &&
+        (st = decompress_entry(out, MAX_VALUE_BYTES)) != GGL_OK) {
         free(out->value);
         out->value = NULL;
     }
     return st;
 }
 
-static int bound(int t) { return M.ready && slot_bound(&M.slots[t]); }
+static int bound(int t) { return M.ready && atomic_load(&M.slots[t].current) != NULL; }
 
 static uint64_t next_version(void) { return atomic_fetch_add(&M.version, 1) + 1; }
 
@@ -181,12 +183,10 @@ static enum ggl_status find_top(const void *key, size_t len, struct ggl_entry *e
     return GGL_NOTFOUND;
 }
 
-/* Remove tier t's copy of key if it is older than `version`.  Returns 1 if a live
- * copy was there. */
-static int retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now)
+/* retire_older's second half, given what the get of tier t's copy returned (st, e). */
+static int retire_found(int t, const void *key, size_t len, enum ggl_status st,
+                        struct ggl_entry e, uint64_t version, uint64_t now)
 {
-    struct ggl_entry e = {.size = sizeof e};
-    enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, &e, 0);
     if (st == GGL_NOTFOUND)
         return 0;
     if (st != GGL_OK) {
@@ -201,6 +201,15 @@ static int retire_older(int t, const void *key, size_t len, uint64_t version, ui
             metrics_add(M.unretired, 1);
     }
     return live;
+}
+
+/* Remove tier t's copy of key if it is older than `version`.  Returns 1 if a live
+ * copy was there. */
+static int retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now)
+{
+    struct ggl_entry e = {.size = sizeof e};
+    enum ggl_status st = tier_call(t, OP_GET, key, len, NULL, &e, 0);
+    return retire_found(t, key, len, st, e, version, now);
 }
 
 /* What a read found — e from tier t, or nothing (t < 0) with `failed` tiers unasked —
@@ -237,7 +246,8 @@ static enum ggl_status finish_read(const void *key, size_t len, int t, struct gg
     out->data = e->value;
     out->len = e->value_len;
     out->tier = t;
-    out->meta = *e;
+    if (e != &out->meta)
+        out->meta = *e;
     out->meta.key = NULL;
     out->meta.value = NULL;
     return GGL_OK;
@@ -245,10 +255,9 @@ static enum ggl_status finish_read(const void *key, size_t len, int t, struct gg
 
 enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out)
 {
-    struct ggl_entry e;
-    int t, failed;
-    find_top(key, len, &e, &t, &failed);
-    return finish_read(key, len, t, &e, failed, clock_now_ms(), out);
+    int t, failed; /* the entry is read straight into out->meta: no copy on a hit */
+    find_top(key, len, &out->meta, &t, &failed);
+    return finish_read(key, len, t, &out->meta, failed, clock_now_ms(), out);
 }
 
 /* n reads from tier t in one backend call (get_batch, else a loop), values decompressed. */
@@ -394,6 +403,38 @@ static void spread(int target, const struct ggl_entry *e, int *existed)
     }
 }
 
+/* spread() for the n entries of a batch written to `target` (those with ok[i] set):
+ * each other tier below the cache is asked for all of them in one get_batch. */
+static void spread_batch(int target, const struct ggl_entry *es, const char *ok, size_t n)
+{
+    const void **keys = malloc(n * sizeof *keys);
+    size_t *lens = malloc(n * sizeof *lens), *idx = malloc(n * sizeof *idx), m = 0;
+    struct ggl_entry *found = malloc(n * sizeof *found);
+    enum ggl_status *st = malloc(n * sizeof *st);
+    int fallback = !keys || !lens || !idx || !found || !st;
+    uint64_t now = clock_now_ms();
+    for (size_t i = 0; i < n; i++)
+        if (ok[i] && fallback)
+            spread(target, &es[i], NULL); /* no memory for the batch: one by one */
+        else if (ok[i])
+            keys[m] = es[i].key, lens[m] = es[i].key_len, idx[m++] = i;
+    int cache_copy = target == default_target();
+    for (int t = 0; m && t < SLOT_COUNT; t++) {
+        if (t == target || !bound(t))
+            continue;
+        if (t == SLOT_CACHE) {
+            for (size_t j = 0; j < m; j++)
+                tier_call(t, cache_copy ? OP_PUT : OP_DEL, keys[j], lens[j], &es[idx[j]], NULL,
+                          cache_copy ? GGL_VERSION_OLDER : GGL_VERSION_ANY);
+            continue;
+        }
+        tier_get_batch(t, keys, lens, m, found, st);
+        for (size_t j = 0; j < m; j++)
+            retire_found(t, keys[j], lens[j], st[j], found[j], es[idx[j]].version, now);
+    }
+    free(keys), free(lens), free(idx), free(found), free(st);
+}
+
 /* Write e into `target`, then spread it.  A lost race to a newer version counts as OK. */
 static enum ggl_status write_through(int target, const struct ggl_entry *e, int *existed)
 {
@@ -463,9 +504,11 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
 {
     struct ggl_entry *es = malloc(n * sizeof *es);
     void **zbufs = calloc(n, sizeof *zbufs);
-    if (!es || !zbufs) {
+    char *ok = malloc(n ? n : 1); /* acknowledged: spread to the other tiers */
+    if (!es || !zbufs || !ok) {
         free(es);
         free(zbufs);
+        free(ok);
         return GGL_NOMEM;
     }
     for (size_t i = 0; i < n; i++) {
@@ -489,23 +532,28 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
         slot_release(&M.slots[target], b, health,
                      health == GGL_OK ? NULL : hostapi_peek_reason());
     }
+    size_t acked = 0;
     for (size_t i = 0; i < n; i++) {
+        free(zbufs[i]);
         if (st != GGL_OK)
             status[i] = st;
         else if (status[i] == GGL_CONFLICT)
             status[i] = GGL_OK;
-        if (status[i] == GGL_OK) {
-            struct ggl_entry plain = entries[i]; /* the other tiers get it as it was given */
-            plain.flags &= ~GGL_ENTRY_PENDING;
-            with_previous(p, target, OP_PUT, GGL_OK, plain.key, plain.key_len, &plain, NULL,
+        ok[i] = status[i] == GGL_OK;
+        es[i] = entries[i]; /* the other tiers get it as it was given */
+        es[i].flags &= ~GGL_ENTRY_PENDING;
+        if (ok[i] && p)
+            with_previous(p, target, OP_PUT, GGL_OK, es[i].key, es[i].key_len, &es[i], NULL,
                           GGL_VERSION_OLDER);
-            spread(target, &plain, NULL);
-            if (entries[i].flags & GGL_ENTRY_PENDING) /* settle the cache's pending copy */
-                tier_call(SLOT_CACHE, OP_PUT, plain.key, plain.key_len, &plain, NULL, plain.version);
-            metrics_add(M.writes, 1);
-        }
-        free(zbufs[i]);
+        acked += (size_t)ok[i];
     }
+    spread_batch(target, es, ok, n);
+    for (size_t i = 0; i < n; i++)
+        if (ok[i] && (entries[i].flags & GGL_ENTRY_PENDING)) /* settle the cache's pending copy */
+            tier_call(SLOT_CACHE, OP_PUT, es[i].key, es[i].key_len, &es[i], NULL, es[i].version);
+    if (acked)
+        metrics_add(M.writes, (double)acked);
+    free(ok);
     if (p)
         binding_put(p);
     free(zbufs);
@@ -571,6 +619,8 @@ enum ggl_status memory_move(const void *key, size_t len, int from, int to)
     /* The copy lives as long as its new tier keeps things (pinned: for ever). */
     uint64_t ttl = default_ttl(to);
     e.expires_ms = (e.flags & GGL_ENTRY_PINNED) || !ttl ? 0 : clock_now_ms() + ttl;
+    if (M.hook)
+        M.hook(HOOK_BEFORE_COPY, key, len);
     st = tier_call(to, OP_PUT, key, len, &e, NULL, GGL_VERSION_OLDER);
     free(e.value);
     if (st != GGL_OK && st != GGL_CONFLICT)
@@ -578,7 +628,14 @@ enum ggl_status memory_move(const void *key, size_t len, int from, int to)
     if (M.hook)
         M.hook(HOOK_BETWEEN_COPY_AND_DELETE, key, len);
     st = tier_call(from, OP_DEL, key, len, NULL, NULL, e.version);
-    return st == GGL_CONFLICT || st == GGL_NOTFOUND ? GGL_OK : st; /* a newer write stays */
+    if (st == GGL_CONFLICT) {
+        /* A newer write replaced the source meanwhile; if it retired older copies below
+         * before ours landed, ours would outlive it and come back when it expires: take
+         * ours away again (only if it is still ours, by version). */
+        tier_call(to, OP_DEL, key, len, NULL, NULL, e.version);
+        return GGL_OK;
+    }
+    return st == GGL_NOTFOUND ? GGL_OK : st;
 }
 
 size_t memory_info(char *buf, size_t len)

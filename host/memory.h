@@ -45,7 +45,7 @@ struct memory_write {
 #define MEMORY_WRITE_DEFAULT {0.5, 0, -1, 0}
 
 /* Points where tests can act between two steps of an operation. */
-enum memory_hook { HOOK_BEFORE_PROMOTE, HOOK_BETWEEN_COPY_AND_DELETE };
+enum memory_hook { HOOK_BEFORE_PROMOTE, HOOK_BETWEEN_COPY_AND_DELETE, HOOK_BEFORE_COPY };
 typedef void (*memory_hook_fn)(enum memory_hook point, const void *key, size_t len);
 
 /* Read and check a `memory` section into m (memory_conf.c); compress_mask gets bit t

@@ -68,6 +68,14 @@ static struct queued *copy_msg(const struct orch_msg *m)
     return q;
 }
 
+int orchestrator_running(void)
+{
+    pthread_mutex_lock(&O.lock);
+    int on = O.running && !O.stopping;
+    pthread_mutex_unlock(&O.lock);
+    return on;
+}
+
 enum ggl_status orchestrator_publish(const struct orch_msg *m)
 {
     size_t tl = m->topic ? strlen(m->topic) : 0;
@@ -88,14 +96,17 @@ enum ggl_status orchestrator_publish(const struct orch_msg *m)
     pthread_mutex_unlock(&O.lock);
     if (st != GGL_OK) {
         free(q);
-        metrics_add(O.m_dropped, 1);
+        if (O.m_dropped) /* registered at the first start; before it nothing counts */
+            metrics_add(O.m_dropped, 1);
         hostapi_set_reason(st == GGL_RETRY ? "orchestrator queue full (%d messages)"
                                            : "orchestrator not running", ORCH_QUEUE_CAPACITY);
-    } else {
+    } else if (O.m_published) {
         metrics_add(O.m_published, 1);
     }
     return st;
 }
+
+static int topic_matches(const struct subscriber *s, const char *topic);
 
 int orchestrator_subscribe(const char *topic, orch_handler_fn fn, void *arg)
 {
@@ -113,6 +124,16 @@ int orchestrator_subscribe(const char *topic, orch_handler_fn fn, void *arg)
         }
     pthread_mutex_unlock(&O.lock);
     return id;
+}
+
+int orchestrator_wanted(const char *topic)
+{
+    int wanted = 0;
+    pthread_mutex_lock(&O.lock);
+    for (int i = 0; i < ORCH_MAX_SUBSCRIBERS && !wanted; i++)
+        wanted = O.subs[i].used && topic_matches(&O.subs[i], topic);
+    pthread_mutex_unlock(&O.lock);
+    return wanted;
 }
 
 void orchestrator_unsubscribe(int id)

@@ -13,10 +13,12 @@
  *                   changed a value.
  *   state.removed   source: "expired"  key: state key  payload: empty.  A stale key went.
  *   agent.changed   source: who set it  key: goal | step | last_outcome  payload: value.
- *   action.outcome  source: the action system  key: the action id (decimal)
- *                   payload: JSON {"action": name, "status": "OK"|"RETRY"|..., "detail": text}
- *                   The orchestrator stores the payload as the agent's last_outcome
- *                   (first ORCH_VALUE_MAX bytes).  To be published by the action system.
+ *   action.outcome  source: "actions"  key: the action id (decimal)
+ *                   payload: JSON {"id", "action": name, "status": "ok"|"failed"|...,
+ *                   "attempts", "reason", "at_ms"} — as memory feedback stores it.
+ *                   Published for every finished action (action_feedback.c); the
+ *                   orchestrator stores it as the agent's last_outcome (first
+ *                   ORCH_VALUE_MAX bytes).
  *   task.done       source: the processing engine  key: the task id (decimal)
  *                   payload: JSON {"type": task type, "status": ..., "result": ...}.
  *                   To be published by the engine; a subscriber may turn it into an action.
@@ -52,6 +54,8 @@ int orchestrator_start(struct conf_error *err);
 /* Dispatch what is queued, then stop. */
 void orchestrator_stop(void);
 
+/* Is the bus taking messages? */
+int orchestrator_running(void);
 /* Queue a copy of m.  GGL_OK, GGL_RETRY when full, GGL_UNAVAILABLE when stopped,
  * GGL_INVALID for an empty or too long topic. */
 enum ggl_status orchestrator_publish(const struct orch_msg *m);
@@ -59,6 +63,9 @@ enum ggl_status orchestrator_publish(const struct orch_msg *m);
  * Returns an id >= 0, or -1 when ORCH_MAX_SUBSCRIBERS are taken. */
 int orchestrator_subscribe(const char *topic, orch_handler_fn fn, void *arg);
 void orchestrator_unsubscribe(int id);
+/* Does any subscriber take `topic`?  (Publishers of frequent messages check it now and
+ * then instead of publishing into the void.) */
+int orchestrator_wanted(const char *topic);
 /* Wait until everything published before the call has been dispatched (tests). */
 void orchestrator_drain(void);
 

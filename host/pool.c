@@ -27,6 +27,8 @@
 #include "pool_impl.h"
 
 static _Thread_local unsigned cursor; /* round-robin start for this submitting thread */
+static _Thread_local struct slot *guarded; /* the slot whose deadline task runs here */
+static _Thread_local struct worker *guarded_worker; /* and this thread's context */
 
 /* --- rings (caller holds the slot's mu) ----------------------------------- */
 
@@ -74,12 +76,31 @@ static int run_guarded(struct worker *w, struct slot *s, const struct entry *e, 
     atomic_store(&s->task_start, clock_now_ms());
     atomic_store(&s->task_deadline, deadline);
     atomic_store_explicit(&w->busy, seq, memory_order_release);
+    guarded = s, guarded_worker = w;
     e->fn(e->arg);
+    guarded = NULL, guarded_worker = NULL;
     uint64_t expect = seq;
     if (atomic_compare_exchange_strong(&w->busy, &expect, 0))
         return 0;
     pool_zombie_exit(w);
     return -1;
+}
+
+int pool_abandoned_self(void)
+{
+    struct worker *w = guarded_worker;
+    return w && atomic_load(&w->busy) == ABANDONED;
+}
+
+unsigned pool_workers(struct pool *p) { return atomic_load(&p->active); }
+
+void pool_task_deadline(uint64_t ms)
+{
+    struct slot *s = guarded;
+    if (!s || pool_abandoned_self()) /* the slot is a replacement's now */
+        return;
+    atomic_store(&s->task_deadline, ms);
+    atomic_store(&s->task_start, clock_now_ms());
 }
 
 /* Run the slot's batch from pos.  Returns -1 if this thread was abandoned. */
@@ -114,7 +135,7 @@ static size_t steal(struct pool *p, struct slot *self)
             continue;
         pthread_mutex_lock(&v->mu);
         size_t want = (v->tail - v->head + 1) / 2;
-        size_t n = ring_take(v, self->batch, want < POOL_BATCH ? want : POOL_BATCH);
+        size_t n = ring_take(v, self->batch, want < p->batch ? want : p->batch);
         pthread_mutex_unlock(&v->mu);
         if (n) {
             metrics_add(p->steals, 1);
@@ -124,10 +145,10 @@ static size_t steal(struct pool *p, struct slot *self)
     return 0;
 }
 
-static size_t take_own(struct slot *s)
+static size_t take_own(struct pool *p, struct slot *s)
 {
     pthread_mutex_lock(&s->mu);
-    size_t n = ring_take(s, s->batch, POOL_BATCH);
+    size_t n = ring_take(s, s->batch, p->batch);
     pthread_mutex_unlock(&s->mu);
     return n;
 }
@@ -137,7 +158,7 @@ static size_t take_own(struct slot *s)
 static int refill(struct pool *p, struct slot *s)
 {
     s->pos = 0;
-    if ((s->n = take_own(s)) || (!p->no_steal && (s->n = steal(p, s))))
+    if ((s->n = take_own(p, s)) || (!p->no_steal && (s->n = steal(p, s))))
         return 1;
     /* Announce idleness before the last look at other rings: a submitter that queues
      * elsewhere after this sees idle > 0 and kicks us (see wake_idle). */
@@ -380,6 +401,7 @@ struct pool *pool_new(const struct pool_config *cfg)
     p->max = cfg->max_workers;
     p->grow_depth = cfg->grow_depth;
     p->no_steal = cfg->no_steal;
+    p->batch = cfg->batch && cfg->batch < POOL_BATCH ? cfg->batch : POOL_BATCH;
     p->idle_ms = cfg->idle_ms;
     p->monitor_ms = cfg->monitor_ms;
     set_types(p, cfg);

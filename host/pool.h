@@ -37,6 +37,8 @@ struct pool_config {
     const struct pool_type *types; /* n_types (1..POOL_MAX_TYPES); NULL: one type, weight 1 */
     size_t n_types;
     int no_steal;              /* benchmarks: measure what stealing buys */
+    size_t batch;              /* tasks a worker takes at once (0: POOL_BATCH).  1 when a
+                                * task may block: the rest stay stealable by idle workers */
 };
 
 struct pool_stats {
@@ -58,6 +60,17 @@ void pool_free(struct pool *p);
 enum ggl_status pool_submit(struct pool *p, unsigned type, pool_fn fn, void *arg);
 /* Queue up to n tasks, spread over the workers; returns how many were accepted. */
 size_t pool_submit_batch(struct pool *p, unsigned type, const struct pool_task *tasks, size_t n);
+
+/* Inside a running task of a type with a deadline: abandon this worker if the task is
+ * still running ms from now (host clock), instead of the type's deadline.  A task that
+ * learns its own deadline late (the engine, after taking a task from its queue) sets
+ * it here.  No effect outside such a task. */
+void pool_task_deadline(uint64_t ms);
+/* Inside a task of a type with a deadline: has this worker been abandoned (it overran
+ * and a replacement took its place)?  Then it should return without doing more. */
+int pool_abandoned_self(void);
+/* Live workers now. */
+unsigned pool_workers(struct pool *p);
 
 /* One maintenance pass (the shared monitor thread runs one every monitor_ms): abandon and
  * replace stuck workers, grow under backlog, retire idle workers above min. */

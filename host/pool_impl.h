@@ -56,6 +56,7 @@ struct pool {
     size_t limit[POOL_MAX_TYPES];
     unsigned grow_depth;
     int no_steal;
+    size_t batch;                 /* 1..POOL_BATCH */
     uint64_t idle_ms, monitor_ms;
     pthread_mutex_t maint_mu;     /* one maintenance pass at a time; slot threads */
     unsigned backlog_passes;      /* consecutive passes that saw a backlog */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
 #include "health.h"
 #include "hostapi.h"
 #include "loader.h"
@@ -142,10 +143,13 @@ void registry_retire(struct instance *inst)
 }
 
 /* Does any caller still use inst?  Tiers: a slot binding of it is current or previous,
- * or a retired one still has calls in flight.  The other kinds are only retired by a
- * reload once their component let go of them (see reload.c). */
+ * or a retired one still has calls in flight.  Processors: a task type is still served
+ * by it, or a task is still inside it.  Executors and sensors are retired only once
+ * their component let go of them (reload.c does not replace them yet). */
 static int in_use(const struct instance *inst)
 {
+    if (inst->conf->kind == GGL_KIND_PROCESSOR)
+        return engine_global() && engine_processor_refs(engine_global(), inst->self) != 0;
     if (inst->conf->kind != GGL_KIND_TIER || !memory_ready())
         return 0;
     for (int t = 0; t < SLOT_COUNT; t++)

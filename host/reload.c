@@ -17,6 +17,7 @@
 #include "actions.h"
 #include "commands.h"
 #include "control.h"
+#include "engine.h"
 #include "environment.h"
 #include "health.h"
 #include "hostapi.h"
@@ -173,7 +174,9 @@ static int open_new(struct plan *p, struct reload_report *rep)
             p->keep[i] = old;
             continue;
         }
-        if (ci->kind != GGL_KIND_TIER) {
+        /* a changed processor is swapped under the engine; the rest waits for a restart */
+        if (ci->kind != GGL_KIND_TIER &&
+            !(ci->kind == GGL_KIND_PROCESSOR && old && engine_global())) {
             say(rep, "restart needed: %s '%s' %s (not applied)", ggl_kind_str(ci->kind),
                 ci->name, old ? "changed" : "added");
             p->keep[i] = old;
@@ -196,6 +199,8 @@ static int open_new(struct plan *p, struct reload_report *rep)
 }
 
 /* --- applying ------------------------------------------------------------------------ */
+
+static int switch_over(struct instance *old, struct instance *fresh, struct reload_report *rep);
 
 /* Rebind slot t to inst: MIGRATE when the current backend can be scanned (its entries
  * move with the slot), else a plain rebind. */
@@ -260,8 +265,12 @@ static void apply(struct plan *p, struct reload_report *rep)
     struct config *old = registry_config();
     for (size_t i = 0; i < p->c->n_instances; i++)
         if (p->opened[i]) {
+            struct instance *was = registry_find(p->opened[i]->conf->kind, p->opened[i]->conf->name);
             registry_add(p->opened[i]);
             say(rep, "%s opened", p->opened[i]->label);
+            if (p->opened[i]->conf->kind == GGL_KIND_PROCESSOR &&
+                switch_over(was, p->opened[i], rep) == 0)
+                say(rep, "%s replaced", was->label);
         }
     for (int t = 0; t < SLOT_COUNT; t++) {
         const struct instance *target = slot_target(p, t, rep);
@@ -332,6 +341,24 @@ static void move_slots(struct instance *old, struct instance *fresh, struct relo
     }
 }
 
+/* Hand what old served to fresh (slots, or the engine's task types) and retire old.
+ * -1 when the engine refused (fresh is then retired instead and old keeps serving). */
+static int switch_over(struct instance *old, struct instance *fresh, struct reload_report *rep)
+{
+    if (old->conf->kind == GGL_KIND_TIER) {
+        move_slots(old, fresh, rep);
+    } else {
+        struct engine_processor np = {fresh->label, fresh->mod->desc->vtable, fresh->self};
+        if (engine_replace_processor(engine_global(), old->self, &np) < 0) {
+            say(rep, "%s kept: %s", old->label, hostapi_take_reason());
+            registry_retire(fresh);
+            return -1;
+        }
+    }
+    registry_retire(old);
+    return 0;
+}
+
 static int parse_spec(const char *spec, enum ggl_kind *kind, const char **name)
 {
     const char *slash = strchr(spec, '/');
@@ -356,7 +383,7 @@ static int reload_plugin_locked(enum ggl_kind kind, const char *name, struct rel
         snprintf(why, sizeof why, "no live instance of %s/%s", ggl_kind_str(kind), name);
         return refuse(rep, GGL_NOTFOUND, why);
     }
-    if (kind != GGL_KIND_TIER) {
+    if (kind != GGL_KIND_TIER && (kind != GGL_KIND_PROCESSOR || !engine_global())) {
         snprintf(why, sizeof why, "reloading a %s plugin needs a restart in this version",
                  ggl_kind_str(kind));
         return refuse(rep, GGL_INVALID, why);
@@ -380,10 +407,9 @@ static int reload_plugin_locked(enum ggl_kind kind, const char *name, struct rel
     }
     for (size_t i = 0; i < n; i++) {
         registry_add(fresh[i]);
-        move_slots(olds[i], fresh[i], rep);
-        registry_retire(olds[i]);
-        say(rep, "%s now runs version %s", fresh[i]->label,
-            mod->desc->version ? mod->desc->version : "?");
+        if (switch_over(olds[i], fresh[i], rep) == 0)
+            say(rep, "%s now runs version %s", fresh[i]->label,
+                mod->desc->version ? mod->desc->version : "?");
     }
     registry_reap();
     return 0;

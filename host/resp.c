@@ -206,6 +206,10 @@ static void *obj_string(const redisReadTask *t, char *s, size_t len)
     struct resp_parser *p = t->privdata;
     if (!t->parent || t->type != REDIS_REPLY_STRING)
         return refuse(p, "only arrays of bulk strings are accepted as requests");
+    /* The reader skips the two bytes after a bulk string unread (they are in its
+     * buffer): a length that does not match the data must not slide into the next. */
+    if (s[len] != '\r' || s[len + 1] != '\n')
+        return refuse(p, "bulk string of %zu bytes not followed by CRLF", len);
     return request_add(p, s, len) < 0 ? NULL : p;
 }
 

@@ -42,6 +42,10 @@ struct results_config {
     /* How a parked request's reply is handed back (NULL: offload_complete(job->pool,
      * job)).  Tests capture replies with it. */
     void (*complete)(struct job *job);
+    /* Appended.  1: a full store evicts its oldest finished result, even one not yet
+     * expired (counted in <name>_results_evicted), and refuses only when every id it
+     * holds is pending; 0: refuse while full of unexpired results (see below). */
+    int evict_unread;
 };
 
 /* Capacity policy (nothing is dropped silently):
@@ -49,6 +53,10 @@ struct results_config {
  *    <name>_results_refused; the client sees -BUSY) when max_results ids are held and
  *    none of the finished ones has expired.  Expired results go first, oldest first,
  *    so a finished result always has its place and is never evicted before its TTL.
+ *    With evict_unread, the oldest finished result goes instead of the refusal, so
+ *    admission is bounded by the pending ids alone (a result not read within
+ *    max_results later submissions is lost, counted).  Without it the sustained rate is
+ *    at most max_results / ttl_ms.
  *  - Data longer than max_data is not kept: the result is stored as RESULT_FAILED with
  *    a reason saying so (counted in <name>_results_oversized).
  *  - A result arriving for an id no longer pending (cancelled, timed out, expired) is
@@ -116,7 +124,8 @@ enum ggl_status results_park(struct results *r, uint64_t id, struct job *job,
                              uint64_t deadline_ms);
 
 /* Answer waiters whose deadline has passed and drop expired results, by the host clock.
- * Returns the host-clock time of the next waiter deadline or expiry (UINT64_MAX: none).
+ * Returns the host-clock time of the next waiter deadline or expiry (UINT64_MAX: none;
+ * expiry sweeps at most every 100 ms: an expired result is invisible anyway).
  * The timer thread calls it; with timer_thread 0 (tests with a fake clock) call it. */
 uint64_t results_tick(struct results *r);
 /* Timer thread: re-read the host clock now (after a fake clock moved). */
@@ -125,10 +134,20 @@ void results_kick(struct results *r);
  * shutting down when still pending) and park no more. */
 void results_close_waiters(struct results *r);
 
+/* Appended for hot paths (the engine): results_reserve that also hands back the id's
+ * entry, and a start through it that takes no lock: 0 when the id was pending (now
+ * running), -1 when it was cancelled, timed out or has gone (the handle is then stale;
+ * it stays safe to pass: entries live as long as the store). */
+struct result_handle;
+enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct result_handle **h);
+int results_start_handle(struct results *r, struct result_handle *h, uint64_t id);
+
 struct results_stats {
     size_t pending, finished, waiters;
     double refused, expired, late, oversized, waiters_refused, waiters_timed_out;
+    double evicted; /* appended: finished results evicted before their TTL */
 };
+/* Also refreshes the <name>_results_held gauge (not updated on every reserve). */
 void results_stats(struct results *r, struct results_stats *out);
 
 #endif

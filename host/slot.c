@@ -34,15 +34,17 @@ void slot_fini(struct slot *s)
     pthread_mutex_destroy(&s->lock);
 }
 
-/* This thread's stripe of a binding's reference count. */
-static _Atomic long *my_ref(struct binding *b)
+unsigned ref_stripe(void)
 {
     static _Atomic unsigned next_stripe;
     static _Thread_local unsigned stripe = ~0u;
     if (stripe == ~0u)
         stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % REF_STRIPES;
-    return &b->refs[stripe].n;
+    return stripe;
 }
+
+/* This thread's stripe of a binding's reference count. */
+static _Atomic long *my_ref(struct binding *b) { return &b->refs[ref_stripe()].n; }
 
 long binding_refs(struct binding *b)
 {

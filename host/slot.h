@@ -25,6 +25,10 @@ struct binding {
     } __attribute__((aligned(64))) refs[REF_STRIPES]; /* calls in flight, summed */
 };
 
+/* This thread's stripe (0..REF_STRIPES-1) of a striped reference count: threads spread
+ * over cache lines instead of bouncing one (the engine's processors use it too). */
+unsigned ref_stripe(void);
+
 /* Calls in flight on a binding (the sum of its stripes). */
 long binding_refs(struct binding *b);
 

@@ -1,7 +1,10 @@
 /* tier/cache: the in-process cache in front of the other tiers.  Bounded by entries and
- * bytes, GGL_NONBLOCKING, sharded: each shard has a plain mutex (no global lock, no
- * rwlock — see PERF.md).  Eviction samples a few entries of the shard and drops the one
- * with the lowest score (as Redis approximates LRU/LFU), so it is O(1) per eviction:
+ * bytes, GGL_NONBLOCKING, sharded.  Each shard is locked by READ_STRIPES plain mutexes
+ * (no rwlock — see PERF.md), each on its own cache line: a reader takes only its
+ * thread's stripe, a writer takes all of them, so a hit writes no line another reading
+ * thread uses (a big-reader lock; writes are the rare side).  Eviction samples a few
+ * entries of the shard and drops the one with the lowest score (as Redis approximates
+ * LRU/LFU), so it is O(1) per eviction:
  *
  *   score = freq_weight * ln(1 + hits) + recency_weight * 2^(-idle_ms / half_life_ms)
  *
@@ -9,22 +12,30 @@
  * GGL_ENTRY_PENDING (a lower-tier write not yet done) are never evicted; when a shard
  * holds nothing else, puts answer GGL_RETRY. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
 
 #include <ganglion/ganglion.h>
 
+#define READ_STRIPES 4 /* a writer takes all: a few, for the I/O thread and workers */
+
 struct item {
     struct item *next;      /* hash chain */
+    uint64_t hash;
     size_t slot;            /* index in the shard's dense array */
-    uint64_t hits;          /* cache-local, for the score */
-    uint64_t last_hit_ms;
+    _Atomic uint64_t hits;  /* cache-local, for the score; readers update them */
+    _Atomic uint64_t last_hit_ms;
     struct ggl_entry e;     /* key and value live after the struct */
 };
 
+/* One stripe of one shard's lock, alone on its cache line. */
+struct stripe_lock {
+    pthread_mutex_t m;
+} __attribute__((aligned(64)));
+
 struct shard {
-    pthread_mutex_t lock;
     struct item **buckets;
     size_t mask;
     struct item **dense;    /* every item, for O(1) random sampling */
@@ -35,6 +46,7 @@ struct shard {
 struct cache {
     const struct ggl_host *host;
     struct shard *shards;
+    struct stripe_lock *locks; /* [stripe * nshards + shard] */
     size_t nshards;
     int64_t samples;
     double freq_weight, recency_weight, half_life_ms;
@@ -63,6 +75,49 @@ static size_t item_bytes(const struct item *it) { return it->e.key_len + it->e.v
 
 static void cache_close(void *self);
 
+/* Critical sections are a few hundred ns: spin briefly before sleeping, since a futex
+ * sleep and cross-CPU wake-up costs up to ~30 us here (PERF.md). */
+static void init_lock(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(m, &attr);
+    pthread_mutexattr_destroy(&attr);
+}
+
+/* This thread's read stripe: the first READ_STRIPES threads get one each. */
+static unsigned my_stripe(void)
+{
+    static _Atomic unsigned next_stripe;
+    static _Thread_local unsigned stripe = ~0u;
+    if (stripe == ~0u)
+        stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % READ_STRIPES;
+    return stripe;
+}
+
+static size_t shard_index(const struct cache *c, uint64_t h) { return h & (c->nshards - 1); }
+
+static pthread_mutex_t *read_lock(struct cache *c, size_t si)
+{
+    pthread_mutex_t *m = &c->locks[my_stripe() * c->nshards + si].m;
+    pthread_mutex_lock(m);
+    return m;
+}
+
+/* Every stripe of shard si, always in stripe order (so two writers cannot deadlock). */
+static void write_lock(struct cache *c, size_t si)
+{
+    for (size_t i = 0; i < READ_STRIPES; i++)
+        pthread_mutex_lock(&c->locks[i * c->nshards + si].m);
+}
+
+static void write_unlock(struct cache *c, size_t si)
+{
+    for (size_t i = READ_STRIPES; i-- > 0;)
+        pthread_mutex_unlock(&c->locks[i * c->nshards + si].m);
+}
+
 static enum ggl_status cache_open(const struct ggl_host *host, const struct ggl_conf *conf, void **self)
 {
     int64_t max_entries, max_bytes, shards, half_life;
@@ -87,10 +142,15 @@ static enum ggl_status cache_open(const struct ggl_host *host, const struct ggl_
     }
     c->nshards = (size_t)shards;
     c->shards = aligned_alloc(64, c->nshards * sizeof *c->shards);
-    if (!c->shards) {
+    c->locks = aligned_alloc(64, READ_STRIPES * c->nshards * sizeof *c->locks);
+    if (!c->shards || !c->locks) {
+        free(c->shards);
+        free(c->locks);
         free(c);
         return GGL_NOMEM;
     }
+    for (size_t i = 0; i < READ_STRIPES * c->nshards; i++)
+        init_lock(&c->locks[i].m);
     for (size_t i = 0; i < c->nshards; i++) {
         struct shard *s = &c->shards[i];
         memset(s, 0, sizeof *s);
@@ -101,15 +161,6 @@ static enum ggl_status cache_open(const struct ggl_host *host, const struct ggl_
         while (nb < 2 * s->max_entries)
             nb <<= 1;
         s->mask = nb - 1;
-        {
-        /* Critical sections are a few hundred ns: spin briefly before sleeping, since a
-         * futex sleep and cross-CPU wake-up costs up to ~30 us here (PERF.md). */
-        pthread_mutexattr_t attr;
-        pthread_mutexattr_init(&attr);
-        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-        pthread_mutex_init(&s->lock, &attr);
-        pthread_mutexattr_destroy(&attr);
-    }
         s->buckets = calloc(nb, sizeof *s->buckets);
         s->dense = calloc(s->max_entries, sizeof *s->dense);
         if (!s->buckets || !s->dense) {
@@ -131,24 +182,25 @@ static void cache_close(void *self)
             free(s->dense[j]);
         free(s->buckets);
         free(s->dense);
-        pthread_mutex_destroy(&s->lock);
     }
+    for (size_t i = 0; c->locks && i < READ_STRIPES * c->nshards; i++)
+        pthread_mutex_destroy(&c->locks[i].m);
+    free(c->locks);
     free(c->shards);
     free(c);
 }
-
-static struct shard *shard_of(struct cache *c, uint64_t h) { return &c->shards[h & (c->nshards - 1)]; }
 
 static struct item **find(struct shard *s, uint64_t h, const void *key, size_t len)
 {
     struct item **p = &s->buckets[(h >> 10) & s->mask];
     for (; *p; p = &(*p)->next)
-        if ((*p)->e.key_len == len && memcmp((*p)->e.key, key, len) == 0)
+        if ((*p)->hash == h && (*p)->e.key_len == len && memcmp((*p)->e.key, key, len) == 0)
             break;
     return p;
 }
 
-/* Remove the item *p points at from chain and dense array, and free it.  Lock held. */
+/* Remove the item *p points at from chain and dense array, and free it.  Write lock
+ * held (as for everything below that changes a shard). */
 static void drop(struct shard *s, struct item **p)
 {
     struct item *it = *p;
@@ -181,8 +233,9 @@ static struct item **find_live(struct cache *c, struct shard *s, uint64_t h, con
 
 static double score(struct cache *c, const struct item *it, uint64_t now)
 {
-    double idle = now > it->last_hit_ms ? (double)(now - it->last_hit_ms) : 0.0;
-    return c->freq_weight * log1p((double)it->hits) +
+    uint64_t last = atomic_load_explicit(&it->last_hit_ms, memory_order_relaxed);
+    double idle = now > last ? (double)(now - last) : 0.0;
+    return c->freq_weight * log1p((double)atomic_load_explicit(&it->hits, memory_order_relaxed)) +
            c->recency_weight * exp2(-idle / c->half_life_ms);
 }
 
@@ -212,25 +265,47 @@ static int evict_one(struct cache *c, struct shard *s, uint64_t now)
         s->expirations++;
     else
         s->evictions++;
-    drop(s, find(s, hash(victim->e.key, victim->e.key_len), victim->e.key, victim->e.key_len));
+    drop(s, find(s, victim->hash, victim->e.key, victim->e.key_len));
     return 0;
+}
+
+/* Count a hit for the score.  Two readers may race and lose an increment: the score
+ * is an estimate, and a plain store writes the line only when something changes. */
+static void count_hit(struct item *it, uint64_t now)
+{
+    uint64_t hits = atomic_load_explicit(&it->hits, memory_order_relaxed);
+    atomic_store_explicit(&it->hits, hits + 1, memory_order_relaxed);
+    if (atomic_load_explicit(&it->last_hit_ms, memory_order_relaxed) != now)
+        atomic_store_explicit(&it->last_hit_ms, now, memory_order_relaxed);
+}
+
+/* Drop key's item if it expired (under the write lock: readers only look). */
+static void drop_if_expired(struct cache *c, size_t si, uint64_t h, const void *key,
+                            size_t len, uint64_t now)
+{
+    write_lock(c, si);
+    find_live(c, &c->shards[si], h, key, len, now);
+    write_unlock(c, si);
 }
 
 static enum ggl_status cache_get(void *self, const void *key, size_t len, struct ggl_entry *out)
 {
     struct cache *c = self;
     uint64_t h = hash(key, len), now = c->host->now(c->host);
-    struct shard *s = shard_of(c, h);
+    size_t si = shard_index(c, h);
     enum ggl_status st = GGL_NOTFOUND;
-    pthread_mutex_lock(&s->lock);
-    struct item **p = find_live(c, s, h, key, len, now);
-    if (*p) {
-        struct item *it = *p;
+    pthread_mutex_t *m = read_lock(c, si);
+    struct item *it = *find(&c->shards[si], h, key, len);
+    if (it && expired(c, it, now)) {
+        pthread_mutex_unlock(m);
+        drop_if_expired(c, si, h, key, len, now);
+        return GGL_NOTFOUND;
+    }
+    if (it) {
         void *v = c->host->alloc(it->e.value_len);
         if (v) {
             memcpy(v, it->e.value, it->e.value_len);
-            it->hits++;
-            it->last_hit_ms = now;
+            count_hit(it, now);
             uint32_t size = out->size;
             *out = it->e;
             out->size = size;
@@ -241,7 +316,7 @@ static enum ggl_status cache_get(void *self, const void *key, size_t len, struct
             st = GGL_NOMEM;
         }
     }
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(m);
     return st;
 }
 
@@ -254,7 +329,8 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
 {
     struct cache *c = self;
     uint64_t h = hash(e->key, e->key_len), now = c->host->now(c->host);
-    struct shard *s = shard_of(c, h);
+    size_t si = shard_index(c, h);
+    struct shard *s = &c->shards[si];
     if (e->key_len + e->value_len > s->max_bytes) {
         c->host->set_reason(c->host, "entry of %zu bytes exceeds a shard's %llu bytes",
                             e->key_len + e->value_len, (unsigned long long)s->max_bytes);
@@ -267,11 +343,12 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
     it->e.size = sizeof it->e;
     it->e.key = memcpy((char *)(it + 1), e->key, e->key_len);
     it->e.value = memcpy((char *)(it + 1) + e->key_len, e->value, e->value_len);
-    it->hits = 0;
-    it->last_hit_ms = now;
+    it->hash = h;
+    atomic_init(&it->hits, 0);
+    atomic_init(&it->last_hit_ms, now);
 
     enum ggl_status st = GGL_OK;
-    pthread_mutex_lock(&s->lock);
+    write_lock(c, si);
     struct item **p = find_live(c, s, h, e->key, e->key_len, now);
     if (!condition_holds(*p, expect, e->version)) {
         st = GGL_CONFLICT;
@@ -279,7 +356,8 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
     }
     if (*p) { /* replace in place, keeping its history for the score */
         struct item *old = *p;
-        it->hits = old->hits;
+        atomic_store_explicit(&it->hits, atomic_load_explicit(&old->hits, memory_order_relaxed),
+                              memory_order_relaxed);
         it->next = old->next;
         it->slot = old->slot;
         s->dense[it->slot] = it;
@@ -306,7 +384,7 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
         it = NULL;
     }
 out:
-    pthread_mutex_unlock(&s->lock);
+    write_unlock(c, si);
     free(it);
     return st;
 }
@@ -315,9 +393,17 @@ static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64
 {
     struct cache *c = self;
     uint64_t h = hash(key, len), now = c->host->now(c->host);
-    struct shard *s = shard_of(c, h);
+    size_t si = shard_index(c, h);
+    struct shard *s = &c->shards[si];
     enum ggl_status st = GGL_NOTFOUND;
-    pthread_mutex_lock(&s->lock);
+    /* Most deletes (a write aimed below the cache invalidates it) find nothing: look
+     * under the read lock first.  A put racing it is simply ordered after the delete. */
+    pthread_mutex_t *m = read_lock(c, si);
+    int absent = *find(s, h, key, len) == NULL;
+    pthread_mutex_unlock(m);
+    if (absent)
+        return GGL_NOTFOUND;
+    write_lock(c, si);
     struct item **p = find_live(c, s, h, key, len, now);
     if (*p && !condition_holds(*p, expect, 0)) {
         st = GGL_CONFLICT;
@@ -325,7 +411,7 @@ static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64
         drop(s, p);
         st = GGL_OK;
     }
-    pthread_mutex_unlock(&s->lock);
+    write_unlock(c, si);
     return st;
 }
 
@@ -342,11 +428,11 @@ static enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count, gg
     int stop = 0;
     for (; si < c->nshards && seen < count && !stop; si++, pos = 0) {
         struct shard *s = &c->shards[si];
-        pthread_mutex_lock(&s->lock);
+        write_lock(c, si);
         while (pos < s->count && seen < count && !stop) {
             struct item *it = s->dense[pos];
             if (expired(c, it, now)) { /* dense[pos] then holds the former last entry */
-                drop(s, find(s, hash(it->e.key, it->e.key_len), it->e.key, it->e.key_len));
+                drop(s, find(s, it->hash, it->e.key, it->e.key_len));
                 s->expirations++;
                 continue;
             }
@@ -355,7 +441,7 @@ static enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count, gg
             pos++;
         }
         int done = pos >= s->count;
-        pthread_mutex_unlock(&s->lock);
+        write_unlock(c, si);
         if (!done)
             break;
     }
@@ -369,12 +455,12 @@ static enum ggl_status cache_stats(void *self, struct ggl_tier_stats *out)
     out->entries = out->bytes = out->evictions = out->expirations = 0;
     for (size_t i = 0; i < c->nshards; i++) {
         struct shard *s = &c->shards[i];
-        pthread_mutex_lock(&s->lock);
+        write_lock(c, i);
         out->entries += s->count;
         out->bytes += s->bytes;
         out->evictions += s->evictions;
         out->expirations += s->expirations;
-        pthread_mutex_unlock(&s->lock);
+        write_unlock(c, i);
     }
     return GGL_OK;
 }

@@ -1,7 +1,9 @@
 /* tier/sqlite: long-term memory in a SQLite file.  WAL, prepared statements, a pool of
  * connections (each used by one thread at a time), batches in one transaction,
  * conditional writes in SQL (upsert ... WHERE excluded.version > version), and a
- * versioned schema created on first open.  A commit is durable across kill -9. */
+ * versioned schema created on first open.  A commit is durable across kill -9.
+ * Keys found absent are remembered (sqlite_absent.c), so this process must be the
+ * file's only writer while it has it open (absent_keys = 0 lifts that). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,49 +12,23 @@
 
 #include <ganglion/ganglion.h>
 
-#define SCHEMA_VERSION 1
+#include "sqlite_absent.h"
+#include "sqlite_sql.h"
 
-/* Statements, each prepared once per connection.  Parameters: ?1 key, ?2 value,
- * ?3 version, ?4 importance, ?5 flags, ?6 created, ?7 last access, ?8 access count,
- * ?9 expiry, ?10 expected version, ?11 now.  A row past its expiry is absent. */
-#define LIVE "(expires_ms = 0 OR expires_ms > ?11)"
-#define COLS "value, version, importance, flags, created_ms, last_access_ms, access_count, expires_ms"
-#define UPSERT                                                                              \
-    "INSERT INTO entries(key, " COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "         \
-    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version, "     \
-    "importance = excluded.importance, flags = excluded.flags, created_ms = excluded.created_ms, " \
-    "last_access_ms = excluded.last_access_ms, access_count = excluded.access_count, "       \
-    "expires_ms = excluded.expires_ms"
-enum stmt { GET, PUT_ANY, PUT_NEWER, PUT_EQUAL, DEL_ANY, DEL_EQUAL, SCAN, STATS, BEGIN, COMMIT,
-            ROLLBACK, NSTMT };
-static const char *const sql[NSTMT] = {
-    [GET] = "SELECT " COLS " FROM entries WHERE key = ?1 AND " LIVE,
-    [PUT_ANY] = UPSERT,
-    [PUT_NEWER] = UPSERT " WHERE excluded.version > entries.version "
-                  "OR (entries.expires_ms != 0 AND entries.expires_ms <= ?11)",
-    [PUT_EQUAL] = "UPDATE entries SET value = ?2, version = ?3, importance = ?4, flags = ?5, "
-                  "created_ms = ?6, last_access_ms = ?7, access_count = ?8, expires_ms = ?9 "
-                  "WHERE key = ?1 AND version = ?10 AND " LIVE,
-    [DEL_ANY] = "DELETE FROM entries WHERE key = ?1 AND " LIVE,
-    [DEL_EQUAL] = "DELETE FROM entries WHERE key = ?1 AND version = ?10 AND " LIVE,
-    [SCAN] = "SELECT " COLS ", key, id FROM entries WHERE id > ?12 AND " LIVE
-             " ORDER BY id LIMIT ?13",
-    [STATS] = "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM entries",
-    [BEGIN] = "BEGIN IMMEDIATE",
-    [COMMIT] = "COMMIT",
-    [ROLLBACK] = "ROLLBACK",
-};
+#define SCHEMA_VERSION 1
 
 struct conn {
     sqlite3 *db;
     sqlite3_stmt *st[NSTMT];
+    sqlite3_stmt *multi;   /* MULTI_ROWS rows, insert-if-newer */
     struct conn *next;
 };
 
 struct ltm {
     const struct ggl_host *host;
     const char *path, *synchronous;
-    int64_t busy_ms, mmap_bytes;
+    int64_t busy_ms, mmap_bytes, absent_keys;
+    struct absent *absent; /* keys known to have no row */
     int schema_checked;
     pthread_mutex_t lock;
     struct conn *idle; /* connections not in use */
@@ -64,6 +40,9 @@ static const struct ggl_setting settings[] = {
                 "NORMAL (durable across process crashes) or FULL (also power loss)"),
     GGL_SETTING("busy_timeout_ms", GGL_SETTING_INT, "5000", "wait for a lock this long, then RETRY"),
     GGL_SETTING("mmap_bytes", GGL_SETTING_INT, "268435456", "memory-mapped I/O size; 0 = off"),
+    GGL_SETTING("absent_keys", GGL_SETTING_INT, "65536",
+                "keys remembered as absent (a get of one runs no SQL); 0 = off, needed when "
+                "another process or backend instance writes the same file"),
     GGL_SETTINGS_END};
 
 /* Map a SQLite result to a status, leaving the reason with the host. */
@@ -83,6 +62,7 @@ static void conn_free(struct conn *c)
 {
     for (int i = 0; i < NSTMT; i++)
         sqlite3_finalize(c->st[i]);
+    sqlite3_finalize(c->multi);
     sqlite3_close(c->db);
     free(c);
 }
@@ -148,12 +128,19 @@ static enum ggl_status conn_open(struct ltm *l, struct conn **out)
             goto out;
         l->schema_checked = 1;
     }
-    for (int i = 0; i < NSTMT; i++)
-        if ((rc = sqlite3_prepare_v3(c->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i],
-                                     NULL)) != SQLITE_OK) {
-            s = fail(l, c->db, rc, "prepare");
-            goto out;
-        }
+    static char text[STATEMENT_TEXT_MAX];
+    static pthread_mutex_t text_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&text_lock);
+    for (int i = 0; i <= NSTMT; i++)
+        if ((rc = sqlite3_prepare_v3(c->db, sqlite_statement(i, text, sizeof text), -1,
+                                     SQLITE_PREPARE_PERSISTENT, i < NSTMT ? &c->st[i] : &c->multi,
+                                     NULL)) != SQLITE_OK)
+            break;
+    pthread_mutex_unlock(&text_lock);
+    if (rc != SQLITE_OK) {
+        s = fail(l, c->db, rc, "prepare");
+        goto out;
+    }
 out:
     if (s != GGL_OK)
         conn_free(c);
@@ -194,16 +181,24 @@ static enum ggl_status sq_open(const struct ggl_host *host, const struct ggl_con
     host->conf_string(conf, "synchronous", &l->synchronous);
     host->conf_int(conf, "busy_timeout_ms", &l->busy_ms);
     host->conf_int(conf, "mmap_bytes", &l->mmap_bytes);
-    if (strcmp(l->synchronous, "NORMAL") != 0 && strcmp(l->synchronous, "FULL") != 0) {
-        host->set_reason(host, "synchronous must be \"NORMAL\" or \"FULL\", not \"%s\"", l->synchronous);
+    host->conf_int(conf, "absent_keys", &l->absent_keys);
+    if ((strcmp(l->synchronous, "NORMAL") != 0 && strcmp(l->synchronous, "FULL") != 0) ||
+        l->absent_keys < 0) {
+        host->set_reason(host, "synchronous must be \"NORMAL\" or \"FULL\" (not \"%s\") and "
+                               "absent_keys >= 0", l->synchronous);
         free(l);
         return GGL_INVALID;
+    }
+    if (!(l->absent = absent_new((size_t)l->absent_keys))) {
+        free(l);
+        return GGL_NOMEM;
     }
     pthread_mutex_init(&l->lock, NULL);
     struct conn *c;
     enum ggl_status s = conn_open(l, &c); /* creates the file and schema now */
     if (s != GGL_OK) {
         pthread_mutex_destroy(&l->lock);
+        absent_free(l->absent);
         free(l);
         return s;
     }
@@ -221,6 +216,7 @@ static void sq_close(void *self)
         conn_free(c);
     }
     pthread_mutex_destroy(&l->lock);
+    absent_free(l->absent);
     free(l);
 }
 
@@ -229,17 +225,23 @@ static void bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
     sqlite3_bind_blob64(st, i, p ? p : "", n, SQLITE_STATIC); /* NULL would bind SQL NULL */
 }
 
+/* Bind e's columns to ?(base+1) .. ?(base+9). */
+static void bind_row(sqlite3_stmt *st, int base, const struct ggl_entry *e)
+{
+    bind_blob(st, base + 1, e->key, e->key_len);
+    bind_blob(st, base + 2, e->value, e->value_len);
+    sqlite3_bind_int64(st, base + 3, (sqlite3_int64)e->version);
+    sqlite3_bind_double(st, base + 4, e->importance);
+    sqlite3_bind_int64(st, base + 5, e->flags);
+    sqlite3_bind_int64(st, base + 6, (sqlite3_int64)e->created_ms);
+    sqlite3_bind_int64(st, base + 7, (sqlite3_int64)e->last_access_ms);
+    sqlite3_bind_int64(st, base + 8, (sqlite3_int64)e->access_count);
+    sqlite3_bind_int64(st, base + 9, (sqlite3_int64)e->expires_ms);
+}
+
 static void bind_entry(sqlite3_stmt *st, const struct ggl_entry *e, uint64_t expect, uint64_t now)
 {
-    bind_blob(st, 1, e->key, e->key_len);
-    bind_blob(st, 2, e->value, e->value_len);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)e->version);
-    sqlite3_bind_double(st, 4, e->importance);
-    sqlite3_bind_int64(st, 5, e->flags);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)e->created_ms);
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)e->last_access_ms);
-    sqlite3_bind_int64(st, 8, (sqlite3_int64)e->access_count);
-    sqlite3_bind_int64(st, 9, (sqlite3_int64)e->expires_ms);
+    bind_row(st, 0, e);
     if (sqlite3_bind_parameter_count(st) >= 10)
         sqlite3_bind_int64(st, 10, (sqlite3_int64)expect);
     if (sqlite3_bind_parameter_count(st) >= 11)
@@ -251,8 +253,7 @@ static enum ggl_status step_write(struct ltm *l, struct conn *c, sqlite3_stmt *s
 {
     int rc = sqlite3_step(st);
     *changed = sqlite3_changes(c->db);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    sqlite3_reset(st); /* bindings stay: every statement binds all it uses each time */
     return rc == SQLITE_DONE ? GGL_OK : fail(l, c->db, rc, "write");
 }
 
@@ -278,19 +279,44 @@ static enum ggl_status read_row(struct ltm *l, sqlite3_stmt *st, struct ggl_entr
     return GGL_OK;
 }
 
-static enum ggl_status get_on(struct ltm *l, struct conn *c, const void *key, size_t len,
-                              struct ggl_entry *out)
+/* The row of key: GGL_OK, or GGL_NOTFOUND with *no_row set when there was none at all
+ * (an expired row is absent too, but would come back under an earlier clock). */
+static enum ggl_status get_row(struct ltm *l, struct conn *c, const void *key, size_t len,
+                               struct ggl_entry *out, int *no_row)
 {
     sqlite3_stmt *st = c->st[GET];
     bind_blob(st, 1, key, len);
-    sqlite3_bind_int64(st, 11, (sqlite3_int64)l->host->now(l->host));
     int rc = sqlite3_step(st);
-    enum ggl_status s = rc == SQLITE_ROW ? read_row(l, st, out)
-                        : rc == SQLITE_DONE ? GGL_NOTFOUND : fail(l, c->db, rc, "get");
-    if (s == GGL_OK)
-        out->key = key, out->key_len = len;
+    *no_row = rc == SQLITE_DONE;
+    enum ggl_status s = *no_row ? GGL_NOTFOUND : rc != SQLITE_ROW ? fail(l, c->db, rc, "get")
+                                                                  : GGL_OK;
+    if (s == GGL_OK) {
+        uint64_t expires = (uint64_t)sqlite3_column_int64(st, 7);
+        if (expires && expires <= l->host->now(l->host))
+            s = GGL_NOTFOUND;
+        else if ((s = read_row(l, st, out)) == GGL_OK)
+            out->key = key, out->key_len = len;
+    }
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    return s;
+}
+
+static enum ggl_status get_on(struct ltm *l, struct conn *c, const void *key, size_t len,
+                              struct ggl_entry *out)
+{
+    int no_row;
+    return get_row(l, c, key, len, out, &no_row);
+}
+
+/* A get of a key not known absent (absent_known gave the token): the absent set is
+ * told when the table had no row. */
+static enum ggl_status lookup(struct ltm *l, struct conn *c, const void *key, size_t len,
+                              struct ggl_entry *out, uint64_t token)
+{
+    int no_row;
+    enum ggl_status s = get_row(l, c, key, len, out, &no_row);
+    if (no_row)
+        absent_note(l->absent, key, len, token);
     return s;
 }
 
@@ -309,10 +335,13 @@ static enum ggl_status sq_get(void *self, const void *key, size_t len, struct gg
 {
     struct ltm *l = self;
     enum ggl_status s;
+    uint64_t token;
+    if (absent_known(l->absent, key, len, &token))
+        return GGL_NOTFOUND; /* no connection needed */
     struct conn *c = acquire(l, &s);
     if (!c)
         return s;
-    s = get_on(l, c, key, len, out);
+    s = lookup(l, c, key, len, out, token);
     release(l, c);
     return s;
 }
@@ -324,7 +353,9 @@ static enum ggl_status sq_put(void *self, const struct ggl_entry *e, uint64_t ex
     struct conn *c = acquire(l, &s);
     if (!c)
         return s;
+    absent_write_begin(l->absent, e->key, e->key_len);
     s = put_on(l, c, e, expect, l->host->now(l->host));
+    absent_write_end(l->absent, e->key, e->key_len);
     release(l, c);
     return s;
 }
@@ -363,6 +394,39 @@ static enum ggl_status txn(struct ltm *l, struct conn *c, enum stmt which)
     return step_write(l, c, c->st[which], &changed);
 }
 
+/* MULTI_ROWS entries insert-if-newer in one statement inside a savepoint.  When every
+ * row was written, each status is GGL_OK; else the chunk is undone and put row by row,
+ * which tells the rows that lost (GGL_CONFLICT) from the others. */
+static void put_rows(struct ltm *l, struct conn *c, const struct ggl_entry *es, uint64_t expect,
+                     uint64_t now, enum ggl_status *status)
+{
+    sqlite3_stmt *st = c->multi;
+    enum ggl_status s = txn(l, c, SAVE);
+    int changed = 0;
+    if (s == GGL_OK) {
+        for (int r = 0; r < MULTI_ROWS; r++)
+            bind_row(st, r * ROW_PARAMS, &es[r]);
+        sqlite3_bind_int64(st, MULTI_ROWS * ROW_PARAMS + 1, (sqlite3_int64)now);
+        if ((s = step_write(l, c, st, &changed)) == GGL_OK && changed == MULTI_ROWS) {
+            txn(l, c, RELEASE);
+            for (int r = 0; r < MULTI_ROWS; r++)
+                status[r] = GGL_OK;
+            return;
+        }
+        if (sqlite3_get_autocommit(c->db)) { /* the transaction is gone (SQLITE_FULL) */
+            for (int r = 0; r < MULTI_ROWS; r++)
+                status[r] = s != GGL_OK ? s : GGL_ERROR;
+            return;
+        }
+        txn(l, c, UNDO); /* a failure, or a row that lost: then learn which, one by one */
+        txn(l, c, RELEASE);
+    }
+    /* Unconditional rows (fresh versions) lose only to a clock stepped back: rewritten
+     * unconditionally; insert-if-newer rows learn one by one which lost. */
+    for (int r = 0; r < MULTI_ROWS; r++)
+        status[r] = s == GGL_OK ? put_on(l, c, &es[r], expect, now) : s;
+}
+
 static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size_t n,
                                     uint64_t expect, enum ggl_status *status)
 {
@@ -372,19 +436,28 @@ static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size
     if (!c)
         return s;
     uint64_t now = l->host->now(l->host);
+    for (size_t i = 0; i < n; i++) /* until the commit, readers see no row yet */
+        absent_write_begin(l->absent, es[i].key, es[i].key_len);
     if ((s = txn(l, c, BEGIN)) == GGL_OK) {
         /* SQLite rolls the whole transaction back itself on some errors (SQLITE_FULL):
          * then stop, keep that error's reason, and commit nothing. */
+        size_t i = 0;
+        int multi = expect == GGL_VERSION_ANY || expect == GGL_VERSION_OLDER; /* not CAS */
+        for (; multi && i + MULTI_ROWS <= n && !sqlite3_get_autocommit(c->db); i += MULTI_ROWS)
+            put_rows(l, c, &es[i], expect, now, &status[i]);
+        for (; i < n && !sqlite3_get_autocommit(c->db); i++)
+            status[i] = put_on(l, c, &es[i], expect, now);
         enum ggl_status first = GGL_OK;
-        for (size_t i = 0; i < n && !sqlite3_get_autocommit(c->db); i++)
-            if ((status[i] = put_on(l, c, &es[i], expect, now)) != GGL_OK &&
-                status[i] != GGL_CONFLICT && first == GGL_OK)
-                first = status[i];
+        for (size_t k = 0; k < i && first == GGL_OK; k++)
+            if (status[k] != GGL_OK && status[k] != GGL_CONFLICT)
+                first = status[k];
         if (sqlite3_get_autocommit(c->db))
             s = first != GGL_OK ? first : GGL_ERROR;
         else if ((s = txn(l, c, COMMIT)) != GGL_OK && !sqlite3_get_autocommit(c->db))
             exec(c->db, "ROLLBACK"); /* quietly: the COMMIT's reason is the one to report */
     }
+    for (size_t i = 0; i < n; i++)
+        absent_write_end(l->absent, es[i].key, es[i].key_len);
     for (size_t i = 0; s != GGL_OK && i < n; i++)
         status[i] = s; /* nothing was committed */
     release(l, c);
@@ -400,8 +473,11 @@ static enum ggl_status sq_get_batch(void *self, const void *const *keys, const s
     if (!c)
         return s;
     exec(c->db, "BEGIN"); /* one read transaction for the batch */
-    for (size_t i = 0; i < n; i++)
-        status[i] = get_on(l, c, keys[i], lens[i], &out[i]);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t token;
+        status[i] = absent_known(l->absent, keys[i], lens[i], &token)
+                        ? GGL_NOTFOUND : lookup(l, c, keys[i], lens[i], &out[i], token);
+    }
     exec(c->db, "COMMIT");
     release(l, c);
     return GGL_OK;

@@ -3,6 +3,7 @@
  * sleeps), and a clean stop checked for exit status 0. */
 #include "ggl-build.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -34,12 +36,37 @@ void write_config(struct host *h, const char *extra, const char *body)
 {
     FILE *f = fopen(h->conf, "w");
     assert_non_null(f);
+    const char *out = extra && strstr(extra, "max_output_bytes") ? "" : "max_output_bytes = 65536;";
     fprintf(f, "log_level = \"warn\";\ncontrol = { unix = \"%s\"; debug_commands = true;\n"
-               "  max_output_bytes = 65536; shutdown_deadline_ms = 5000; %s };\n",
-            h->sock, extra ? extra : "");
+               "  %s shutdown_deadline_ms = 5000; %s };\n",
+            h->sock, out, extra ? extra : "");
     if (body)
         fprintf(f, body, h->dir);
     fclose(f);
+}
+
+/* Hosts started and not yet reaped: a test that fails half-way leaves one running. */
+static pid_t live[64];
+static size_t n_live;
+
+static void forget_host(pid_t pid)
+{
+    for (size_t i = 0; i < n_live; i++)
+        if (live[i] == pid)
+            live[i] = live[--n_live];
+}
+
+void keep_host(const struct host *h) { forget_host(h->pid); }
+
+int kill_leftover_hosts(void **state)
+{
+    (void)state;
+    while (n_live) {
+        pid_t pid = live[--n_live];
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return 0;
 }
 
 pid_t spawn_host(struct host *h)
@@ -49,6 +76,8 @@ pid_t spawn_host(struct host *h)
     char *argv[] = {bin, "-c", h->conf, NULL};
     pid_t pid;
     assert_int_equal(posix_spawn(&pid, bin, NULL, NULL, argv, environ), 0);
+    if (n_live < sizeof live / sizeof live[0])
+        live[n_live++] = pid;
     return pid;
 }
 
@@ -69,8 +98,10 @@ int wait_exit(pid_t pid)
 {
     for (int waited = 0; waited < TIMEOUT_MS; waited += 10) {
         int st;
-        if (waitpid(pid, &st, WNOHANG) == pid)
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            forget_host(pid);
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
         poll(NULL, 0, 10);
     }
     return -1;
@@ -117,6 +148,18 @@ void stop_host(struct host *h)
     kill(h->pid, SIGTERM);
     assert_int_equal(wait_exit(h->pid), 0);
     cleanup_dir(h);
+}
+
+/* A loopback port free right now (the host binds it a moment later). */
+int free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
 }
 
 /* --- raw RESP --------------------------------------------------------------- */

@@ -21,8 +21,11 @@ void write_config(struct host *h, const char *extra, const char *body); /* h->co
 pid_t spawn_host(struct host *h);          /* run h->conf; no readiness wait */
 void stop_host(struct host *h);            /* SIGTERM, exit status 0, directory removed */
 void cleanup_dir(struct host *h);
+int kill_leftover_hosts(void **state);     /* teardown: SIGKILL hosts a failed test left */
+void keep_host(const struct host *h);      /* not a leftover: a group's shared host */
 int wait_exit(pid_t pid);                  /* exit status, or -1 after TIMEOUT_MS */
 int try_connect(const char *path);
+int free_port(void);                       /* a loopback port free right now */
 int client(const struct host *h);          /* a connected socket (asserted) */
 void send_all(int fd, const void *p, size_t n);
 void sendf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -326,18 +326,6 @@ static void test_shutdown_command_exits_zero(void **state)
     cleanup_dir(&h);
 }
 
-/* A loopback port free right now (the host binds it a moment later). */
-static int free_port(void)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void test_tcp_loopback_and_client_limit(void **state)
 {
     (void)state;

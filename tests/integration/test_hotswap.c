@@ -22,66 +22,12 @@
 
 #include "harness.h"
 #include "redisserver.h"
+#include "swap_util.h"
 
 #define KEYS 1500       /* per client */
 #define BATCH 16        /* writes and as many reads per pipelined round trip */
 #define MIN_OPS 3000    /* per client and phase, half before and half after the change */
 #define LAT_MAX 65536
-
-/* A buffered RESP reader over one connection. */
-struct reader {
-    int fd;
-    char buf[65536];
-    size_t pos, len;
-};
-
-static int rd_byte(struct reader *r)
-{
-    if (r->pos == r->len) {
-        struct pollfd p = {r->fd, POLLIN, 0};
-        if (poll(&p, 1, TIMEOUT_MS) != 1)
-            return -1;
-        ssize_t n = recv(r->fd, r->buf, sizeof r->buf, 0);
-        if (n <= 0)
-            return -1;
-        r->pos = 0, r->len = (size_t)n;
-    }
-    return (unsigned char)r->buf[r->pos++];
-}
-
-/* One reply line without CRLF; -1 on EOF or timeout. */
-static int rd_line(struct reader *r, char *out, size_t max)
-{
-    size_t k = 0;
-    for (int c; (c = rd_byte(r)) >= 0;) {
-        if (c == '\n') {
-            out[k && out[k - 1] == '\r' ? k - 1 : k] = '\0';
-            return 0;
-        }
-        if (k < max - 1)
-            out[k++] = (char)c;
-    }
-    return -1;
-}
-
-/* One simple reply: status, error, integer, or a bulk string's payload ("(nil)"). */
-static int rd_reply(struct reader *r, char *out, size_t max)
-{
-    if (rd_line(r, out, max) < 0)
-        return -1;
-    if (out[0] != '$')
-        return 0;
-    long n = atol(out + 1);
-    if (n < 0) {
-        snprintf(out, max, "(nil)");
-        return 0;
-    }
-    char line[512];
-    if (rd_line(r, line, sizeof line) < 0)
-        return -1;
-    snprintf(out, max, "%s", line);
-    return 0;
-}
 
 /* A client thread: its own keys, its own sequence, every acknowledged value kept. */
 struct client_load {
@@ -98,13 +44,6 @@ struct client_load {
     double seconds;
     pthread_t thread;
 };
-
-static uint64_t mono_us(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
-}
 
 static void failure(struct client_load *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -232,12 +171,6 @@ static void wait_ops(uint64_t n)
     fail_msg("clients did not reach %llu operations", (unsigned long long)n);
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Stop the clients, check none failed and both kept the pace; print the figures. */
 static void stop_clients(const char *phase)
 {
@@ -283,29 +216,12 @@ static void verify_all(const char *phase)
     close(fd);
 }
 
-/* A command's whole reply (one bulk or a few lines) as text, via a fresh connection. */
-static void command(const char *cmd, char *out, size_t len)
-{
-    int fd = client(&h);
-    sendf(fd, "%s\r\n", cmd);
-    size_t got = 0;
-    /* The reply is complete when no byte follows for 100 ms (replies here are small). */
-    while (got < len - 1) {
-        ssize_t n = read_n(fd, out + got, 1, got ? 100 : TIMEOUT_MS) == 1;
-        if (n == 0)
-            break;
-        got++;
-    }
-    out[got] = '\0';
-    close(fd);
-}
-
 static void wait_migrated(const char *to)
 {
     char info[4096], want[200];
     snprintf(want, sizeof want, "swap_to:%s\r\nswap_state:done", to);
     for (int waited = 0; waited < 30000; waited += 20) {
-        command("INFO swap", info, sizeof info);
+        command(&h, "INFO swap", info, sizeof info);
         if (strstr(info, want)) {
             char *p = strstr(info, "swap_rebinds");
             for (char *q = p; *q; q++)
@@ -317,49 +233,6 @@ static void wait_migrated(const char *to)
         poll(NULL, 0, 20);
     }
     fail_msg("migration to %s did not finish: %s", to, info);
-}
-
-/* The host's mapped private copies of plugin `base` ("mem"), space separated. */
-static void mapped_copies(const char *base, char *out, size_t len)
-{
-    char path[64], line[1024], needle[64];
-    snprintf(path, sizeof path, "/proc/%d/maps", (int)h.pid);
-    snprintf(needle, sizeof needle, "/%s-", base);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    out[0] = '\0';
-    while (fgets(line, sizeof line, f)) {
-        char *p = strstr(line, "/ganglion-");
-        char *q = p ? strstr(p, needle) : NULL;
-        if (!q)
-            continue;
-        char *end = strstr(q, ".so");
-        if (!end)
-            continue;
-        char copy[256];
-        snprintf(copy, sizeof copy, "%.*s", (int)(end + 3 - p), p);
-        if (!strstr(out, copy) && strlen(out) + strlen(copy) + 2 < len)
-            strcat(strcat(out, copy), " ");
-    }
-    fclose(f);
-}
-
-/* The instance rows of PLUGIN.LIST with their state, e.g. "stm_mem=open". */
-static int instance_in_state(const char *instance, const char *state)
-{
-    char list[16384], want[160];
-    command("PLUGIN.LIST", list, sizeof list);
-    snprintf(want, sizeof want, "instance\r\n$%zu\r\n%s\r\n", strlen(instance), instance);
-    int hits = 0;
-    for (const char *p = strstr(list, want); p; p = strstr(p + 1, want)) {
-        const char *s = strstr(p, "state\r\n");
-        char st[64];
-        if (s && sscanf(s, "state\r\n$%*d\r\n%63[^\r]", st) == 1 && strcmp(st, state) == 0)
-            hits++;
-    }
-    if (!hits)
-        printf("# no %s instance %s in PLUGIN.LIST: %s\n", state, instance, list);
-    return hits;
 }
 
 static void write_body(const char *ltm_file, const char *extra)
@@ -398,7 +271,7 @@ static void under_load(const char *phase, void (*change)(void))
 static void swap_to_redis(void)
 {
     char r[256];
-    command("PLUGIN.SWAP stm stm_redis MIGRATE", r, sizeof r);
+    command(&h, "PLUGIN.SWAP stm stm_redis MIGRATE", r, sizeof r);
     assert_string_equal(r, "+OK\r\n");
     wait_migrated("tier/redis[stm_redis]");
 }
@@ -406,7 +279,7 @@ static void swap_to_redis(void)
 static void swap_back_to_mem(void)
 {
     char r[256];
-    command("PLUGIN.SWAP stm stm_mem MIGRATE", r, sizeof r);
+    command(&h, "PLUGIN.SWAP stm stm_mem MIGRATE", r, sizeof r);
     assert_string_equal(r, "+OK\r\n");
     wait_migrated("tier/mem[stm_mem]");
 }
@@ -415,7 +288,7 @@ static void ltm_to_new_file(void)
 {
     char r[2048];
     write_body("ltm2.db", "");
-    command("CONFIG.RELOAD", r, sizeof r);
+    command(&h, "CONFIG.RELOAD", r, sizeof r);
     assert_non_null(strstr(r, "slot ltm rebound to tier/sqlite[ltm] (migrating)"));
     assert_non_null(strstr(r, "tier/sqlite[ltm] replaced"));
     wait_migrated("tier/sqlite[ltm]");
@@ -426,9 +299,9 @@ static char mem_before[1024];
 static void reload_mem(void)
 {
     char r[2048];
-    mapped_copies("mem", mem_before, sizeof mem_before);
+    mapped_copies(&h, "mem", mem_before, sizeof mem_before);
     assert_true(mem_before[0] != '\0');
-    command("PLUGIN.RELOAD tier/mem", r, sizeof r);
+    command(&h, "PLUGIN.RELOAD tier/mem", r, sizeof r);
     assert_non_null(strstr(r, "slot stm moved to tier/mem[stm_mem]"));
     wait_migrated("tier/mem[stm_mem]");
 }
@@ -463,17 +336,17 @@ static void test_hotswap_under_load(void **state)
     assert_string_equal(line, "stm stm_mem stm_mem\n");
 
     under_load("ltm to a new SQLite file (CONFIG.RELOAD)", ltm_to_new_file);
-    assert_int_equal(instance_in_state("ltm", "closed"), 1);
-    assert_int_equal(instance_in_state("ltm", "open"), 1);
+    assert_int_equal(instance_in_state(&h, "ltm", "closed"), 1);
+    assert_int_equal(instance_in_state(&h, "ltm", "open"), 1);
 
     /* A config with an error: refused with FILE:LINE, nothing changes. */
     char before[16384], after[16384], r[1024];
-    command("PLUGIN.LIST", before, sizeof before);
+    command(&h, "PLUGIN.LIST", before, sizeof before);
     write_body("ltm3.db", "no_such_setting = 1;");
-    command("CONFIG.RELOAD", r, sizeof r);
+    command(&h, "CONFIG.RELOAD", r, sizeof r);
     assert_non_null(strstr(r, "-INVALID "));
     assert_non_null(strstr(r, "ganglion.conf:8: unknown key 'no_such_setting'"));
-    command("PLUGIN.LIST", after, sizeof after);
+    command(&h, "PLUGIN.LIST", after, sizeof after);
     assert_string_equal(before, after);
     verify_all("after a refused reload");
     write_body("ltm2.db", "");
@@ -482,7 +355,7 @@ static void test_hotswap_under_load(void **state)
     char mem_after[1024];
     mem_before[strcspn(mem_before, " ")] = '\0'; /* the one copy mapped before */
     for (int waited = 0; waited < 10000; waited += 20) { /* the reaper closes it when drained */
-        mapped_copies("mem", mem_after, sizeof mem_after);
+        mapped_copies(&h, "mem", mem_after, sizeof mem_after);
         if (!strstr(mem_after, mem_before))
             break;
         poll(NULL, 0, 20);
@@ -490,8 +363,8 @@ static void test_hotswap_under_load(void **state)
     printf("# tier/mem private copy before the reload: %s; after: %s\n", mem_before, mem_after);
     assert_null(strstr(mem_after, mem_before));
     assert_true(mem_after[0] != '\0');
-    assert_int_equal(instance_in_state("stm_mem", "open"), 1);
-    assert_true(instance_in_state("stm_mem", "closed") >= 1);
+    assert_int_equal(instance_in_state(&h, "stm_mem", "open"), 1);
+    assert_true(instance_in_state(&h, "stm_mem", "closed") >= 1);
 
     stop_host(&h);
     redis_server_stop(&rs);

@@ -31,7 +31,7 @@ fi
 for f in include/ganglion/ganglion.h include/ganglion/tier.h lib/pkgconfig/ganglion-sdk.pc \
          sbin/ganglion lib/ganglion/tier/mem.so lib/ganglion/tier/sqlite.so etc/ganglion/ganglion.conf \
          share/man/man8/ganglion.8 share/man/man5/ganglion.conf.5 share/man/man7/ganglion-plugin.7 \
-         share/man/man1/ganglionctl.1 bin/ganglionctl; do
+         share/man/man1/ganglionctl.1 bin/ganglionctl libexec/ganglion/ganglion-probe; do
     [ -e "$P/$f" ] && pass "installed $f" || fail "missing $P/$f"
 done
 ls "$P"/lib/ganglion/*/*.la >/dev/null 2>&1 && fail ".la files installed beside plugins" || pass "no .la files beside plugins"

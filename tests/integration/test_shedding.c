@@ -1,8 +1,9 @@
 /* Integration: resource control on the real binary.  A test sensor (sensor/reading)
  * feeds a reading from a file; crossing its `shed` limit makes the host refuse
- * low-priority actions with -BUSY naming the reading, while high priority still runs,
+ * low-priority actions and tasks with -BUSY naming the reading, while high priority still runs,
  * HEALTH shows `resources` degraded; the host recovers only once the reading is back
- * under the limit with the recovery margin. */
+ * under the limit with the recovery margin.  An action's outcome reaches the agent state
+ * (AGENT.STATE) through the orchestrator. */
 #include "ggl-build.h"
 
 #include <poll.h>
@@ -23,6 +24,7 @@
 #define BODY                                                                                \
     "plugin_dirs = [ \"" BUILD_PLUGINDIR "\", \"" TEST_PLUGINDIR "\" ];\n"                 \
     "executors = { echo = { plugin = \"echo\"; }; };\n"                                    \
+    "processors = { echo = { plugin = \"echo\"; }; };\n"                                   \
     "sensors = { feed = { plugin = \"reading\"; path = \"%1$s/reading\"; interval_ms = 20; }; };\n" \
     "health = { recover_ratio = 0.8; shed_priority = \"low\"; };\n"                        \
     "shed = ( { key = \"feed.value\"; max = 50.0; } );\n"
@@ -72,12 +74,35 @@ static void wait_shedding(int want)
     fail_msg("INFO resources never said %s", needle);
 }
 
-static void submit(const char *prio, char *line, size_t size)
+static void submit_as(const char *what, const char *prio, char *line, size_t size)
 {
     int fd = client(&h);
-    sendf(fd, "ACTION.SUBMIT echo hello PRIORITY %s\r\n", prio);
+    sendf(fd, "%s echo hello PRIORITY %s\r\n", what, prio);
     read_line(fd, line, size);
     close(fd);
+}
+
+static void submit(const char *prio, char *line, size_t size)
+{
+    submit_as("ACTION.SUBMIT", prio, line, size);
+}
+
+/* The action's outcome reaches the agent state through the orchestrator's bus. */
+static void expect_outcome_in_agent_state(const char *id)
+{
+    char want[64], reply[4096];
+    snprintf(want, sizeof want, "{\"id\":%s,\"action\":\"echo\",\"status\":\"ok\"", id);
+    for (int i = 0; i < 500; i++) {
+        int fd = client(&h);
+        sendf(fd, "AGENT.STATE\r\n");
+        size_t n = read_n(fd, reply, sizeof reply - 1, 100);
+        reply[n] = '\0';
+        close(fd);
+        if (strstr(reply, want))
+            return;
+        poll(NULL, 0, 10);
+    }
+    fail_msg("AGENT.STATE never showed %s: %s", want, reply);
 }
 
 static void test_sheds_low_priority_and_recovers(void **state)
@@ -105,8 +130,13 @@ static void test_sheds_low_priority_and_recovers(void **state)
     wait_shedding(1);
     submit("low", line, sizeof line);
     assert_string_equal(line, "-BUSY shedding load: feed.value is 90, limit max 50");
+    submit_as("TASK.SUBMIT", "low", line, sizeof line);
+    assert_string_equal(line, "-BUSY shedding load: feed.value is 90, limit max 50");
+    submit_as("TASK.SUBMIT", "normal", line, sizeof line);
+    assert_int_equal(line[0], ':');
     submit("high", line, sizeof line);
     assert_int_equal(line[0], ':'); /* urgent work still goes */
+    expect_outcome_in_agent_state(line + 1);
 
     fd = client(&h);
     sendf(fd, "HEALTH\r\n");

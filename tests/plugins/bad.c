@@ -1,8 +1,10 @@
 /* A tier plugin built several times with -D switches, each copy broken in one way,
  * so the loader's refusals can be tested: BAD_NAME, BAD_MAJOR, BAD_MINOR, BAD_KIND,
  * BAD_VTABLE_SIZE, BAD_NO_DEL, BAD_OPEN_FAILS, BAD_EXTRA_SLOT (a newer plugin's
- * appended slot, which an older host must accept). */
+ * appended slot, which an older host must accept), BAD_OPEN_CRASHES, BAD_OPEN_HANGS
+ * (for the probe). */
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include <ganglion/ganglion.h>
 
@@ -33,7 +35,16 @@ static enum ggl_status t_open(const struct ggl_host *host, const struct ggl_conf
 {
     (void)conf;
     (void)self;
-#ifdef BAD_OPEN_FAILS
+#if defined(BAD_OPEN_CRASHES)
+    (void)host; /* a real fault on a page nobody may read (no sanitizer stops it first) */
+    volatile char *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return page == MAP_FAILED ? GGL_ERROR : (enum ggl_status)page[0]; /* SIGSEGV */
+#elif defined(BAD_OPEN_HANGS)
+    (void)host;
+    for (volatile unsigned spin = 1; spin; spin |= 1) /* never 0: forever */
+        ;
+    return GGL_ERROR;
+#elif defined(BAD_OPEN_FAILS)
     host->set_reason(host, "deliberately failing open");
     return GGL_ERROR;
 #else

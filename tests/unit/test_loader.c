@@ -15,6 +15,7 @@
 
 #include <ganglion/ganglion.h>
 
+#include "copyfile.h"
 #include "instance.h"
 #include "loader.h"
 #include "log.h"
@@ -263,6 +264,47 @@ static void test_config_error_in_instance_is_fatal(void **state)
     config_free(c);
 }
 
+/* A copy of the mem plugin in a directory of its own; its path in out. */
+static void copy_plugin(char *dir, size_t dlen, char *out, size_t olen)
+{
+    snprintf(dir, dlen, "%s/trust-XXXXXX", tmpdir);
+    assert_non_null(mkdtemp(dir));
+    snprintf(out, olen, "%s/mem.so", dir);
+    copy_file(BUILD_PLUGINDIR "/tier/.libs/mem.so", out);
+}
+
+static void assert_untrusted(const char *path, const char *why)
+{
+    char err[512];
+    nlines = 0;
+    assert_null(loader_load_file(path, GGL_KIND_TIER, err, sizeof err));
+    assert_int_equal(nlines, 1); /* one line, naming the file and why */
+    if (!strstr(lines[0], path) || !strstr(lines[0], why))
+        fail_msg("\"%s\" lacks \"%s\" or \"%s\"", lines[0], path, why);
+}
+
+/* The tests run as root: the refusals come from the mode and owner bits alone. */
+static void test_writable_or_foreign_files_refused(void **state)
+{
+    (void)state;
+    char dir[300], path[320], err[512];
+    copy_plugin(dir, sizeof dir, path, sizeof path);
+    assert_non_null(loader_load_file(path, GGL_KIND_TIER, err, sizeof err));
+    chmod(path, 0757);
+    assert_untrusted(path, "the file is world-writable");
+    chmod(path, 0755);
+    chmod(dir, 0777);
+    assert_untrusted(path, "is world-writable");
+    assert_non_null(strstr(lines[0], "its directory"));
+    chmod(dir, 0700);
+    assert_int_equal(chown(path, 12345, 12345), 0);
+    assert_untrusted(path, "the file is owned by uid 12345, not root or the host's user");
+    assert_int_equal(chown(path, geteuid(), getegid()), 0);
+    assert_non_null(loader_load_file(path, GGL_KIND_TIER, err, sizeof err));
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +321,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_optional_instance_does_not_stop_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_required_failure_stops_host, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_error_in_instance_is_fatal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writable_or_foreign_files_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

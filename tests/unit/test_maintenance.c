@@ -2,7 +2,8 @@
  * end in the tiers the documented policy predicts (checked entry by entry against the
  * policy on 200 seeded random entries), low scores expire instead of moving, pinned
  * entries move to LTM and survive, tombstones are purged, a newer write during a
- * transition wins, and config validation rejects an interval of half a TTL or more. */
+ * transition wins, config validation rejects an interval of half a TTL or more, and
+ * the access counts of every thread (ended or still running) reach a flush. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <pthread.h>
 #include <cmocka.h>
 
+#include "access.h"
 #include "host_fixture.h"
 #include "hostapi.h"
 #include "maintenance.h"
@@ -126,6 +129,80 @@ static void test_access_counts_flushed_and_scored(void **state)
     assert_int_equal(e.access_count, 8);
 }
 
+/* --- access counts kept per thread ------------------------------------------------ */
+#define LONG_KEY "a key longer than a thread table's inline key bytes"
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int counted, flushed;
+
+/* Counts "shared" n times and 1000 keys of its own once each (its table merges on
+ * the way), then waits, still alive, until the test thread has flushed. */
+static void *count_and_wait(void *arg)
+{
+    char key[32];
+    long n = (long)arg;
+    for (long i = 0; i < n; i++)
+        access_record("shared", 6, 1000 + (uint64_t)i);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "own:%ld:%d", n, i);
+        access_record(key, strlen(key), 5);
+    }
+    access_record(LONG_KEY, strlen(LONG_KEY), 7);
+    pthread_mutex_lock(&gate_lock);
+    counted++;
+    pthread_cond_broadcast(&gate_cond);
+    while (!flushed && n < 1000) /* the second thread ends before the flush */
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+    return NULL;
+}
+
+struct tally {
+    uint64_t shared, shared_last, own, long_key;
+};
+
+static void tally(void *arg, const void *key, size_t len, uint64_t count, uint64_t last_ms)
+{
+    struct tally *t = arg;
+    if (len == 6 && memcmp(key, "shared", 6) == 0)
+        t->shared += count, t->shared_last = last_ms;
+    else if (len == strlen(LONG_KEY) && memcmp(key, LONG_KEY, len) == 0)
+        t->long_key += count;
+    else if (len > 4 && memcmp(key, "own:", 4) == 0)
+        t->own += count;
+}
+
+static void test_access_counts_of_all_threads_flushed(void **state)
+{
+    (void)state;
+    pthread_t alive, ended;
+    counted = flushed = 0;
+    assert_int_equal(pthread_create(&alive, NULL, count_and_wait, (void *)7L), 0);
+    assert_int_equal(pthread_create(&ended, NULL, count_and_wait, (void *)3000L), 0);
+    assert_int_equal(pthread_join(ended, NULL), 0);
+    pthread_mutex_lock(&gate_lock);
+    while (counted < 2)
+        pthread_cond_wait(&gate_cond, &gate_lock);
+    pthread_mutex_unlock(&gate_lock);
+    access_record("shared", 6, 1);
+
+    struct tally t = {0};
+    access_flush(tally, &t);
+    pthread_mutex_lock(&gate_lock);
+    flushed = 1;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_lock);
+    assert_int_equal(pthread_join(alive, NULL), 0);
+    assert_int_equal(t.shared, 3000 + 7 + 1);
+    assert_int_equal(t.shared_last, 1000 + 2999);
+    assert_int_equal(t.own, 2000);
+    assert_int_equal(t.long_key, 2);
+    struct tally again = {0};
+    access_flush(tally, &again); /* a flush takes what it applies */
+    assert_int_equal(again.shared + again.own + again.long_key, 0);
+}
+
 static void test_tombstones_purged_when_nothing_below(void **state)
 {
     (void)state;
@@ -219,6 +296,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_policy_moves_and_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_counts_flushed_and_scored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_counts_of_all_threads_flushed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstones_purged_when_nothing_below, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_write_during_transition_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_entries_follow_policy, setup, teardown),

@@ -181,6 +181,30 @@ static void delete_it(enum memory_hook point, const void *key, size_t len)
     assert_int_equal(memory_del(racing_key, strlen(racing_key), &existed), GGL_OK);
 }
 
+/* A PUT of v2 lands after a move read v1 but before its copy reached IM: the PUT's
+ * retire found nothing below, and the move's delete of v1 loses to v2.  The stale copy in
+ * IM must go, or v1 would come back once v2 expires. */
+static void put_v2_before_copy(enum memory_hook point, const void *key, size_t len)
+{
+    if (point == HOOK_BEFORE_COPY)
+        put_v2(point, key, len);
+}
+
+static void test_put_before_copy_leaves_no_stale_copy(void **state)
+{
+    (void)state;
+    racing_key = "mvc";
+    assert_int_equal(put("mvc", "v1", -1), GGL_OK);
+    memory_set_hook(put_v2_before_copy);
+    assert_int_equal(memory_move("mvc", 3, SLOT_STM, SLOT_IM), GGL_OK);
+    struct ggl_entry e;
+    assert_int_equal(tier_get(SLOT_STM, "mvc", &e), GGL_OK);
+    assert_int_equal(tier_get(SLOT_IM, "mvc", &e), GGL_NOTFOUND);
+    advance(20000); /* v2 expires in STM (10 s TTL): nothing older may show */
+    tier_drop(SLOT_CACHE, "mvc");
+    expect_get("mvc", GGL_NOTFOUND, NULL);
+}
+
 /* The reader fetched v1 from LTM; before it promotes, a PUT of v2 lands.  The late
  * promotion of v1 must not overwrite v2 in the cache. */
 static void test_promotion_racing_newer_put(void **state)
@@ -449,6 +473,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_promotion_racing_newer_put, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_racing_promotion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_between_copy_and_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_before_copy_leaves_no_stale_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_breaker_fails_fast_and_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_write_to_ltm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compression_is_transparent, setup, teardown),

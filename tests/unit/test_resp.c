@@ -93,6 +93,13 @@ static void test_only_arrays_of_bulk_strings(void **state)
     expect_refused("*1\r\n!x\r\n", "protocol error");
 }
 
+static void test_bulk_length_must_match_its_data(void **state)
+{
+    (void)state; /* found by the hostile suite: "abc" was taken and "d\r" skipped */
+    expect_refused("*1\r\n$3\r\nabcd\r\n\r\n", "bulk string of 3 bytes not followed by CRLF");
+    expect_refused("*2\r\n$4\r\nECHO\r\n$1\r\nab\r\n", "not followed by CRLF");
+}
+
 static void test_bulk_over_limit_refused_at_its_header(void **state)
 {
     (void)state;
@@ -189,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_same_requests_at_every_chunk_size),
         cmocka_unit_test(test_huge_array_header_refused),
         cmocka_unit_test(test_only_arrays_of_bulk_strings),
+        cmocka_unit_test(test_bulk_length_must_match_its_data),
         cmocka_unit_test(test_bulk_over_limit_refused_at_its_header),
         cmocka_unit_test(test_request_bytes_capped),
         cmocka_unit_test(test_unterminated_line_capped),

@@ -1,5 +1,6 @@
 /* Unit tests for host/results.c: an id's life (queued, running, done), late results
- * discarded after cancel, expiry and the full-store policy on a fake clock, oversized
+ * discarded after cancel, the lock-free start through a handle (stale once the entry is
+ * reused), expiry and both full-store policies on a fake clock, oversized
  * data, parked waiters answered by a result, by their deadline, refused past
  * max_waiters, closed at shutdown, the timer thread on the real clock, and concurrent
  * finishers with waiters (for TSan). */
@@ -125,6 +126,29 @@ static void test_id_goes_queued_running_done(void **state)
     results_free(r);
 }
 
+static void test_lock_free_start_through_a_handle(void **state)
+{
+    (void)state;
+    struct results *r = make(1, 4, 0, 0);
+    uint64_t id;
+    struct result_handle *h;
+    assert_int_equal(results_reserve_handle(r, &id, &h), GGL_OK);
+    assert_int_equal(results_start_handle(r, h, id), 0);
+    assert_int_equal(results_get(r, id, NULL), RESULT_RUNNING);
+    assert_int_equal(results_start_handle(r, h, id), 0); /* already running: still pending */
+    assert_int_equal(results_cancel(r, id, NULL), 1);
+    assert_int_equal(results_start_handle(r, h, id), -1); /* cancelled: do not run */
+    advance(1000); /* expired; the entry is reused for the next id */
+    uint64_t next;
+    struct result_handle *h2;
+    assert_int_equal(results_reserve_handle(r, &next, &h2), GGL_OK);
+    assert_ptr_equal(h2, h);
+    assert_int_equal(results_start_handle(r, h, id), -1); /* stale: another id now */
+    assert_int_equal(results_get(r, next, NULL), RESULT_QUEUED);
+    assert_int_equal(results_start_handle(r, h2, next), 0);
+    results_free(r);
+}
+
 static void test_late_result_after_cancel_is_discarded(void **state)
 {
     (void)state;
@@ -185,6 +209,31 @@ static void test_full_store_refuses_until_a_result_expires(void **state)
     results_stats(r, &st);
     assert_int_equal(st.refused, 2);
     assert_int_equal(st.expired, 1);
+    results_free(r);
+}
+
+static void test_evict_unread_takes_the_oldest_finished_result(void **state)
+{
+    (void)state;
+    struct results_config cfg = {.name = "rtest", .max_results = 3, .max_waiters = 1,
+                                 .ttl_ms = 1000, .complete = capture, .evict_unread = 1};
+    struct results *r = results_new(&cfg);
+    assert_non_null(r);
+    uint64_t ids[3], extra;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(results_reserve(r, &ids[i]), GGL_OK);
+    assert_int_equal(results_reserve(r, &extra), GGL_RETRY); /* all pending: refused */
+    assert_int_equal(results_finish(r, ids[1], RESULT_OK, NULL, 0, NULL), 0);
+    advance(1);
+    assert_int_equal(results_finish(r, ids[0], RESULT_OK, NULL, 0, NULL), 0);
+    assert_int_equal(results_reserve(r, &extra), GGL_OK); /* ids[1] finished first: evicted */
+    assert_int_equal(results_get(r, ids[1], NULL), RESULT_UNKNOWN);
+    assert_int_equal(results_get(r, ids[0], NULL), RESULT_DONE);
+    assert_int_equal(results_get(r, ids[2], NULL), RESULT_QUEUED);
+    struct results_stats st;
+    results_stats(r, &st);
+    assert_int_equal(st.evicted, 1);
+    assert_int_equal(st.refused, 1);
     results_free(r);
 }
 
@@ -378,9 +427,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_id_goes_queued_running_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_free_start_through_a_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_result_after_cancel_is_discarded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_results_expire_at_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_store_refuses_until_a_result_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evict_unread_takes_the_oldest_finished_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_data_is_stored_as_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parked_waiter_gets_the_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiter_deadline_answers_nil, setup, teardown),

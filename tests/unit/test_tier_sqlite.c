@@ -1,6 +1,7 @@
 /* tier/sqlite on real files: the conformance suite, then what only a file can show —
  * data surviving close/reopen and a kill -9 of the writer right after its acks, a
- * schema from a newer plugin refused, and a bad setting refused. */
+ * schema from a newer plugin refused, a bad setting refused, and the absent-key set
+ * never hiding a row this process wrote (nor one another writer made, when off). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -114,6 +115,133 @@ static void test_acknowledged_writes_survive_kill9(void **state)
     ((const struct ggl_tier *)ggl_plugin_entry.vtable)->close(t);
 }
 
+static enum ggl_status get_key(void *t, const char *key)
+{
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    struct ggl_entry out = {.size = sizeof out};
+    enum ggl_status st = vt->get(t, key, strlen(key), &out);
+    free(out.value);
+    return st;
+}
+
+static struct ggl_entry entry(const char *key, uint64_t version, uint64_t expires_ms)
+{
+    return (struct ggl_entry){.size = sizeof(struct ggl_entry), .key = key,
+                              .key_len = strlen(key), .value = "v", .value_len = 1,
+                              .version = version, .expires_ms = expires_ms};
+}
+
+/* Each key is looked up (and remembered absent) before it is written by put, put_batch
+ * and a conditional put: every write shows at once. */
+static void test_key_found_absent_then_written_is_found(void **state)
+{
+    (void)state;
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    remove_db();
+    testhost_init(0);
+    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    assert_int_equal(get_key(t, "one"), GGL_NOTFOUND);
+    assert_int_equal(get_key(t, "one"), GGL_NOTFOUND); /* now answered from the set */
+    struct ggl_entry e = entry("one", 1, 0);
+    assert_int_equal(vt->put(t, &e, GGL_VERSION_OLDER), GGL_OK);
+    assert_int_equal(get_key(t, "one"), GGL_OK);
+    assert_int_equal(vt->del(t, "one", 3, GGL_VERSION_ANY), GGL_OK);
+    assert_int_equal(get_key(t, "one"), GGL_NOTFOUND);
+    e.version = 2;
+    assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK);
+    assert_int_equal(get_key(t, "one"), GGL_OK);
+
+    struct ggl_entry batch[2] = {entry("two", 1, 0), entry("three", 1, 0)};
+    enum ggl_status status[2];
+    const void *keys[2] = {"two", "three"};
+    size_t lens[2] = {3, 5};
+    struct ggl_entry out[2] = {{.size = sizeof out[0]}, {.size = sizeof out[1]}};
+    assert_int_equal(vt->get_batch(t, keys, lens, 2, out, status), GGL_OK);
+    assert_int_equal(status[0], GGL_NOTFOUND);
+    assert_int_equal(status[1], GGL_NOTFOUND);
+    assert_int_equal(vt->put_batch(t, batch, 2, GGL_VERSION_OLDER, status), GGL_OK);
+    assert_int_equal(get_key(t, "two"), GGL_OK);
+    assert_int_equal(get_key(t, "three"), GGL_OK);
+    vt->close(t);
+}
+
+/* An expired row is absent, but not remembered so: it is live again if the clock is
+ * set back. */
+static void test_expired_row_not_remembered_absent(void **state)
+{
+    (void)state;
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    remove_db();
+    testhost_init(1000);
+    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    struct ggl_entry e = entry("ttl", 1, 2000);
+    assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK);
+    testhost_advance(2000);
+    assert_int_equal(get_key(t, "ttl"), GGL_NOTFOUND);
+    testhost_init(1000);
+    assert_int_equal(get_key(t, "ttl"), GGL_OK);
+    vt->close(t);
+}
+
+/* With absent_keys = 0 a row written through another connection to the file (another
+ * process, say) is seen after a miss. */
+static void test_absent_keys_off_sees_other_writers(void **state)
+{
+    (void)state;
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    static const char *const off[] = {"path", path, "mmap_bytes", "0", "absent_keys", "0", NULL};
+    remove_db();
+    testhost_init(0);
+    void *reader = testhost_open(&ggl_plugin_entry, off, GGL_OK);
+    void *writer = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    assert_int_equal(get_key(reader, "other"), GGL_NOTFOUND);
+    struct ggl_entry e = entry("other", 1, 0);
+    assert_int_equal(vt->put(writer, &e, GGL_VERSION_ANY), GGL_OK);
+    assert_int_equal(get_key(reader, "other"), GGL_OK);
+    vt->close(writer);
+    vt->close(reader);
+    static const char *const bad[] = {"path", path, "absent_keys", "-1", NULL};
+    testhost_open(&ggl_plugin_entry, bad, GGL_INVALID);
+    assert_non_null(strstr(testhost_reason(), "absent_keys >= 0"));
+}
+
+/* put_batch writes 32 rows per statement: a chunk where some rows lose to newer stored
+ * versions still reports each row's own outcome and keeps the newer values. */
+static void test_batch_chunk_with_older_rows(void **state)
+{
+    (void)state;
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    enum { N = 70 }; /* two full chunks and a tail */
+    static char keys[N][16];
+    struct ggl_entry es[N];
+    enum ggl_status status[N];
+    remove_db();
+    testhost_init(0);
+    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "b%d", i);
+        es[i] = entry(keys[i], 10, 0);
+    }
+    assert_int_equal(vt->put_batch(t, es, N, GGL_VERSION_OLDER, status), GGL_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(status[i], GGL_OK);
+    for (int i = 0; i < N; i++) {
+        es[i].version = i % 3 == 0 ? 5 : 20; /* every third one is older than what is stored */
+        es[i].value = i % 3 == 0 ? "old" : "new";
+        es[i].value_len = 3;
+    }
+    assert_int_equal(vt->put_batch(t, es, N, GGL_VERSION_OLDER, status), GGL_OK);
+    for (int i = 0; i < N; i++) {
+        struct ggl_entry out = {.size = sizeof out};
+        assert_int_equal(status[i], i % 3 == 0 ? GGL_CONFLICT : GGL_OK);
+        assert_int_equal(vt->get(t, keys[i], strlen(keys[i]), &out), GGL_OK);
+        assert_int_equal(out.version, i % 3 == 0 ? 10 : 20);
+        assert_int_equal(out.value_len, i % 3 == 0 ? 1 : 3);
+        free(out.value);
+    }
+    vt->close(t);
+}
+
 static void test_newer_schema_refused(void **state)
 {
     (void)state;
@@ -150,6 +278,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_survives_reopen),
         cmocka_unit_test(test_acknowledged_writes_survive_kill9),
+        cmocka_unit_test(test_key_found_absent_then_written_is_found),
+        cmocka_unit_test(test_expired_row_not_remembered_absent),
+        cmocka_unit_test(test_absent_keys_off_sees_other_writers),
+        cmocka_unit_test(test_batch_chunk_with_older_rows),
         cmocka_unit_test(test_newer_schema_refused),
         cmocka_unit_test(test_bad_setting_and_unwritable_path),
     };

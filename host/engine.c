@@ -1,0 +1,587 @@
+/* The processing engine: submission, the workers' side and shutdown.
+ *
+ * Each type has a bounded priority queue (queue.c: four levels with ageing, due times
+ * for retries).  Workers run "token" loops on the processing pool (pool.c).  A token
+ * carries no task: its loop takes the best task for its worker, first from the type the
+ * worker prefers (the monitor assigns preferences in proportion to the rebalanced
+ * weights), else from the other type with the most weighted work (the seed's task
+ * stealing), runs it, and goes on until the queues are empty.  A submit starts a new
+ * token only while fewer loops run than workers (more, up to max_workers, when more
+ * than grow_depth tasks per worker wait: the pool sees them queued and grows), so a
+ * steady stream costs no pool hop or wake-up per task.  A loop leaving decrements the
+ * count and then looks at the ready counts once more, a submit increments its type's
+ * ready count and then looks at the loops (both sequentially consistent): one of them
+ * always sees the other, so no task is left without a loop.
+ *
+ * Each task is settled exactly once (callback run, admission released) by whoever holds
+ * it last: the worker, or the monitor when it times out a task whose worker is stuck.
+ * The result store (results.c) decides races: the first results_finish wins, a late
+ * result is discarded. */
+#include "ggl-build.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "deadline.h"
+#include "engine_impl.h"
+#include "orchestrator.h"
+#include "resource.h"
+#include "hostapi.h"
+#include "log.h"
+
+static struct engine *_Atomic global_engine;
+static _Thread_local uint64_t current_task;
+
+void engine_set_global(struct engine *e) { atomic_store(&global_engine, e); }
+struct engine *engine_global(void) { return atomic_load(&global_engine); }
+uint64_t engine_current_task(void) { return current_task; }
+struct results *engine_results(struct engine *e) { return e->results; }
+
+void engine_config_defaults(struct engine_config *c)
+{
+    *c = (struct engine_config){
+        .queue_capacity = 4096, .critical_reserve = 64, .age_ms = 1000, .max_results = 65536,
+        .max_waiters = 1024, .max_result_bytes = 1 << 20, .result_ttl_ms = 300000,
+        .default_timeout_ms = 30000, .stuck_grace_ms = 5000, .max_retries = 3,
+        .backoff = {.base_ms = 100, .max_ms = 10000}, .min_workers = 1, .max_workers = 4,
+        .grow_depth = 4, .idle_ms = 30000, .monitor_ms = 100, .timer_threads = 1,
+        .evict_results = 1};
+}
+
+/* --- settling ------------------------------------------------------------- */
+
+static enum ggl_status callback_status(enum result_status st)
+{
+    static const enum ggl_status map[] = {GGL_OK, GGL_ERROR, GGL_INVALID, GGL_RETRY, GGL_NOTFOUND};
+    return (unsigned)st < 5 ? map[st] : GGL_ERROR;
+}
+
+static void count_outcome(struct etype *ty, enum result_status st)
+{
+    struct ggl_metric *const m[] = {ty->completed, ty->failed, ty->invalid, ty->timed_out,
+                                    ty->cancelled};
+    unsigned i = (unsigned)st < 5 ? (unsigned)st : RESULT_FAILED;
+    metrics_add(m[i], 1);
+    atomic_fetch_add(&ty->outcomes[i], 1);
+}
+
+size_t engine_ready(struct engine *e)
+{
+    size_t n = 0; /* loads, no shared read-modify-write: a submit pays one add per task */
+    for (size_t k = 0; k < e->n_types; k++)
+        n += atomic_load(&e->types[k].ready);
+    return n;
+}
+
+size_t engine_unsettled(struct engine *e)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < e->n_types; k++)
+        n += atomic_load(&e->types[k].admitted);
+    return n;
+}
+
+/* The task is done with (its result stored by us or by someone else): run its callback
+ * once and release its admission.  status < 0: look the stored outcome up. */
+static void settle(struct engine *e, struct etask *t, int status, const void *data, size_t len)
+{
+    int zero = 0;
+    if (!atomic_compare_exchange_strong(&t->settled, &zero, 1))
+        return;
+    struct result_view v = {.status = RESULT_CANCELLED};
+    if (status < 0) {
+        results_get(e->results, t->id, &v);
+        status = (int)v.status, data = v.data, len = v.len;
+    }
+    struct etype *ty = &e->types[t->type];
+    count_outcome(ty, (enum result_status)status);
+    if (t->done) {
+        struct ggl_result r = {.size = sizeof r, .status = callback_status((enum result_status)status),
+                               .data = (void *)data, .data_len = len};
+        t->done(t->arg, t->id, &r);
+    }
+    result_view_free(&v);
+    atomic_fetch_sub(&ty->admitted, 1);
+    if (atomic_load(&e->stopping) && engine_unsettled(e) <= atomic_load(&e->delayed)) {
+        /* engine_stop waits for the last settle (only retries left waiting) */
+        pthread_mutex_lock(&e->drain_mu);
+        pthread_cond_broadcast(&e->drain_cv);
+        pthread_mutex_unlock(&e->drain_mu);
+    }
+}
+
+/* task.done on the orchestrator's bus, when someone listens: {"type", "status",
+ * "bytes"} (the result itself stays in the store, TASK.RESULT reads it). */
+static void publish_done(struct engine *e, const struct etask *t, enum result_status st, size_t len)
+{
+    char id[24], payload[160];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)t->id);
+    int n = snprintf(payload, sizeof payload, "{\"type\":\"%.64s\",\"status\":\"%s\",\"bytes\":%zu}",
+                     e->types[t->type].name, result_status_str(st), len);
+    struct orch_msg m = {.topic = "task.done", .source = "engine", .key = id, .payload = payload,
+                         .payload_len = (size_t)n < sizeof payload ? (size_t)n : sizeof payload - 1};
+    orchestrator_publish(&m);
+}
+
+/* Store an outcome and settle; the task's memory stays the caller's. */
+static void finish(struct engine *e, struct etask *t, enum result_status st, const void *data,
+                   size_t len, const char *reason)
+{
+    if (atomic_load_explicit(&e->publish_done, memory_order_relaxed))
+        publish_done(e, t, st, len);
+    if (results_finish(e->results, t->id, st, data, len, reason) == 0)
+        settle(e, t, (int)st, data, len);
+    else
+        settle(e, t, -1, NULL, 0); /* cancelled or timed out first: ours is discarded */
+}
+
+void engine_settle(struct engine *e, struct etask *t, enum result_status st, const char *reason)
+{
+    finish(e, t, st, NULL, 0, reason);
+}
+
+/* --- taking work ---------------------------------------------------------- */
+
+static void task_runner(void *arg);
+
+/* Token loops the work needs: one per worker, up to max_workers under a backlog, plus
+ * one for each loop stuck in a task past its deadline. */
+static size_t token_limit(struct engine *e)
+{
+    size_t active = pool_workers(e->pool);
+    size_t want = engine_ready(e) > (size_t)e->cfg.grow_depth * active
+                      ? e->cfg.max_workers : active;
+    return want + atomic_load(&e->stuck);
+}
+
+/* Count one more loop if below the limit. */
+static int claim_token(struct engine *e)
+{
+    size_t n = atomic_load(&e->tokens);
+    while (n < token_limit(e))
+        if (atomic_compare_exchange_weak(&e->tokens, &n, n + 1))
+            return 1;
+    return 0;
+}
+
+/* The engine whose token loop runs on this thread (NULL elsewhere). */
+static _Thread_local struct engine *loop_of;
+
+void engine_wake(struct engine *e)
+{
+    /* Submitted from inside a task and the only task waiting: this loop takes it as soon
+     * as the current task returns (a sub-task's parent returns without waiting for it),
+     * which saves a cross-CPU wake-up and a hop per hand-off.  Should the parent run on,
+     * the monitor starts another loop within monitor_ms.  More waiting: wake as usual. */
+    if (loop_of == e && engine_ready(e) <= 1)
+        return;
+    if (claim_token(e) && pool_submit(e->pool, 0, task_runner, e) != GGL_OK)
+        atomic_fetch_sub(&e->tokens, 1); /* the monitor tries again */
+}
+
+static struct etask *pop_type(struct engine *e, unsigned type)
+{
+    struct etype *ty = &e->types[type];
+    void *item = NULL;
+    if (atomic_load(&ty->ready) == 0 || queue_pop_batch(ty->q, &item, 1, 0) == 0)
+        return NULL;
+    atomic_fetch_sub(&ty->ready, 1);
+    return item;
+}
+
+/* This worker thread's preferred type, from the monitor's assignment table. */
+static unsigned preferred_type(struct engine *e)
+{
+    static _Thread_local struct engine *seen;
+    static _Thread_local unsigned index;
+    if (seen != e) {
+        seen = e;
+        index = atomic_fetch_add(&e->thread_seq, 1);
+    }
+    unsigned t = atomic_load_explicit(&e->assign[index % 64], memory_order_relaxed);
+    return t < e->n_types ? t : 0;
+}
+
+/* The preferred type's next task, else steal from the type with the most weighted
+ * ready work.  A few rounds cover a racing worker taking the task we looked at. */
+static struct etask *take_task(struct engine *e)
+{
+    unsigned own = preferred_type(e);
+    for (int round = 0; round < 3 && e->n_types; round++) {
+        struct etask *t = pop_type(e, own);
+        if (t)
+            return t;
+        for (size_t tries = 0; tries < 2 * e->n_types; tries++) { /* bounded: counts race */
+            unsigned best = own;
+            uint64_t best_score = 0;
+            for (unsigned k = 0; k < e->n_types; k++) {
+                uint64_t score = (uint64_t)atomic_load(&e->types[k].ready) *
+                                 atomic_load_explicit(&e->types[k].weight, memory_order_relaxed);
+                if (k != own && score > best_score)
+                    best = k, best_score = score;
+            }
+            if (!best_score)
+                break;
+            if ((t = pop_type(e, best)) != NULL)
+                return t;
+        }
+    }
+    return NULL;
+}
+
+/* --- running one task ------------------------------------------------------ */
+
+static void link_running(struct engine *e, struct etask *t)
+{
+    pthread_mutex_lock(&e->mu);
+    t->prev = NULL;
+    t->next = e->running;
+    if (e->running)
+        e->running->prev = t;
+    e->running = t;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void unlink_running(struct engine *e, struct etask *t)
+{
+    pthread_mutex_lock(&e->mu);
+    if (t->reported_stuck) /* back after all: its loop no longer needs a stand-in */
+        atomic_fetch_sub(&e->stuck, 1);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        e->running = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* A processor without GGL_READS_CONCURRENT runs one task at a time; waiting for it
+ * counts against the task's deadline.  Returns 0 when locked. */
+static int lock_processor(struct eproc *p, uint64_t deadline_ms)
+{
+    if (p->concurrent)
+        return 0;
+    if (!deadline_ms)
+        return pthread_mutex_lock(&p->serial);
+    uint64_t now = clock_now_ms();
+    struct timespec until = deadline_after_ms(CLOCK_REALTIME, deadline_ms > now ? deadline_ms - now : 0);
+    return pthread_mutex_timedlock(&p->serial, &until);
+}
+
+static void unlock_processor(struct eproc *p)
+{
+    if (!p->concurrent)
+        pthread_mutex_unlock(&p->serial);
+}
+
+/* Which processors this worker thread has run thread_init for; thread_fini runs for
+ * them when the thread exits (the pthread key's destructor), while instances are open. */
+struct thread_record {
+    struct engine *e;
+    unsigned char inited[];         /* by processor index */
+};
+
+void engine_thread_fini(void *record)
+{
+    struct thread_record *tr = record;
+    struct engine *e = tr->e;
+    size_t n = atomic_load(&e->n_procs);
+    for (size_t i = 0; !atomic_load(&e->workers_gone) && i < n; i++) {
+        const struct ggl_processor *vt = e->procs[i].p->vt;
+        /* a replaced processor may be closed already: its per-thread state is not asked back */
+        if (tr->inited[i] && !atomic_load(&e->procs[i].retired) &&
+            GGL_HAS_SLOT(vt, struct ggl_processor, thread_fini))
+            vt->thread_fini(e->procs[i].p->self);
+    }
+    free(tr);
+}
+
+/* Run p's thread_init once on this thread before its first task here. */
+static enum ggl_status thread_init_once(struct engine *e, struct eproc *p)
+{
+    const struct ggl_processor *vt = p->p->vt;
+    if (!e->have_key || !GGL_HAS_SLOT(vt, struct ggl_processor, thread_init))
+        return GGL_OK;
+    struct thread_record *tr = pthread_getspecific(e->thread_key);
+    if (!tr) {
+        if (!(tr = calloc(1, sizeof *tr + e->n_procs + ENGINE_SPARE_PROCS)))
+            return GGL_NOMEM;
+        tr->e = e;
+        pthread_setspecific(e->thread_key, tr);
+    }
+    size_t i = (size_t)(p - e->procs);
+    if (tr->inited[i])
+        return GGL_OK;
+    enum ggl_status st = vt->thread_init(p->p->self);
+    tr->inited[i] = st == GGL_OK;
+    return st;
+}
+
+/* Call the processor: the task's outcome status, result filled, reason copied. */
+static enum ggl_status call_processor(struct engine *e, struct etask *t, struct ggl_result *res,
+                                      char *reason, size_t reason_len)
+{
+    struct etype *ty = &e->types[t->type];
+    struct eproc *p = engine_proc_get(ty); /* the call finishes on it, even if swapped */
+    struct ggl_task gt = {.size = sizeof gt, .attempt = t->attempt, .id = t->id,
+                          .type = ty->name, .priority = (uint32_t)t->prio,
+                          .payload = t->payload, .payload_len = t->len,
+                          .deadline_ms = t->deadline_ms};
+    if (lock_processor(p, t->deadline_ms) != 0) {
+        snprintf(reason, reason_len, "deadline passed waiting for %s (one task at a time)",
+                 p->p->label);
+        engine_proc_put(p);
+        return GGL_UNAVAILABLE;
+    }
+    hostapi_clear_reason();
+    current_task = t->id;
+    enum ggl_status st = thread_init_once(e, p);
+    if (st == GGL_OK)
+        st = p->p->vt->process(p->p->self, &gt, res);
+    current_task = 0;
+    const char *why = hostapi_take_reason();
+    size_t n = why[0] ? strnlen(why, reason_len - 1) : 0; /* most tasks leave none */
+    memcpy(reason, why, n);
+    reason[n] = '\0';
+    unlock_processor(p);
+    engine_proc_put(p);
+    return st;
+}
+
+/* GGL_RETRY with retries left: queue it again after its backoff.  0 when requeued. */
+static int retry_later(struct engine *e, struct etask *t)
+{
+    if (t->attempt >= t->max_retries || atomic_load(&e->stopping) ||
+        results_requeue(e->results, t->id) < 0)
+        return -1;
+    struct etype *ty = &e->types[t->type];
+    uint64_t due = clock_now_ms() + backoff_delay_ms(&e->cfg.backoff, t->attempt, backoff_random());
+    t->attempt++;
+    /* its queue slot is still counted in admitted, so the queue has room */
+    if (queue_push_at(ty->q, t, t->prio, due) != GGL_OK)
+        return -1;
+    pthread_mutex_lock(&e->mu);
+    engine_schedule_retry(e, t->type, due);
+    pthread_mutex_unlock(&e->mu);
+    metrics_add(ty->retried, 1); /* last: tests see the retry scheduled once counted */
+    atomic_fetch_add(&ty->outcomes[OUTCOME_RETRIED], 1);
+    return 0;
+}
+
+static void conclude(struct engine *e, struct etask *t, enum ggl_status st,
+                     const struct ggl_result *res, const char *reason)
+{
+    char why[384];
+    size_t len = res->data ? res->data_len : 0;
+    if (st == GGL_OK && e->cfg.max_result_bytes && len > e->cfg.max_result_bytes) {
+        snprintf(why, sizeof why, "result of %zu bytes is over max_result_bytes (%zu)", len,
+                 e->cfg.max_result_bytes); /* so the callback and the store agree */
+        finish(e, t, RESULT_FAILED, NULL, 0, why);
+        return;
+    }
+    switch (st) {
+    case GGL_OK:
+        finish(e, t, RESULT_OK, res->data, len, NULL);
+        return;
+    case GGL_INVALID:
+        finish(e, t, RESULT_INVALID, NULL, 0, reason[0] ? reason : "invalid input");
+        return;
+    case GGL_UNAVAILABLE: /* the deadline passed before it could start */
+        finish(e, t, RESULT_TIMEOUT, NULL, 0, reason);
+        return;
+    case GGL_RETRY:
+        snprintf(why, sizeof why, "still failing after %u retries: %s", t->attempt,
+                 reason[0] ? reason : "retry");
+        break;
+    default:
+        snprintf(why, sizeof why, "%s%s%s", ggl_status_str(st), reason[0] ? ": " : "", reason);
+        break;
+    }
+    finish(e, t, RESULT_FAILED, NULL, 0, why);
+}
+
+/* Tell the pool when to abandon this worker: the task's deadline plus the grace, or
+ * never for a task without one (set only when it changes: it reads the clock). */
+static void guard_worker(struct engine *e, const struct etask *t, uint64_t now)
+{
+    static _Thread_local int limited;
+    if (t->deadline_ms)
+        pool_task_deadline(t->deadline_ms - now + e->cfg.stuck_grace_ms);
+    else if (limited)
+        pool_task_deadline(UINT64_MAX / 4);
+    limited = t->deadline_ms != 0;
+}
+
+/* Time in tasks, for utilisation: summed per thread and added about once a ms, not per
+ * task (a shared line). */
+static void add_busy(struct engine *e, uint64_t ns)
+{
+    static _Thread_local uint64_t pending;
+    pending += ns;
+    if (pending >= 1000000) {
+        atomic_fetch_add_explicit(&e->busy_ns, pending, memory_order_relaxed);
+        pending = 0;
+    }
+}
+
+/* Run t on this worker; frees t unless it went back to its queue for a retry. */
+static void run_task(struct engine *e, struct etask *t)
+{
+    struct etype *ty = &e->types[t->type];
+    static _Thread_local unsigned sampled;
+    uint64_t start_ns = latency_now_ns();
+    latency_record(&ty->wait, start_ns - t->queued_ns);
+    if (sampled++ % 8 == 0) { /* the rebalancer's mean wait: a sample keeps lines quiet */
+        atomic_fetch_add_explicit(&ty->wait_ns_sum, start_ns - t->queued_ns, memory_order_relaxed);
+        atomic_fetch_add_explicit(&ty->wait_n, 1, memory_order_relaxed);
+    }
+    uint64_t now = t->deadline_ms ? clock_now_ms() : 0;
+    if (results_start_handle(e->results, t->handle, t->id) < 0) { /* cancelled while queued */
+        settle(e, t, -1, NULL, 0);
+        free(t);
+        return;
+    }
+    if (t->deadline_ms && now >= t->deadline_ms) {
+        finish(e, t, RESULT_TIMEOUT, NULL, 0, "deadline passed while queued");
+        free(t);
+        return;
+    }
+    if (atomic_load(&ty->proc->failed)) {
+        finish(e, t, RESULT_FAILED, NULL, 0, "processor failed: a worker was stuck in it past a deadline");
+        free(t);
+        return;
+    }
+    guard_worker(e, t, now);
+    link_running(e, t);
+    atomic_fetch_add(&ty->running, 1);
+    struct ggl_result res = {.size = sizeof res};
+    char reason[256];
+    enum ggl_status st = call_processor(e, t, &res, reason, sizeof reason);
+    atomic_fetch_sub(&ty->running, 1);
+    unlink_running(e, t);
+    uint64_t ran = latency_now_ns() - start_ns;
+    latency_record(&ty->run, ran);
+    add_busy(e, ran);
+    if (t->deadline_ms && clock_now_ms() >= t->deadline_ms) { /* too late, whatever it says */
+        finish(e, t, RESULT_TIMEOUT, NULL, 0, "finished after its deadline; result discarded");
+        free(res.data);
+        free(t);
+        return;
+    }
+    if (st == GGL_RETRY && retry_later(e, t) == 0) {
+        free(res.data);
+        return;
+    }
+    conclude(e, t, st, &res, reason);
+    free(res.data); /* host->alloc is malloc */
+    free(t);
+}
+
+/* A token loop: run tasks while there are any (see the top of the file). */
+static void task_runner(void *arg)
+{
+    struct engine *e = arg;
+    loop_of = e;
+    for (;;) {
+        struct etask *t = take_task(e);
+        if (t) {
+            run_task(e, t);
+            if (!pool_abandoned_self())
+                continue;
+            atomic_fetch_sub(&e->tokens, 1); /* a replacement took over this worker */
+            break;
+        }
+        atomic_fetch_sub(&e->tokens, 1);
+        if (engine_ready(e) == 0 || !claim_token(e))
+            break;
+    }
+    loop_of = NULL;
+}
+
+/* --- submission ------------------------------------------------------------- */
+
+static int find_type(const struct engine *e, const char *name)
+{
+    for (size_t i = 0; i < e->n_types; i++)
+        if (strcmp(e->types[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static enum ggl_status refuse(enum ggl_status st, const char *why, const char *type)
+{
+    hostapi_set_reason("%s%s%.64s", why, type ? " " : "", type ? type : "");
+    return st;
+}
+
+static struct etask *new_task(struct engine *e, const struct engine_task_spec *s, unsigned type,
+                              ggl_done_fn done, void *arg)
+{
+    struct etask *t = malloc(sizeof *t + s->payload_len);
+    if (!t)
+        return NULL;
+    uint64_t timeout = s->timeout_ms ? s->timeout_ms : e->cfg.default_timeout_ms;
+    unsigned retries = s->max_retries < 0 ? e->cfg.max_retries : (unsigned)s->max_retries;
+    *t = (struct etask){.parent = s->parent, .type = type, .prio = s->priority,
+                        .max_retries = retries < e->cfg.max_retries ? retries : e->cfg.max_retries,
+                        .deadline_ms = timeout ? clock_now_ms() + timeout : 0,
+                        .done = done, .arg = arg, .len = s->payload_len};
+    if (s->payload_len)
+        memcpy(t->payload, s->payload, s->payload_len);
+    return t;
+}
+
+enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s, ggl_done_fn done,
+                              void *arg, uint64_t *id)
+{
+    if (atomic_load(&e->stopping))
+        return refuse(GGL_RETRY, "the engine is shutting down", NULL);
+    if (!s->type || (unsigned)s->priority > GGL_PRIO_LOW)
+        return refuse(GGL_INVALID, "a task needs a type and a priority 0..3", NULL);
+    if (!resource_admit((enum ggl_priority)s->priority)) { /* reason: the reading over its limit */
+        metrics_add(e->busy_refused, 1);
+        return GGL_RETRY;
+    }
+    int type = find_type(e, s->type);
+    if (type < 0)
+        return refuse(GGL_NOTFOUND, "no processor serves task type", s->type);
+    struct etype *ty = &e->types[type];
+    if (atomic_load(&ty->proc->failed))
+        return refuse(GGL_ERROR, "processor failed (stuck past a deadline) for type", s->type);
+    if (atomic_fetch_add(&ty->admitted, 1) >= e->cfg.queue_capacity) {
+        atomic_fetch_sub(&ty->admitted, 1);
+        metrics_add(e->busy_refused, 1);
+        return refuse(GGL_RETRY, "task queue full for type", s->type);
+    }
+    struct etask *t = new_task(e, s, (unsigned)type, done, arg);
+    enum ggl_status st = t ? results_reserve_handle(e->results, &t->id, &t->handle) : GGL_NOMEM;
+    if (st != GGL_OK) {
+        free(t);
+        atomic_fetch_sub(&ty->admitted, 1);
+        metrics_add(e->busy_refused, st == GGL_RETRY);
+        return refuse(st, st == GGL_RETRY ? "result store full" : "out of memory", NULL);
+    }
+    uint64_t task_id = t->id; /* t may be run and freed as soon as it is queued */
+    t->queued_ns = latency_now_ns();
+    if (queue_push(ty->q, t, t->prio) != GGL_OK) { /* cancelled tasks still hold slots */
+        results_cancel(e->results, task_id, "refused: queue full");
+        free(t);
+        atomic_fetch_sub(&ty->admitted, 1);
+        metrics_add(e->busy_refused, 1);
+        return refuse(GGL_RETRY, "task queue full for type", s->type);
+    }
+    atomic_fetch_add(&ty->ready, 1); /* then look at the loops: see the top of the file */
+    engine_wake(e);
+    *id = task_id;
+    return GGL_OK;
+}
+
+int engine_cancel(struct engine *e, uint64_t id)
+{
+    /* The task's holder settles it (callback, admission) when it next looks: a worker
+     * taking it from the queue skips it; a running one's late result is discarded. */
+    return results_cancel(e->results, id, "cancelled");
+}

@@ -1,0 +1,125 @@
+/* Private to the engine's files (engine.c: submission and workers; engine_monitor.c:
+ * the monitor, rebalancing and stats): the engine, its types and its tasks. */
+#ifndef GGL_HOST_ENGINE_IMPL_H
+#define GGL_HOST_ENGINE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine.h"
+#include "latency.h"
+#include "metrics.h"
+#include "pool.h"
+#include "queue.h"
+#include "slot.h"
+
+#define ENGINE_SPARE_PROCS 32     /* room for processors swapped in by PLUGIN.RELOAD */
+
+struct eproc {                      /* a processor as the engine drives it */
+    const struct engine_processor *p;
+    int concurrent;                 /* GGL_READS_CONCURRENT: no serialising mutex */
+    pthread_mutex_t serial;
+    _Atomic int failed;             /* a worker got stuck in it: refuse its tasks */
+    _Atomic int retired;            /* replaced (engine_swap.c): no type points at it */
+    struct engine_processor own;    /* a swapped-in processor's copy (p points here) */
+    struct {
+        _Atomic long n;
+    } __attribute__((aligned(64))) refs[REF_STRIPES]; /* calls in flight (engine_swap.c) */
+};
+
+struct etype {
+    char name[ENGINE_TYPE_NAME];
+    const char *label;              /* interned name: metric label outliving the engine */
+    _Atomic(struct eproc *) proc;  /* swapped by engine_replace_processor */
+    struct queue *q;
+    _Atomic size_t admitted;        /* admitted, not settled: bounded by queue_capacity */
+    _Atomic size_t ready;           /* in the queue and due (each has a token) */
+    _Atomic size_t running;
+    unsigned base_weight;
+    _Atomic unsigned weight;        /* as last rebalanced */
+    _Atomic uint64_t wait_ns_sum, wait_n; /* since the last pass: for rebalancing */
+    struct latency run, wait;
+    _Atomic uint64_t outcomes[6];   /* by enum result_status, then [OUTCOME_RETRIED] */
+    struct ggl_metric *completed, *failed, *timed_out, *retried, *cancelled, *invalid,
+        *g_weight, *g_assigned, *g_queued, *g_admitted, *g_proc_failed, *g_run_p50, *g_run_p99,
+        *g_wait_p50, *g_wait_p99;
+};
+
+#define OUTCOME_RETRIED 5
+
+struct etask {
+    uint64_t id, parent;
+    struct result_handle *handle;   /* its entry in the result store: a start takes no lock */
+    unsigned type;
+    enum ggl_priority prio;
+    unsigned attempt, max_retries;
+    uint64_t deadline_ms;           /* host clock; 0 = none */
+    uint64_t queued_ns;             /* when it last became ready (monotonic) */
+    _Atomic int settled;            /* callback run and admission released */
+    int reported_stuck;
+    ggl_done_fn done;
+    void *arg;
+    struct etask *prev, *next;      /* the running list */
+    size_t len;
+    unsigned char payload[];
+};
+
+struct retry {                      /* a delayed retry: its token is due at due_ms */
+    uint64_t due_ms;
+    unsigned type;
+};
+
+struct engine {
+    struct engine_config cfg;
+    _Atomic int publish_done;       /* someone subscribed to task.done (monitor refreshes) */
+    struct etype types[ENGINE_MAX_TYPES];
+    size_t n_types;
+    struct eproc *procs;            /* room for n_procs + ENGINE_SPARE_PROCS, never moved */
+    _Atomic size_t n_procs;
+    size_t procs_cap;
+    struct pool *pool;
+    struct results *results;
+    _Atomic int stopping;
+    _Atomic size_t tokens;          /* token loops on the pool, queued or running */
+    _Atomic unsigned stuck;         /* tasks reported stuck, their thread not back yet */
+    _Atomic size_t delayed;         /* retries waiting in the heap (n_retries, lock-free) */
+    _Atomic unsigned thread_seq;    /* hands each worker thread its preference index */
+    _Atomic unsigned char assign[64]; /* preferred type of worker index i % 64 */
+    _Atomic uint64_t busy_ns;       /* time spent in tasks, for utilisation */
+    pthread_mutex_t mu;             /* the running list, the retry heap */
+    pthread_cond_t cv;              /* the monitor thread sleeps on it */
+    pthread_mutex_t drain_mu;       /* engine_stop waits on drain_cv for the last settle */
+    pthread_cond_t drain_cv;
+    struct etask *running;
+    struct retry *retries;
+    size_t n_retries, max_retries_heap;
+    pthread_key_t thread_key;       /* a worker's thread_init record (engine.c) */
+    int have_key;
+    _Atomic int workers_gone;       /* pool joined: a late thread must not call fini */
+    pthread_t monitor;
+    int have_monitor, monitor_stop;
+    uint64_t last_pass_ns;
+    double utilisation;
+    struct ggl_metric *g_workers, *g_util, *abandoned_tasks, *busy_refused;
+};
+
+/* engine.c */
+void engine_thread_fini(void *record);  /* pthread key destructor */
+size_t engine_unsettled(struct engine *e);
+size_t engine_ready(struct engine *e);  /* the types' ready tasks together */
+/* Store st (with reason) as t's outcome unless another came first; settle t. */
+void engine_settle(struct engine *e, struct etask *t, enum result_status st, const char *reason);
+/* A task became ready: start one more token loop if fewer run than the work needs. */
+void engine_wake(struct engine *e);
+/* engine_swap.c: a reference on the processor serving type ty, and its release. */
+struct eproc *engine_proc_get(struct etype *ty);
+void engine_proc_put(struct eproc *p);
+/* engine_monitor.c */
+void engine_rebalance(struct engine *e);
+void engine_publish(struct engine *e);
+int engine_monitor_start(struct engine *e);
+void engine_monitor_stop(struct engine *e);
+void engine_schedule_retry(struct engine *e, unsigned type, uint64_t due_ms); /* mu held */
+const char *engine_intern(const char *name);
+
+#endif
