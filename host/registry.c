@@ -216,6 +216,14 @@ size_t registry_count(size_t *open)
 
 uint64_t registry_zombies(void) { return atomic_load(&R.zombies); }
 
+size_t registry_reloads(void)
+{
+    pthread_mutex_lock(&R.lock);
+    size_t n = R.nold;
+    pthread_mutex_unlock(&R.lock);
+    return n;
+}
+
 struct config *registry_config(void) { return R.cur; }
 
 void registry_set_config(struct config *c)

@@ -33,6 +33,7 @@ void registry_reap(void);
 void registry_each(void (*fn)(void *arg, const struct instance *inst), void *arg);
 size_t registry_count(size_t *open);
 uint64_t registry_zombies(void);
+size_t registry_reloads(void);   /* configs installed by reloads since the start */
 
 /* The config running now; a reload installs the new one (the old stays allocated:
  * instances still point into it). */

@@ -18,6 +18,7 @@
 #include "commands.h"
 #include "control.h"
 #include "engine.h"
+#include "engine_conf.h"
 #include "environment.h"
 #include "health.h"
 #include "hostapi.h"
@@ -112,7 +113,7 @@ static void report_restart_needed(const struct config *o, const struct config *n
 {
     static const char *const sections[] = {"control", "pools", "memory", "health", "shed",
                                            "actions", "environment", "plugin_dirs",
-                                           "log_level", "swap", NULL};
+                                           "log_level", "swap", "engine", "plugins", NULL};
     for (const char *const *s = sections; *s; s++)
         if (!same_setting(top(o, *s), top(n, *s)))
             say(rep, "restart needed: section '%s' changed (not applied)", *s);
@@ -134,7 +135,8 @@ static int check_all(const struct config *c, struct conf_error *err)
                    health_read_config(c, &hs, err) < 0 || resource_check_config(c, err) < 0 ||
                    actions_read_config(c, &ac, err) < 0 || instances_check(c, err) < 0 ||
                    control_check(c, &cs, err) < 0 || environment_check_config(c, err) < 0 ||
-                   swap_read_config(c, &sc, err) < 0
+                   swap_read_config(c, &sc, err) < 0 ||
+                   engine_read_config(c, NULL, &(struct engine_config){0}, NULL, err) < 0
                ? -1
                : 0;
 }

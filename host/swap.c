@@ -244,8 +244,9 @@ static int pause_info(char *buf, size_t len)
     pthread_mutex_unlock(&swap_lock);
     qsort(v, n, sizeof v[0], cmp_u32);
     return snprintf(buf, len, "swap_rebinds:%llu\r\nswap_pause_p50_us:%u\r\nswap_pause_max_us:%u\r\n"
-                    "swap_zombies:%llu\r\n", (unsigned long long)swaps, n ? v[(n - 1) / 2] : 0,
-                    n ? v[n - 1] : 0, (unsigned long long)registry_zombies());
+                    "swap_zombies:%llu\r\nswap_reloads:%zu\r\n", (unsigned long long)swaps,
+                    n ? v[(n - 1) / 2] : 0, n ? v[n - 1] : 0,
+                    (unsigned long long)registry_zombies(), registry_reloads());
 }
 
 size_t swap_info(char *buf, size_t len)

@@ -306,6 +306,22 @@ static void reload_mem(void)
     wait_migrated("tier/mem[stm_mem]");
 }
 
+/* SIGHUP with the file unchanged: the recorded swap to stm_redis stays. */
+static void sighup_keeps_the_swap(void)
+{
+    char info[4096];
+    kill(h.pid, SIGHUP);
+    for (int waited = 0; waited < TIMEOUT_MS; waited += 10) {
+        command(&h, "INFO swap", info, sizeof info);
+        if (strstr(info, "swap_reloads:1\r\n"))
+            break;
+        poll(NULL, 0, 10);
+    }
+    assert_non_null(strstr(info, "swap_reloads:1\r\n"));
+    command(&h, "INFO memory", info, sizeof info);
+    assert_non_null(strstr(info, "slot_stm:backend=tier/redis[stm_redis],"));
+}
+
 static void test_hotswap_under_load(void **state)
 {
     (void)state;
@@ -326,6 +342,7 @@ static void test_hotswap_under_load(void **state)
     prefill();
 
     under_load("stm mem->redis MIGRATE", swap_to_redis);
+    sighup_keeps_the_swap();
     under_load("stm redis->mem MIGRATE", swap_back_to_mem);
     char state_file[256], line[256];
     snprintf(state_file, sizeof state_file, "%s/ganglion-swap.state", h.dir);
