@@ -219,13 +219,15 @@ enum ggl_status swap_to_instance(int tier, const struct instance *inst, int migr
     enum ggl_status st = err ? GGL_NOMEM : GGL_OK;
     if (st == GGL_OK && migrate_entries)
         migration_start(tier, old, inst);
-    else if (st == GGL_OK && old)
-        binding_drain(old, 5000);
     pthread_mutex_unlock(&swap_lock);
+    if (st == GGL_OK && old && !migrate_entries) /* outside the lock: INFO takes it */
+        binding_drain(old, 5000);
     log_info("memory: slot %s now bound to %s%s", tier_slot_names[tier], inst->label,
              migrate_entries ? " (migrating)" : "");
     return st;
 }
+
+static size_t swap_info_locked(char *buf, size_t len);
 
 static int cmp_u32(const void *a, const void *b)
 {
@@ -237,11 +239,9 @@ static int cmp_u32(const void *a, const void *b)
 static int pause_info(char *buf, size_t len)
 {
     uint32_t v[PAUSE_SAMPLES];
-    pthread_mutex_lock(&swap_lock);
-    size_t n = P.n;
+    size_t n = P.n; /* swap_lock held */
     uint64_t swaps = P.swaps;
     memcpy(v, P.us, n * sizeof v[0]);
-    pthread_mutex_unlock(&swap_lock);
     qsort(v, n, sizeof v[0], cmp_u32);
     return snprintf(buf, len, "swap_rebinds:%llu\r\nswap_pause_p50_us:%u\r\nswap_pause_max_us:%u\r\n"
                     "swap_zombies:%llu\r\nswap_reloads:%zu\r\n", (unsigned long long)swaps,
@@ -251,10 +251,18 @@ static int pause_info(char *buf, size_t len)
 
 size_t swap_info(char *buf, size_t len)
 {
+    pthread_mutex_lock(&swap_lock); /* a new migration rewrites M under it */
+    size_t n = swap_info_locked(buf, len);
+    pthread_mutex_unlock(&swap_lock);
+    return n;
+}
+
+static size_t swap_info_locked(char *buf, size_t len)
+{
     const struct migration *m = &M;
     int p = pause_info(buf, len);
     size_t used = p < 0 ? 0 : (size_t)p < len ? (size_t)p : (len ? len - 1 : 0);
-    if (!m->started_ms) /* set before the copy starts; read-only after */
+    if (!m->started_ms)
         return used;
     buf += used, len -= used;
     uint64_t done = atomic_load(&m->finished_ms); /* outcome is written before this */
@@ -275,6 +283,7 @@ size_t swap_info(char *buf, size_t len)
 void swap_fini(void)
 {
     pthread_mutex_lock(&swap_lock);
+    wait_locked(600000); /* the copy takes swap_lock to say it ended: wait, then join */
     migration_join();
     memset(&M, 0, sizeof M);
     pthread_mutex_unlock(&swap_lock);
