@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actions.h"
 #include "engine.h"
 #include "health.h"
 #include "hostapi.h"
@@ -144,12 +145,14 @@ void registry_retire(struct instance *inst)
 
 /* Does any caller still use inst?  Tiers: a slot binding of it is current or previous,
  * or a retired one still has calls in flight.  Processors: a task type is still served
- * by it, or a task is still inside it.  Executors and sensors are retired only once
- * their component let go of them (reload.c does not replace them yet). */
+ * by it, or a task is still inside it.  Executors: the same with actions and runs.
+ * Sensors are not replaced live (reload.c answers "restart needed"). */
 static int in_use(const struct instance *inst)
 {
     if (inst->conf->kind == GGL_KIND_PROCESSOR)
         return engine_global() && engine_processor_refs(engine_global(), inst->self) != 0;
+    if (inst->conf->kind == GGL_KIND_EXECUTOR)
+        return actions_executor_refs(inst->self) != 0;
     if (inst->conf->kind != GGL_KIND_TIER || !memory_ready())
         return 0;
     for (int t = 0; t < SLOT_COUNT; t++)

@@ -176,9 +176,11 @@ static int open_new(struct plan *p, struct reload_report *rep)
             p->keep[i] = old;
             continue;
         }
-        /* a changed processor is swapped under the engine; the rest waits for a restart */
-        if (ci->kind != GGL_KIND_TIER &&
-            !(ci->kind == GGL_KIND_PROCESSOR && old && engine_global())) {
+        /* a changed processor or executor is swapped live; the rest waits for a restart */
+        int swappable = ci->kind == GGL_KIND_TIER ||
+                        (old && ci->kind == GGL_KIND_PROCESSOR && engine_global()) ||
+                        (old && ci->kind == GGL_KIND_EXECUTOR && actions_running());
+        if (!swappable) {
             say(rep, "restart needed: %s '%s' %s (not applied)", ggl_kind_str(ci->kind),
                 ci->name, old ? "changed" : "added");
             p->keep[i] = old;
@@ -270,7 +272,7 @@ static void apply(struct plan *p, struct reload_report *rep)
             struct instance *was = registry_find(p->opened[i]->conf->kind, p->opened[i]->conf->name);
             registry_add(p->opened[i]);
             say(rep, "%s opened", p->opened[i]->label);
-            if (p->opened[i]->conf->kind == GGL_KIND_PROCESSOR &&
+            if (p->opened[i]->conf->kind != GGL_KIND_TIER &&
                 switch_over(was, p->opened[i], rep) == 0)
                 say(rep, "%s replaced", was->label);
         }
@@ -351,7 +353,10 @@ static int switch_over(struct instance *old, struct instance *fresh, struct relo
         move_slots(old, fresh, rep);
     } else {
         struct engine_processor np = {fresh->label, fresh->mod->desc->vtable, fresh->self};
-        if (engine_replace_processor(engine_global(), old->self, &np) < 0) {
+        struct action_executor nx = {fresh->label, fresh->mod->desc->vtable, fresh->self};
+        if ((old->conf->kind == GGL_KIND_PROCESSOR
+                 ? engine_replace_processor(engine_global(), old->self, &np)
+                 : actions_replace_executor(old->self, &nx)) < 0) {
             say(rep, "%s kept: %s", old->label, hostapi_take_reason());
             registry_retire(fresh);
             return -1;
@@ -385,7 +390,7 @@ static int reload_plugin_locked(enum ggl_kind kind, const char *name, struct rel
         snprintf(why, sizeof why, "no live instance of %s/%s", ggl_kind_str(kind), name);
         return refuse(rep, GGL_NOTFOUND, why);
     }
-    if (kind != GGL_KIND_TIER && (kind != GGL_KIND_PROCESSOR || !engine_global())) {
+    if (kind == GGL_KIND_SENSOR || (kind == GGL_KIND_PROCESSOR && !engine_global())) {
         snprintf(why, sizeof why, "reloading a %s plugin needs a restart in this version",
                  ggl_kind_str(kind));
         return refuse(rep, GGL_INVALID, why);

@@ -149,6 +149,40 @@ static void install(const char *src, const char *dst)
     assert_int_equal(rename(tmp, dst), 0);
 }
 
+/* Submit one action and wait for its result's data. */
+static void action_roundtrip(const char *payload, char *data, size_t len)
+{
+    int fd = client(&h);
+    struct reader *rd = calloc(1, sizeof *rd);
+    rd->fd = fd;
+    char id[64], status[64];
+    sendf(fd, "ACTION.SUBMIT echo %s\r\n", payload);
+    assert_int_equal(rd_reply(rd, id, sizeof id), 0);
+    assert_int_equal(id[0], ':');
+    sendf(fd, "ACTION.RESULT %s WAIT 5000\r\n", id + 1);
+    assert_int_equal(rd_result(rd, status, data, len), 0);
+    assert_string_equal(status, "ok");
+    free(rd);
+    close(fd);
+}
+
+/* PLUGIN.RELOAD executor/echo: the action system runs the new instance, the old one
+ * is closed once its runs returned. */
+static void executor_reloaded(void)
+{
+    char data[256], r[1024];
+    action_roundtrip("before", data, sizeof data);
+    assert_string_equal(data, "before");
+    command(&h, "PLUGIN.RELOAD executor/echo", r, sizeof r);
+    assert_non_null(strstr(r, "executor/echo[echo] now runs version 0.1.0"));
+    action_roundtrip("after", data, sizeof data);
+    assert_string_equal(data, "after");
+    for (int waited = 0; waited < 10000 && !instance_in_state(&h, "echo", "closed"); waited += 20)
+        poll(NULL, 0, 20);
+    assert_int_equal(instance_in_state(&h, "echo", "closed"), 1);
+    assert_int_equal(instance_in_state(&h, "echo", "open"), 1);
+}
+
 static void test_processor_replaced_by_newer_build(void **state)
 {
     (void)state;
@@ -167,7 +201,8 @@ static void test_processor_replaced_by_newer_build(void **state)
     write_config(&h, NULL,
                  "plugin_dirs = [ \"%1$s/plugins\", \"" BUILD_PLUGINDIR "\" ];\n"
                  "backends = { stm = { plugin = \"mem\"; }; };\ntiers = { stm = \"stm\"; };\n"
-                 "processors = { ver = { plugin = \"versioned\"; }; };\n");
+                 "processors = { ver = { plugin = \"versioned\"; }; };\n"
+                 "executors = { echo = { plugin = \"echo\"; }; };\n");
     h.pid = spawn_host(&h);
     int probe = -1;
     for (int waited = 0; waited < TIMEOUT_MS && (probe = try_connect(h.sock)) < 0; waited += 10)
@@ -233,6 +268,7 @@ static void test_processor_replaced_by_newer_build(void **state)
     assert_string_equal(r, "v2:again");
     free(rd);
     close(fd);
+    executor_reloaded();
     unlink(so);
     rmdir(procdir);
     rmdir(plugdir);
