@@ -18,6 +18,7 @@
 #include "log.h"
 #include "memory.h"
 #include "registry.h"
+#include "sensors.h"
 
 static struct {
     pthread_mutex_t lock;
@@ -146,13 +147,15 @@ void registry_retire(struct instance *inst)
 /* Does any caller still use inst?  Tiers: a slot binding of it is current or previous,
  * or a retired one still has calls in flight.  Processors: a task type is still served
  * by it, or a task is still inside it.  Executors: the same with actions and runs.
- * Sensors are not replaced live (reload.c answers "restart needed"). */
+ * Sensors: the scheduler still samples it (a replace waits for the sample in flight). */
 static int in_use(const struct instance *inst)
 {
     if (inst->conf->kind == GGL_KIND_PROCESSOR)
         return engine_global() && engine_processor_refs(engine_global(), inst->self) != 0;
     if (inst->conf->kind == GGL_KIND_EXECUTOR)
         return actions_executor_refs(inst->self) != 0;
+    if (inst->conf->kind == GGL_KIND_SENSOR)
+        return sensors_uses(inst);
     if (inst->conf->kind != GGL_KIND_TIER || !memory_ready())
         return 0;
     for (int t = 0; t < SLOT_COUNT; t++)

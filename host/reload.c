@@ -1,10 +1,11 @@
 /* CONFIG.RELOAD (and SIGHUP) and PLUGIN.RELOAD.  A reload first does everything that can
  * fail without touching what runs: parse and check the whole file (the checks of
- * `ganglion -t`), open every new or changed tier instance.  Any failure closes what it
+ * `ganglion -t`), open every new or changed instance.  Any failure closes what it
  * opened and reports FILE:LINE.  Only then it applies the differences: slots rebound
- * (MIGRATE when the backend behind a slot changed), replaced and removed instances
- * retired (closed when drained, module unloaded when unused).  What this version cannot
- * change live is listed in the reply as "restart needed", never silently ignored. */
+ * (MIGRATE when the backend behind a slot changed), changed processors, executors and
+ * sensors swapped under their component, replaced and removed instances retired (closed
+ * when drained, module unloaded when unused).  What this version cannot change live is
+ * listed in the reply as "restart needed", never silently ignored. */
 #include "ggl-build.h"
 
 #include <pthread.h>
@@ -27,6 +28,7 @@
 #include "registry.h"
 #include "reload.h"
 #include "resource.h"
+#include "sensors.h"
 #include "sizing.h"
 #include "swap.h"
 
@@ -176,10 +178,12 @@ static int open_new(struct plan *p, struct reload_report *rep)
             p->keep[i] = old;
             continue;
         }
-        /* a changed processor or executor is swapped live; the rest waits for a restart */
+        /* a changed processor, executor or sensor is swapped live; an added one waits for
+         * a restart (its component's tables are sized at start) */
         int swappable = ci->kind == GGL_KIND_TIER ||
                         (old && ci->kind == GGL_KIND_PROCESSOR && engine_global()) ||
-                        (old && ci->kind == GGL_KIND_EXECUTOR && actions_running());
+                        (old && ci->kind == GGL_KIND_EXECUTOR && actions_running()) ||
+                        (old && ci->kind == GGL_KIND_SENSOR && sensors_uses(old));
         if (!swappable) {
             say(rep, "restart needed: %s '%s' %s (not applied)", ggl_kind_str(ci->kind),
                 ci->name, old ? "changed" : "added");
@@ -345,8 +349,8 @@ static void move_slots(struct instance *old, struct instance *fresh, struct relo
     }
 }
 
-/* Hand what old served to fresh (slots, or the engine's task types) and retire old.
- * -1 when the engine refused (fresh is then retired instead and old keeps serving). */
+/* Hand what old served to fresh (slots, task types, actions or sampling) and retire
+ * old.  -1 when the component refused (fresh is retired instead; old keeps serving). */
 static int switch_over(struct instance *old, struct instance *fresh, struct reload_report *rep)
 {
     if (old->conf->kind == GGL_KIND_TIER) {
@@ -354,9 +358,10 @@ static int switch_over(struct instance *old, struct instance *fresh, struct relo
     } else {
         struct engine_processor np = {fresh->label, fresh->mod->desc->vtable, fresh->self};
         struct action_executor nx = {fresh->label, fresh->mod->desc->vtable, fresh->self};
-        if ((old->conf->kind == GGL_KIND_PROCESSOR
-                 ? engine_replace_processor(engine_global(), old->self, &np)
-                 : actions_replace_executor(old->self, &nx)) < 0) {
+        enum ggl_kind k = old->conf->kind;
+        if ((k == GGL_KIND_PROCESSOR ? engine_replace_processor(engine_global(), old->self, &np)
+             : k == GGL_KIND_EXECUTOR ? actions_replace_executor(old->self, &nx)
+                                      : sensors_replace(old, fresh)) < 0) {
             say(rep, "%s kept: %s", old->label, hostapi_take_reason());
             registry_retire(fresh);
             return -1;
@@ -390,7 +395,7 @@ static int reload_plugin_locked(enum ggl_kind kind, const char *name, struct rel
         snprintf(why, sizeof why, "no live instance of %s/%s", ggl_kind_str(kind), name);
         return refuse(rep, GGL_NOTFOUND, why);
     }
-    if (kind == GGL_KIND_SENSOR || (kind == GGL_KIND_PROCESSOR && !engine_global())) {
+    if (kind == GGL_KIND_PROCESSOR && !engine_global()) {
         snprintf(why, sizeof why, "reloading a %s plugin needs a restart in this version",
                  ggl_kind_str(kind));
         return refuse(rep, GGL_INVALID, why);

@@ -149,6 +149,34 @@ static void install(const char *src, const char *dst)
     assert_int_equal(rename(tmp, dst), 0);
 }
 
+static void write_body(int sensor_interval_ms)
+{
+    char body[1024];
+    snprintf(body, sizeof body,
+             "plugin_dirs = [ \"%%1$s/plugins\", \"" BUILD_PLUGINDIR "\" ];\n"
+             "backends = { stm = { plugin = \"mem\"; }; };\ntiers = { stm = \"stm\"; };\n"
+             "processors = { ver = { plugin = \"versioned\"; }; };\n"
+             "executors = { echo = { plugin = \"echo\"; }; };\n"
+             "sensors = { host = { plugin = \"proc\"; interval_ms = %d; }; };\n",
+             sensor_interval_ms);
+    write_config(&h, NULL, body);
+}
+
+/* A sensor whose settings changed in the file: CONFIG.RELOAD opens the new one, the
+ * scheduler samples it (after the sample in flight), the old one is closed. */
+static void sensor_changed_by_reload(void)
+{
+    char r[2048], info[8192];
+    write_body(200);
+    command(&h, "CONFIG.RELOAD", r, sizeof r);
+    assert_non_null(strstr(r, "sensor/proc[host] opened"));
+    assert_non_null(strstr(r, "sensor/proc[host] replaced"));
+    assert_int_equal(instance_in_state(&h, "host", "closed"), 1);
+    assert_int_equal(instance_in_state(&h, "host", "open"), 1);
+    command(&h, "INFO environment", info, sizeof info);
+    assert_non_null(strstr(info, "sensor_host:plugin=proc,interval_ms=200,"));
+}
+
 /* Submit one action and wait for its result's data. */
 static void action_roundtrip(const char *payload, char *data, size_t len)
 {
@@ -198,11 +226,7 @@ static void test_processor_replaced_by_newer_build(void **state)
     assert_int_equal(mkdir(plugdir, 0700), 0);
     assert_int_equal(mkdir(procdir, 0700), 0);
     install(TEST_PLUGINDIR "/processor/.libs/versioned_v1.so", so);
-    write_config(&h, NULL,
-                 "plugin_dirs = [ \"%1$s/plugins\", \"" BUILD_PLUGINDIR "\" ];\n"
-                 "backends = { stm = { plugin = \"mem\"; }; };\ntiers = { stm = \"stm\"; };\n"
-                 "processors = { ver = { plugin = \"versioned\"; }; };\n"
-                 "executors = { echo = { plugin = \"echo\"; }; };\n");
+    write_body(1000);
     h.pid = spawn_host(&h);
     int probe = -1;
     for (int waited = 0; waited < TIMEOUT_MS && (probe = try_connect(h.sock)) < 0; waited += 10)
@@ -269,6 +293,7 @@ static void test_processor_replaced_by_newer_build(void **state)
     free(rd);
     close(fd);
     executor_reloaded();
+    sensor_changed_by_reload();
     unlink(so);
     rmdir(procdir);
     rmdir(plugdir);
