@@ -285,6 +285,7 @@ static const struct command table[] = {
     {"MEM.GET", cmd_mem_get, -2, 0, "MEM.GET key [WITHMETA]: value (and tier, version, importance, accesses)"},
     {"MEM.PUT", cmd_mem_put, -3, 0, "MEM.PUT key value [IMPORTANCE f] [TTL ms] [TIER t] [PIN]"},
     {"MEM.DEL", cmd_mem_del, -2, 0, "MEM.DEL key [key ...]: a tombstone; how many existed"},
+    {"MEM.WHERE", cmd_mem_where, 2, CMD_WORKER, "MEM.WHERE key: the tiers holding a live copy, top first"},
     {"MEM.STATS", cmd_mem_stats, 1, 0, "MEM.STATS: tier slots, breakers, refusals"},
     {"PLUGIN.SWAP", cmd_plugin_swap, -3, CMD_WORKER, "PLUGIN.SWAP slot instance [MIGRATE]: rebind a tier slot"},
     {"MEM.MAINTAIN", cmd_mem_maintain, 1, CMD_WORKER, "MEM.MAINTAIN: run a maintenance cycle now"},
