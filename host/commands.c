@@ -65,6 +65,29 @@ static void info_server(FILE *f, struct control *ctl)
             control_config_path(ctl), n, open);
 }
 
+/* A reply written with stdio: reply_stream_open gives a memory stream in rs (NULL and
+ * an error reply when out of memory), reply_stream_close sends it as one bulk string. */
+struct reply_stream {
+    char *text;
+    size_t len;
+};
+
+static FILE *reply_stream_open(struct cmd_call *call, struct reply_stream *rs)
+{
+    *rs = (struct reply_stream){0};
+    FILE *f = open_memstream(&rs->text, &rs->len);
+    if (!f)
+        reply_error(call->out, "ERR out of memory");
+    return f;
+}
+
+static void reply_stream_close(struct cmd_call *call, struct reply_stream *rs, FILE *f)
+{
+    fclose(f);
+    reply_bulk(call->out, rs->text, rs->len);
+    free(rs->text);
+}
+
 /* INFO [section]: "server" or a metrics section; none, "all" or "default": everything. */
 static void cmd_info(struct cmd_call *call)
 {
@@ -72,13 +95,10 @@ static void cmd_info(struct cmd_call *call)
     if (section && (!strcasecmp(section, "all") || !strcasecmp(section, "default") ||
                     !strcasecmp(section, "everything")))
         section = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) {
-        reply_error(call->out, "ERR out of memory");
+    struct reply_stream rs;
+    FILE *f = reply_stream_open(call, &rs);
+    if (!f)
         return;
-    }
     int server = !section || !strcasecmp(section, "server");
     if (server)
         info_server(f, call->ctl);
@@ -109,25 +129,18 @@ static void cmd_info(struct cmd_call *call)
         fputs("\r\n# Agent\r\n", f);
         orchestrator_info(f);
     }
-    fclose(f);
-    reply_bulk(call->out, text, len);
-    free(text);
+    reply_stream_close(call, &rs, f);
 }
 
 /* METRICS: the registry in the Prometheus text format, as one bulk string. */
 static void cmd_metrics(struct cmd_call *call)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) {
-        reply_error(call->out, "ERR out of memory");
-        return;
+    struct reply_stream rs;
+    FILE *f = reply_stream_open(call, &rs);
+    if (f) {
+        metrics_render_prometheus(f);
+        reply_stream_close(call, &rs, f);
     }
-    metrics_render_prometheus(f);
-    fclose(f);
-    reply_bulk(call->out, text, len);
-    free(text);
 }
 
 /* HEALTH: the overall state, then one [name, state, reason, checked_ms_ago] per
@@ -306,6 +319,7 @@ static const struct command table[] = {
     {"MEM.GET", cmd_mem_get, -2, 0, "MEM.GET key [WITHMETA]: value (and tier, version, importance, accesses)"},
     {"MEM.PUT", cmd_mem_put, -3, 0, "MEM.PUT key value [IMPORTANCE f] [TTL ms] [TIER t] [PIN]"},
     {"MEM.DEL", cmd_mem_del, -2, 0, "MEM.DEL key [key ...]: a tombstone; how many existed"},
+    {"MEM.WHERE", cmd_mem_where, 2, CMD_WORKER, "MEM.WHERE key: the tiers holding a live copy, top first"},
     {"MEM.STATS", cmd_mem_stats, 1, 0, "MEM.STATS: tier slots, breakers, refusals"},
     {"PLUGIN.SWAP", cmd_plugin_swap, -3, CMD_WORKER, "PLUGIN.SWAP slot instance [MIGRATE]: rebind a tier slot"},
     {"MEM.MAINTAIN", cmd_mem_maintain, 1, CMD_WORKER, "MEM.MAINTAIN: run a maintenance cycle now"},

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "environment_impl.h"
 #include "hostapi.h"
 #include "log.h"
@@ -275,12 +276,7 @@ static void wait_for_work(void)
     uint64_t ms = due > now ? due - now : 0;
     if (!ms)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L)
-        ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    struct timespec ts = deadline_after_ms(CLOCK_MONOTONIC, ms);
     pthread_cond_timedwait(&env.q_work, &env.qlock, &ts);
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "health.h"
 #include "hostapi.h"
 #include "log.h"
@@ -159,14 +160,7 @@ static void *health_main(void *arg)
         uint64_t now = clock_now_ms(), wait_ms = next > now ? next - now : 0;
         if (wait_ms > 1000)
             wait_ms = 1000;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += (time_t)(wait_ms / 1000);
-        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = deadline_after_ms(CLOCK_REALTIME, wait_ms);
         pthread_cond_timedwait(&H.wake, &H.lock, &ts);
     }
     pthread_mutex_unlock(&H.lock);

@@ -40,6 +40,8 @@ struct health_settings {
 int health_read_config(const struct config *c, struct health_settings *s, struct conf_error *err);
 /* Checks for every plugin instance and tier slot (health_builtin.c). */
 void health_register_builtin(uint64_t interval_ms);
+/* Checks of the engine, the action system and the environment, once they started. */
+void health_register_components(void);
 
 /* Run every check that is due on the host clock (all of them with force). */
 void health_check_now(int force);

@@ -6,7 +6,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "actions.h"
 #include "config.h"
+#include "engine.h"
+#include "environment.h"
 #include "health.h"
 #include "hostapi.h"
 #include "instance.h"
@@ -57,8 +60,59 @@ static enum health_state check_slot(void *arg, char *reason, size_t len)
     return st == GGL_RETRY || st == GGL_UNAVAILABLE ? HEALTH_DEGRADED : HEALTH_FAILED;
 }
 
+/* The processing engine: failed when not running, degraded while a processor is marked
+ * failed (a worker abandoned in it): its tasks are refused. */
+static enum health_state check_engine(void *arg, char *reason, size_t len)
+{
+    (void)arg;
+    struct engine *e = engine_global();
+    if (!e) {
+        snprintf(reason, len, "not running");
+        return HEALTH_FAILED;
+    }
+    struct engine_stats st;
+    engine_stats(e, &st);
+    size_t n = 0;
+    reason[0] = '\0';
+    for (size_t i = 0; i < st.n_types; i++)
+        if (st.type[i].processor_failed)
+            n += (size_t)snprintf(reason + n, n < len ? len - n : 0, "%sprocessor for %s failed",
+                                  n ? "; " : "", st.type[i].name);
+    return n ? HEALTH_DEGRADED : HEALTH_OK;
+}
+
+static enum health_state running_or_failed(int running, char *reason, size_t len)
+{
+    if (running)
+        return HEALTH_OK;
+    snprintf(reason, len, "not running");
+    return HEALTH_FAILED;
+}
+
+static enum health_state check_actions(void *arg, char *reason, size_t len)
+{
+    (void)arg;
+    return running_or_failed(actions_running(), reason, len);
+}
+
+static enum health_state check_environment(void *arg, char *reason, size_t len)
+{
+    (void)arg;
+    return running_or_failed(environment_ready(), reason, len);
+}
+
+static uint64_t builtin_interval_ms;
+
+void health_register_components(void)
+{
+    health_register("engine", check_engine, NULL, builtin_interval_ms);
+    health_register("actions", check_actions, NULL, builtin_interval_ms);
+    health_register("environment", check_environment, NULL, builtin_interval_ms);
+}
+
 void health_register_builtin(uint64_t interval_ms)
 {
+    builtin_interval_ms = interval_ms;
     char name[96];
     size_t n;
     const struct instance *v = memory_instances(&n);

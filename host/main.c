@@ -364,6 +364,7 @@ int main(int argc, char **argv)
             log_error("%s", cerr.msg);
             rc = 1;
         } else {
+            health_register_components();
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
             environment_release_watches(); /* parked STATE.WATCH replies go out now */

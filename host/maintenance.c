@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "access.h"
 #include "hostapi.h"
 #include "log.h"
@@ -190,15 +191,8 @@ static void *maintenance_thread(void *arg)
     struct maintenance_report r;
     pthread_mutex_lock(&T.lock);
     while (!T.stop) {
-        struct timespec due;
-        clock_gettime(CLOCK_MONOTONIC, &due);
-        int64_t ms = memory_conf()->maintenance_interval_ms;
-        due.tv_sec += ms / 1000;
-        due.tv_nsec += (ms % 1000) * 1000000;
-        if (due.tv_nsec >= 1000000000) {
-            due.tv_sec++;
-            due.tv_nsec -= 1000000000;
-        }
+        struct timespec due =
+            deadline_after_ms(CLOCK_MONOTONIC, (uint64_t)memory_conf()->maintenance_interval_ms);
         while (!T.stop && pthread_cond_timedwait(&T.wake, &T.lock, &due) == 0)
             ;
         if (T.stop)

@@ -675,6 +675,22 @@ struct slot *memory_slot(int tier) { return &M.slots[tier]; }
 const struct instance *memory_instances(size_t *n) { return *n = M.ninst, M.inst; }
 int memory_entry_live(const struct ggl_entry *e, uint64_t now) { return !dead(e, now); }
 int memory_tier_bound(int tier) { return bound(tier); }
+
+int memory_where(const void *key, size_t len, int *live)
+{
+    int n = 0, failed = 0;
+    uint64_t now = clock_now_ms();
+    for (int t = 0; t < SLOT_COUNT; t++) {
+        struct ggl_entry e = {.size = sizeof e};
+        enum ggl_status st = bound(t) ? tier_call(t, OP_GET, key, len, NULL, &e, 0) : GGL_NOTFOUND;
+        live[t] = st == GGL_OK && !(e.flags & GGL_ENTRY_TOMBSTONE) && !dead(&e, now);
+        n += live[t];
+        failed |= st != GGL_OK && st != GGL_NOTFOUND;
+        if (st == GGL_OK)
+            free(e.value);
+    }
+    return failed ? -1 : n;
+}
 const struct memory_conf *memory_conf(void) { return &M.conf; }
 const struct memory_async_conf *memory_async_settings(void) { return &M.conf.async; }
 

@@ -120,6 +120,9 @@ enum ggl_status memory_swap(int tier, const char *name, int migrate_entries);
 size_t memory_info(char *buf, size_t len);
 struct slot *memory_slot(int tier);
 int memory_tier_bound(int tier);
+/* Which tiers hold a live copy of key (live[t] for each enum tier_slot): asks every
+ * bound tier, blocking.  The count, or -1 when a tier could not answer. */
+int memory_where(const void *key, size_t len, int *live);
 /* The plugin instances memory_init was given (a swap may bind any tier one). */
 const struct instance *memory_instances(size_t *n);
 /* Is e neither a tombstone nor past its expiry at `now`? */

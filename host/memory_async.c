@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deadline.h"
 #include "hostapi.h"
 #include "log.h"
 #include "memory_async.h"
@@ -103,14 +104,9 @@ static enum ggl_status fifo_push(struct fifo *f, struct request *r)
  * *stopped is set), or, with writes waiting to be retried, when retry_ms passed. */
 static struct request *fifo_pop(struct fifo *f, size_t max, int *stopped)
 {
-    struct timespec due;
-    if (f->npending) {
-        clock_gettime(CLOCK_REALTIME, &due);
-        due.tv_sec += A.retry_ms / 1000;
-        due.tv_nsec += (A.retry_ms % 1000) * 1000000;
-        if (due.tv_nsec >= 1000000000)
-            due.tv_sec++, due.tv_nsec -= 1000000000;
-    }
+    struct timespec due = {0};
+    if (f->npending)
+        due = deadline_after_ms(CLOCK_REALTIME, (uint64_t)A.retry_ms);
     pthread_mutex_lock(&f->lock);
     while (!f->head && !f->stop)
         if (!f->npending)

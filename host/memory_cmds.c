@@ -126,6 +126,22 @@ void cmd_mem_get(struct cmd_call *call)
         refuse_job(j, st);
 }
 
+/* MEM.WHERE key: the tiers holding a live copy, top first (on a control worker: every
+ * tier is asked, LTM included). */
+void cmd_mem_where(struct cmd_call *call)
+{
+    int live[SLOT_COUNT];
+    int n = memory_where(call->req->argv[1], call->req->lens[1], live);
+    if (n < 0) {
+        reply_failure(call->out, GGL_RETRY, hostapi_take_reason());
+        return;
+    }
+    reply_array(call->out, n);
+    for (int t = 0; t < SLOT_COUNT; t++)
+        if (live[t])
+            reply_cstr(call->out, tier_slot_names[t]);
+}
+
 void cmd_mem_put(struct cmd_call *call)
 {
     const struct request *req = call->req;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "metrics.h"
 #include "offload.h"
@@ -193,14 +194,7 @@ int offload_submit(struct offload *o, struct job *j)
 
 int offload_wait(struct offload *o, int64_t ms)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
+    struct timespec dl = deadline_after_ms(CLOCK_MONOTONIC, ms > 0 ? (uint64_t)ms : 0);
     int rc = 0;
     pthread_mutex_lock(&o->lock);
     while (!o->stopping && rc != ETIMEDOUT)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "hostapi.h"
 #include "log.h"
 #include "metrics.h"
@@ -159,12 +160,7 @@ static void *scheduler_main(void *arg)
         if (S.stopping || next <= now)
             continue;
         uint64_t ms = next - now;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)(ms / 1000);
-        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L)
-            ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        struct timespec ts = deadline_after_ms(CLOCK_MONOTONIC, ms);
         pthread_cond_timedwait(&S.wake, &S.lock, &ts);
     }
     pthread_mutex_unlock(&S.lock);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "hostapi.h"
 #include "slot.h"
 
@@ -134,11 +135,7 @@ int binding_drain(struct binding *b, int timeout_ms)
     pthread_cond_t c = PTHREAD_COND_INITIALIZER;
     pthread_mutex_lock(&m);
     for (int waited = 0; binding_refs(b) > 0 && waited < timeout_ms; waited++) {
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_nsec += 1000000;
-        if (t.tv_nsec >= 1000000000)
-            t.tv_sec++, t.tv_nsec -= 1000000000;
+        struct timespec t = deadline_after_ms(CLOCK_REALTIME, 1);
         pthread_cond_timedwait(&c, &m, &t);
     }
     pthread_mutex_unlock(&m);

@@ -11,12 +11,14 @@
 
 #include <hiredis/hiredis.h>
 
+#include "demo.h"
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: ganglionctl [-s SOCKET] [-a PASSWORD] COMMAND [ARG...]\n"
                "  -s SOCKET    control socket (default $GANGLION_SOCKET, else %s)\n"
                "  -a PASSWORD  send AUTH first (default $GANGLION_PASSWORD)\n"
-               "commands: ping, info [SECTION], plugins, shutdown, or any raw command\n",
+               "commands: ping, info [SECTION], plugins, demo, shutdown, or any raw command\n",
             GGL_DEFAULT_SOCKET);
 }
 
@@ -108,6 +110,12 @@ int main(int argc, char **argv)
     int rc = 1;
     if (password && password[0] && authenticate(ctx, password) < 0)
         goto out;
+    if (strcasecmp(argv[optind], "demo") == 0) {
+        struct timeval long_tv = {30, 0}; /* WAITs of several seconds */
+        redisSetTimeout(ctx, long_tv);
+        rc = demo_run(ctx);
+        goto out;
+    }
     redisReply *r = redisCommandArgv(ctx, argc - optind, (const char **)argv + optind, NULL);
     if (!r) {
         fprintf(stderr, "ganglionctl: %s\n", ctx->errstr);

@@ -208,6 +208,28 @@ size_t read_n(int fd, char *buf, size_t n, int timeout_ms)
     return got;
 }
 
+int read_line(int fd, char *line, size_t size)
+{
+    size_t k = 0;
+    while (k + 1 < size) {
+        if (read_n(fd, line + k, 1, TIMEOUT_MS) != 1)
+            return 0;
+        if (line[k] == '\n') {
+            line[k > 0 && line[k - 1] == '\r' ? k - 1 : k] = '\0';
+            return 1;
+        }
+        k++;
+    }
+    line[k] = '\0';
+    return 0;
+}
+
+void need_line(int fd, char *line, size_t size)
+{
+    if (!read_line(fd, line, size))
+        fail_msg("no reply line (got \"%.80s\")", line);
+}
+
 void expect(int fd, const char *want)
 {
     size_t n = strlen(want);

@@ -31,6 +31,10 @@ void send_all(int fd, const void *p, size_t n);
 void sendf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t read_n(int fd, char *buf, size_t n, int timeout_ms);
 void expect(int fd, const char *want);     /* exactly these bytes next */
+/* One reply line, CRLF stripped: 1, or 0 on EOF, TIMEOUT_MS without a byte, or a line
+ * longer than size. */
+int read_line(int fd, char *line, size_t size);
+void need_line(int fd, char *line, size_t size); /* the same; no line fails the test */
 void expect_error_then_eof(int fd, const char *prefix);
 void assert_still_serving(const struct host *h);
 

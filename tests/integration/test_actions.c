@@ -39,25 +39,11 @@ static void request(int fd, int argc, const char *const *argv)
         sendf(fd, "$%zu\r\n%s\r\n", strlen(argv[i]), argv[i]);
 }
 
-static void read_line(int fd, char *line, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        assert_int_equal(read_n(fd, line + n, 1, TIMEOUT_MS), 1);
-        if (n > 0 && line[n - 1] == '\r' && line[n] == '\n') {
-            line[n - 1] = '\0';
-            return;
-        }
-        n++;
-    }
-    fail_msg("reply line too long");
-}
-
 /* One reply flattened: each element's text followed by '|' (arrays: "*n|" first). */
 static void read_reply(int fd, char *out, size_t cap)
 {
     char line[512];
-    read_line(fd, line, sizeof line);
+    need_line(fd, line, sizeof line);
     size_t used = strlen(out);
     if (line[0] == '$' && atoi(line + 1) >= 0) {
         size_t len = (size_t)atoi(line + 1);

@@ -43,20 +43,6 @@ static void write_script(const char *name, const char *text)
     fclose(f);
 }
 
-/* One line of reply (through \r\n), NUL-terminated without it. */
-static void read_line(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap && read_n(fd, buf + n, 1, TIMEOUT_MS) == 1) {
-        if (n && buf[n - 1] == '\r' && buf[n] == '\n') {
-            buf[n - 1] = '\0';
-            return;
-        }
-        n++;
-    }
-    fail_msg("no reply line");
-}
-
 /* TASK.SUBMIT ...: the id (asserts an integer reply). */
 static long long submit(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static long long submit(int fd, const char *fmt, ...)
@@ -67,7 +53,7 @@ static long long submit(int fd, const char *fmt, ...)
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
     sendf(fd, "TASK.SUBMIT %s\r\n", cmd);
-    read_line(fd, line, sizeof line);
+    need_line(fd, line, sizeof line);
     if (line[0] != ':')
         fail_msg("TASK.SUBMIT %s: %s", cmd, line);
     return atoll(line + 1);
@@ -97,14 +83,14 @@ static void test_exit_codes_map_to_retry_and_invalid(void **state)
     sendf(fd, "TASK.RESULT %lld WAIT 5000\r\n", bad);
     expect(fd, "*3\r\n$7\r\ninvalid\r\n$0\r\n\r\n");
     char line[256];
-    read_line(fd, line, sizeof line);
-    read_line(fd, line, sizeof line);
+    need_line(fd, line, sizeof line);
+    need_line(fd, line, sizeof line);
     if (!strstr(line, "exited 65: no such thing"))
         fail_msg("reason: %s", line);
     sendf(fd, "TASK.RESULT %lld WAIT 5000\r\n", flaky);
     expect(fd, "*3\r\n$6\r\nfailed\r\n$0\r\n\r\n");
-    read_line(fd, line, sizeof line);
-    read_line(fd, line, sizeof line);
+    need_line(fd, line, sizeof line);
+    need_line(fd, line, sizeof line);
     assert_non_null(strstr(line, "still failing after 2 retries"));
     assert_non_null(strstr(line, "exited 75"));
     char path[256], count[16] = "";
@@ -166,8 +152,8 @@ static void test_deadline_kills_the_whole_process_group(void **state)
     sendf(fd, "TASK.RESULT %lld WAIT 5000\r\n", id);
     expect(fd, "*3\r\n$7\r\ntimeout\r\n$0\r\n\r\n");
     char line[256];
-    read_line(fd, line, sizeof line);
-    read_line(fd, line, sizeof line);
+    need_line(fd, line, sizeof line);
+    need_line(fd, line, sizeof line);
     int dead = 0;
     for (int waited = 0; waited < TIMEOUT_MS && !dead; waited += 10) { /* SIGKILL is async */
         dead = gone(child);
@@ -191,8 +177,8 @@ static void test_parked_wait_keeps_order_and_frees_the_io_thread(void **state)
     expect(b, "*3\r\n$2\r\nok\r\n$1\r\nq\r\n$0\r\n\r\n$-1\r\n"); /* the second waited 50 ms: nil */
     expect(a, "*3\r\n$7\r\ntimeout\r\n$0\r\n\r\n");
     char line[256];
-    read_line(a, line, sizeof line);
-    read_line(a, line, sizeof line);
+    need_line(a, line, sizeof line);
+    need_line(a, line, sizeof line);
     expect(a, "+PONG\r\n"); /* behind the parked reply, in request order */
     close(a);
     close(b);

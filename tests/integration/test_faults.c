@@ -37,21 +37,6 @@
     "backends = { l = { plugin = \"sqlite\"; path = \"%1$s/" dbdir "/ltm.db\"; }; };\n"      \
     "tiers = { ltm = \"l\"; };\n"
 
-/* One reply line without CRLF; 0 on timeout or EOF. */
-static int read_line(int fd, char *line, size_t size)
-{
-    size_t k = 0;
-    while (k < size - 1) {
-        if (read_n(fd, line + k, 1, TIMEOUT_MS) != 1)
-            return 0;
-        if (line[k] == '\n')
-            break;
-        k++;
-    }
-    line[k > 0 && line[k - 1] == '\r' ? k - 1 : k] = '\0';
-    return 1;
-}
-
 /* The value written for key i: its number, then filler, so a torn or stale value shows. */
 static void value_of(int i, char *out)
 {

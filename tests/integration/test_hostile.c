@@ -86,7 +86,7 @@ static void end(const struct bound *b, const char *what)
 }
 
 /* One line (through '\n') into line[n]; its length, 0 at EOF or timeout. */
-static size_t read_line(int fd, char *line, size_t n)
+static size_t read_raw_line(int fd, char *line, size_t n)
 {
     size_t k = 0;
     while (k < n - 1 && read_n(fd, line + k, 1, BOUND_MS) == 1 && line[k++] != '\n')
@@ -188,7 +188,7 @@ static void test_million_small_arguments(void **state)
     int fd = client(&h);
     int closed = send_until_closed(fd, req, n);
     char line[128];
-    read_line(fd, line, sizeof line);
+    read_raw_line(fd, line, sizeof line);
     uint64_t took = now_ms() - t0;
     send_all(by, "PING\r\n", 6);
     expect(by, "+PONG\r\n");
@@ -320,7 +320,7 @@ static void test_wrong_types_answered(void **state)
     char line[512];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sendf(fd, "%s\r\n", bad[i]);
-        assert_true(read_line(fd, line, sizeof line) > 0);
+        assert_true(read_raw_line(fd, line, sizeof line) > 0);
         printf("#   %-28s -> %s", bad[i], line);
         assert_true(!strncmp(line, "-ERR ", 5) || !strncmp(line, "-INVALID ", 9));
     }
@@ -341,15 +341,15 @@ static void test_binary_and_empty_keys(void **state)
     send_all(fd, req, sizeof req - 1);
     char line[512];
     expect(fd, "+OK\r\n$2\r\nv1\r\n");
-    read_line(fd, line, sizeof line); /* the empty key: refused, or stored and read back */
+    read_raw_line(fd, line, sizeof line); /* the empty key: refused, or stored and read back */
     printf("#   SET \"\" v2 -> %s", line);
     if (line[0] == '+') {
         expect(fd, "$2\r\nv2\r\n:1\r\n");
     } else {
         assert_true(!strncmp(line, "-INVALID ", 9));
-        read_line(fd, line, sizeof line);
+        read_raw_line(fd, line, sizeof line);
         assert_true(line[0] == '-' || !strcmp(line, "$-1\r\n"));
-        read_line(fd, line, sizeof line);
+        read_raw_line(fd, line, sizeof line);
         assert_true(line[0] == '-' || !strcmp(line, ":0\r\n"));
     }
     close(fd);

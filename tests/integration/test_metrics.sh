@@ -41,6 +41,9 @@ head -2 "$WORK/health.txt" | tr '\n' ' ' | grep -q '^overall failed ' && pass "H
 grep -A1 -x 'plugin:tier/bad_init\[broken\]' "$WORK/health.txt" | grep -qx failed &&
     pass "HEALTH: the refused plugin is failed" || { fail "HEALTH lacks the broken plugin:"; cat "$WORK/health.txt"; }
 grep -A1 -x 'memory:stm' "$WORK/health.txt" | grep -qx ok && pass "HEALTH: memory:stm ok" || fail "memory:stm not ok"
+for c in engine actions environment; do
+    grep -A1 -x "$c" "$WORK/health.txt" | grep -qx ok && pass "HEALTH: $c ok" || fail "HEALTH: $c not ok"
+done
 stop_host
 [ "$HOST_RC" = 0 ] && pass "host exits 0" || fail "exit status $HOST_RC"
 finish

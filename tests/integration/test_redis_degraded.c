@@ -33,21 +33,6 @@ struct writer {
     unsigned char *acked; /* acked[i]: "SET w<id>:<i>" got +OK */
 };
 
-/* One reply line (without CRLF) into line; 0 on timeout or EOF. */
-static int read_line(int fd, char *line, size_t size)
-{
-    size_t k = 0;
-    while (k < size - 1) {
-        if (read_n(fd, line + k, 1, TIMEOUT_MS) != 1)
-            return 0;
-        if (line[k] == '\n')
-            break;
-        k++;
-    }
-    line[k > 0 && line[k - 1] == '\r' ? k - 1 : k] = '\0';
-    return 1;
-}
-
 static void *write_loop(void *arg)
 {
     struct writer *w = arg;

@@ -43,15 +43,6 @@ static void set_reading(double v)
     assert_int_equal(rename(tmp, path), 0); /* the sensor never reads half a number */
 }
 
-/* One reply line without CRLF. */
-static void read_line(int fd, char *line, size_t size)
-{
-    size_t k = 0;
-    while (k < size - 1 && read_n(fd, line + k, 1, TIMEOUT_MS) == 1 && line[k] != '\n')
-        k++;
-    line[k > 0 && line[k - 1] == '\r' ? k - 1 : k] = '\0';
-}
-
 /* Is "resources_shedding:<want>" in INFO resources?  Polled, bounded (5 s). */
 static void wait_shedding(int want)
 {
@@ -61,7 +52,7 @@ static void wait_shedding(int want)
         int fd = client(&h);
         sendf(fd, "INFO resources\r\n");
         char head[32];
-        read_line(fd, head, sizeof head);
+        need_line(fd, head, sizeof head);
         size_t len = (size_t)atol(head + 1);
         assert_true(len < sizeof buf);
         assert_int_equal(read_n(fd, buf, len + 2, TIMEOUT_MS), len + 2);
@@ -78,7 +69,7 @@ static void submit_as(const char *what, const char *prio, char *line, size_t siz
 {
     int fd = client(&h);
     sendf(fd, "%s echo hello PRIORITY %s\r\n", what, prio);
-    read_line(fd, line, size);
+    need_line(fd, line, size);
     close(fd);
 }
 
