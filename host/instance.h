@@ -3,6 +3,8 @@
 #ifndef GGL_HOST_INSTANCE_H
 #define GGL_HOST_INSTANCE_H
 
+#include <stdatomic.h>
+
 #include "config.h"
 #include "hostapi.h"
 #include "loader.h"
@@ -23,6 +25,7 @@ struct instance {
     char reason[384];
     enum instance_life life;     /* LIFE_LIVE from open; registry.c moves it on */
     uint64_t retired_ms;         /* host clock: when it was replaced or removed */
+    _Atomic long pending;        /* its done callbacks not yet run (hostapi.c) */
 };
 
 /* Load every instance's plugin and check its block (no open): what `ganglion -t` does.

@@ -63,6 +63,18 @@ static enum health_state check_retired(void *arg, char *reason, size_t len)
     return zombies ? HEALTH_DEGRADED : HEALTH_OK;
 }
 
+/* The pending-callback count of the instance whose services table is h. */
+static _Atomic long *pending_of(const struct ggl_host *h)
+{
+    _Atomic long *p = NULL;
+    pthread_mutex_lock(&R.lock);
+    for (size_t i = 0; i < R.n && !p; i++)
+        if (&R.v[i]->host == h)
+            p = &R.v[i]->pending;
+    pthread_mutex_unlock(&R.lock);
+    return p;
+}
+
 int registry_init(struct instance *v, size_t n, struct config *c, int64_t drain_deadline_ms)
 {
     pthread_mutex_lock(&R.lock);
@@ -74,6 +86,7 @@ int registry_init(struct instance *v, size_t n, struct config *c, int64_t drain_
         rc = push(&v[i]);
     R.active = rc == 0;
     pthread_mutex_unlock(&R.lock);
+    hostapi_set_pending_of(pending_of);
     uint64_t every = drain_deadline_ms / 4 < 1000 ? (uint64_t)drain_deadline_ms / 4 : 1000;
     return rc < 0 ? rc : health_register("plugins:retired", check_retired, NULL, every ? every : 1);
 }
@@ -97,6 +110,7 @@ void registry_fini(void)
     R.n = R.cap = R.nboot = R.nold = 0;
     R.active = 0;
     pthread_mutex_unlock(&R.lock);
+    hostapi_set_pending_of(NULL);
 }
 
 int registry_active(void) { return R.active; }
@@ -150,6 +164,8 @@ void registry_retire(struct instance *inst)
  * Sensors: the scheduler still samples it (a replace waits for the sample in flight). */
 static int in_use(const struct instance *inst)
 {
+    if (atomic_load(&inst->pending)) /* a callback into its code is still to run */
+        return 1;
     if (inst->conf->kind == GGL_KIND_PROCESSOR)
         return engine_global() && engine_processor_refs(engine_global(), inst->self) != 0;
     if (inst->conf->kind == GGL_KIND_EXECUTOR)
