@@ -275,6 +275,7 @@ static void apply(struct plan *p, struct reload_report *rep)
         if (p->opened[i]) {
             struct instance *was = registry_find(p->opened[i]->conf->kind, p->opened[i]->conf->name);
             registry_add(p->opened[i]);
+            health_register_instance(p->opened[i]);
             say(rep, "%s opened", p->opened[i]->label);
             if (p->opened[i]->conf->kind != GGL_KIND_TIER &&
                 switch_over(was, p->opened[i], rep) == 0)
@@ -419,9 +420,11 @@ static int reload_plugin_locked(enum ggl_kind kind, const char *name, struct rel
     }
     for (size_t i = 0; i < n; i++) {
         registry_add(fresh[i]);
-        if (switch_over(olds[i], fresh[i], rep) == 0)
-            say(rep, "%s now runs version %s", fresh[i]->label,
-                mod->desc->version ? mod->desc->version : "?");
+        if (switch_over(olds[i], fresh[i], rep) < 0)
+            continue;
+        health_register_instance(fresh[i]);
+        say(rep, "%s now runs version %s", fresh[i]->label,
+            mod->desc->version ? mod->desc->version : "?");
     }
     registry_reap();
     return 0;
