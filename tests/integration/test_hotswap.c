@@ -384,11 +384,27 @@ static void test_hotswap_under_load(void **state)
     assert_true(instance_in_state(&h, "stm_mem", "closed") >= 1);
 
     stop_host(&h);
+    h.pid = 0;
     redis_server_stop(&rs);
+}
+
+/* After a failed assertion: the host (and redis-server) must not outlive the test. */
+static int teardown(void **state)
+{
+    (void)state;
+    if (h.pid > 0) {
+        kill(h.pid, SIGKILL);
+        wait_exit(h.pid);
+        cleanup_dir(&h);
+        h.pid = 0;
+    }
+    if (rs.pid)
+        redis_server_stop(&rs);
+    return 0;
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_hotswap_under_load)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test_teardown(test_hotswap_under_load, teardown)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

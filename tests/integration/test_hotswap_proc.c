@@ -298,10 +298,24 @@ static void test_processor_replaced_by_newer_build(void **state)
     rmdir(procdir);
     rmdir(plugdir);
     stop_host(&h);
+    h.pid = 0;
+}
+
+/* After a failed assertion: the host (and redis-server) must not outlive the test. */
+static int teardown(void **state)
+{
+    (void)state;
+    if (h.pid > 0) {
+        kill(h.pid, SIGKILL);
+        wait_exit(h.pid);
+        cleanup_dir(&h);
+        h.pid = 0;
+    }
+    return 0;
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_processor_replaced_by_newer_build)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test_teardown(test_processor_replaced_by_newer_build, teardown)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
