@@ -129,7 +129,7 @@ static void abandon(struct actions *s, struct act *c)
 {
     char why[300];
     snprintf(why, sizeof why, "timed out: %s still running %llu ms past its %llu ms timeout; "
-             "worker abandoned", c->exec->ex.label,
+             "worker abandoned", atomic_load(&c->exec->cur)->ex.label,
              (unsigned long long)s->conf.abandon_grace_ms, (unsigned long long)c->spec.timeout_ms);
     log_warn("actions: action %llu: %s", (unsigned long long)c->id, why);
     metrics_add(s->m_abandoned, 1);

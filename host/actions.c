@@ -76,11 +76,14 @@ static void register_metrics(struct actions *s)
 static struct executor_slot *executor_for(struct actions *s, const char *name)
 {
     for (size_t i = 0; i < s->n_execs; i++) {
-        const struct executor_slot *e = &s->execs[i];
-        const char *const *names = e->ex.vt->action_names(e->ex.self);
-        for (size_t k = 0; names && names[k]; k++)
-            if (strcmp(names[k], name) == 0)
-                return &s->execs[i];
+        struct exec_impl *x = exec_get(&s->execs[i]);
+        const char *const *names = x->ex.vt->action_names(x->ex.self);
+        int serves = 0;
+        for (size_t k = 0; names && names[k] && !serves; k++)
+            serves = strcmp(names[k], name) == 0;
+        exec_put(x);
+        if (serves)
+            return &s->execs[i];
     }
     return NULL;
 }
@@ -93,14 +96,15 @@ static int has_thread_slots(const struct ggl_executor *vt)
 
 void executors_thread(struct actions *s, int init)
 {
-    for (size_t i = 0; i < s->n_execs; i++) {
-        const struct ggl_executor *vt = s->execs[i].ex.vt;
+    for (size_t i = 0; i < s->n_execs; i++) { /* never swapped: action_swap.c refuses */
+        const struct action_executor *ex = &atomic_load(&s->execs[i].cur)->ex;
+        const struct ggl_executor *vt = ex->vt;
         if (!has_thread_slots(vt))
             continue;
-        if (init && vt->thread_init && vt->thread_init(s->execs[i].ex.self) != GGL_OK)
-            log_warn("%s: thread_init failed: %s", s->execs[i].ex.label, hostapi_take_reason());
+        if (init && vt->thread_init && vt->thread_init(ex->self) != GGL_OK)
+            log_warn("%s: thread_init failed: %s", ex->label, hostapi_take_reason());
         if (!init && vt->thread_fini)
-            vt->thread_fini(s->execs[i].ex.self);
+            vt->thread_fini(ex->self);
     }
 }
 
@@ -209,7 +213,7 @@ static void execute(struct actions *s, struct worker *w, struct act *a)
                             .timeout_ms = a->spec.timeout_ms, .max_retries = a->spec.max_retries,
                             .idempotency_key = a->spec.key};
     struct ggl_result r = {.size = sizeof r};
-    struct executor_slot *e = a->exec;
+    struct exec_impl *e = exec_get(a->exec); /* the run finishes on it, even if swapped */
     hostapi_clear_reason();
     uint64_t t0 = clock_now_ms(), us0 = actions_mono_us();
     watch_begin(s, w, a, t0);
@@ -218,6 +222,7 @@ static void execute(struct actions *s, struct worker *w, struct act *a)
     enum ggl_status st = e->ex.vt->execute(e->ex.self, &ga, &r);
     if (!e->concurrent)
         pthread_mutex_unlock(&e->serial);
+    exec_put(e);
     if (watch_end(s, w)) { /* abandoned: a copy of the action went on without us */
         free(r.data);
         free(a);
@@ -469,10 +474,15 @@ int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
     hostapi_init(&s->state_host, "actions");
     register_metrics(s);
     s->execs = calloc(n_ex ? n_ex : 1, sizeof *s->execs);
+    size_t made = 0;
     for (size_t i = 0; s->execs && i < n_ex; i++) {
-        s->execs[i].ex = ex[i];
-        s->execs[i].concurrent = (ex[i].vt->flags & GGL_READS_CONCURRENT) != 0;
-        pthread_mutex_init(&s->execs[i].serial, NULL);
+        struct exec_impl *x = exec_impl_new(s, &ex[i]);
+        atomic_store(&s->execs[i].cur, x);
+        made += x != NULL;
+    }
+    if (made < n_ex) {
+        free(s->execs);
+        s->execs = NULL;
     }
     s->n_execs = s->execs ? n_ex : 0;
     actions_sys = s;
@@ -539,8 +549,12 @@ void actions_free(void)
     results_free(s->results);
     dead_free(s->dead);
     dedup_free(s->dedup);
-    for (size_t i = 0; i < s->n_execs; i++)
-        pthread_mutex_destroy(&s->execs[i].serial);
+    while (s->impls) {
+        struct exec_impl *x = s->impls;
+        s->impls = x->next;
+        pthread_mutex_destroy(&x->serial);
+        free(x);
+    }
     free(s->execs);
     workers_free(s);
     free(s->feeders);

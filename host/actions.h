@@ -45,6 +45,13 @@ struct action_executor {
 /* Start: the queue from qc (capacity bounds every admitted, unfinished action), `workers`
  * execution threads and `feedback_workers` feedback threads.  0, or -1 (logged).  With 0
  * workers nothing runs until actions_run_ready is called (tests on a fake clock). */
+/* Serve the actions of executor instance old_self with nx instead (PLUGIN.RELOAD); runs
+ * in flight finish on the old one.  -1 (reason set) when it is not running or has
+ * per-thread slots. */
+int actions_replace_executor(const void *old_self, const struct action_executor *nx);
+/* Runs in flight on executor instance self, or -1 while it still serves its actions. */
+long actions_executor_refs(const void *self);
+
 int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
                   const struct action_executor *ex, size_t n_ex, unsigned workers,
                   unsigned feedback_workers);

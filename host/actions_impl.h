@@ -15,10 +15,19 @@
 
 #define LAT_SAMPLES 4096 /* recent samples behind the p50/p99 lines */
 
-struct executor_slot {
+/* One executor instance as the system calls it.  PLUGIN.RELOAD may replace the impl
+ * behind a slot (action_swap.c); a call holds a reference on the impl it started on.
+ * One counter, not striped: an action costs far more than its increment. */
+struct exec_impl {
     struct action_executor ex;
     pthread_mutex_t serial; /* taken around execute() unless GGL_READS_CONCURRENT */
     int concurrent;
+    _Atomic long refs;
+    struct exec_impl *next; /* every impl ever bound, freed with the system */
+};
+
+struct executor_slot {
+    _Atomic(struct exec_impl *) cur;
 };
 
 /* An execution worker.  `current` and `abandoned` are under the system's watch_lock. */
@@ -74,6 +83,7 @@ struct actions {
     struct dedup *dedup;
     struct executor_slot *execs;
     size_t n_execs;
+    struct exec_impl *impls;     /* all of them (action_swap.c); swap_lock guards adding */
     pthread_t *feeders;
     unsigned n_workers, n_feeders;
     /* workers and the watchdog that abandons a worker stuck past its action's timeout */
@@ -110,6 +120,10 @@ struct act *act_clone(struct actions *s, const struct act *a);
 int action_take(struct actions *s, struct worker *w, struct act *a); /* 0: w was abandoned */
 void action_timed_out(struct actions *s, struct act *a, const char *reason);
 void executors_thread(struct actions *s, int init);
+/* action_swap.c: a reference on the impl behind e, its release; a new impl. */
+struct exec_impl *exec_get(struct executor_slot *e);
+void exec_put(struct exec_impl *x);
+struct exec_impl *exec_impl_new(struct actions *s, const struct action_executor *ex);
 /* action_watchdog.c */
 int workers_start(struct actions *s, unsigned n);
 void workers_stop(struct actions *s);

@@ -24,6 +24,9 @@
 #include "metrics.h"
 #include "offload.h"
 #include "orchestrator.h"
+#include "registry.h"
+#include "reload.h"
+#include "swap.h"
 
 static void cmd_ping(struct cmd_call *call)
 {
@@ -48,11 +51,13 @@ static void cmd_command(struct cmd_call *call); /* after the table it lists */
 
 static void info_server(FILE *f, struct control *ctl)
 {
-    size_t n;
+    size_t n, open = 0;
     const struct instance *inst = control_instances(ctl, &n);
-    size_t open = 0;
-    for (size_t i = 0; i < n; i++)
-        open += inst[i].state == INSTANCE_OPEN;
+    if (registry_active())
+        n = registry_count(&open);
+    else
+        for (size_t i = 0; i < n; i++)
+            open += inst[i].state == INSTANCE_OPEN;
     fprintf(f, "# Server\r\nganglion_version:%s\r\nplugin_abi:%d.%d\r\nprocess_id:%ld\r\n"
                "uptime_in_seconds:%.0f\r\nconfig_file:%s\r\nplugin_instances:%zu\r\n"
                "plugin_instances_open:%zu\r\n",
@@ -106,6 +111,11 @@ static void cmd_info(struct cmd_call *call)
         char slots[4096];
         size_t n = memory_info(slots, sizeof slots);
         fprintf(f, "\r\n# Memory slots\r\n%.*s", (int)n, slots);
+    }
+    if (section && !strcasecmp(section, "swap")) { /* INFO memory has these lines too */
+        char lines[2048];
+        size_t n = swap_info(lines, sizeof lines);
+        fprintf(f, "# Swap\r\n%.*s", (int)n, lines);
     }
     if (!section || !strcasecmp(section, "actions")) { /* percentiles and depths */
         fputs("\r\n# Actions now\r\n", f);
@@ -168,26 +178,35 @@ static void cmd_health(struct cmd_call *call)
     free(e);
 }
 
-static void plugin_row(struct buf *out, const struct instance *i)
+static void plugin_row(void *arg, const struct instance *i)
 {
+    struct buf *out = arg;
     const struct ggl_plugin *d = i->mod ? i->mod->desc : NULL;
     static const char *const states[] = {"open", "refused", "failed"};
+    static const char *const lives[] = {"open", "draining", "zombie", "closed"};
     char abi[32];
     snprintf(abi, sizeof abi, "%u.%u", d ? d->abi_major : 0, d ? d->min_host_minor : 0);
     const char *fields[] = {"kind", ggl_kind_str(i->conf->kind), "name", i->conf->plugin,
                             "instance", i->conf->name, "version", d ? d->version : "-",
                             "abi", d ? abi : "-", "file", i->mod ? i->mod->path : "-",
-                            "state", states[i->state], "reason", i->reason};
+                            "state", i->state == INSTANCE_OPEN ? lives[i->life] : states[i->state],
+                            "reason", i->reason};
     size_t n = sizeof fields / sizeof fields[0];
     reply_array(out, (long long)n);
     for (size_t k = 0; k < n; k++)
         reply_cstr(out, fields[k] ? fields[k] : "");
 }
 
-/* PLUGIN.LIST: one field/value array per configured instance, in open order. */
+/* PLUGIN.LIST: one field/value array per instance, in open order: those of the start
+ * and those reloads opened, with replaced ones "draining", "zombie" or "closed". */
 static void cmd_plugin_list(struct cmd_call *call)
 {
-    size_t n;
+    size_t n, open;
+    if (registry_active()) {
+        reply_array(call->out, (long long)registry_count(&open));
+        registry_each(plugin_row, call->out);
+        return;
+    }
     const struct instance *inst = control_instances(call->ctl, &n);
     reply_array(call->out, (long long)n);
     for (size_t i = 0; i < n; i++)
@@ -287,6 +306,8 @@ static const struct command table[] = {
     {"HEALTH", cmd_health, 1, 0, "HEALTH: ok/degraded/failed per component, with reasons"},
     {"METRICS", cmd_metrics, 1, 0, "METRICS: every metric in the Prometheus text format 0.0.4"},
     {"PLUGIN.LIST", cmd_plugin_list, 1, 0, "plugin instances: kind, name, version, ABI, file, state"},
+    {"PLUGIN.RELOAD", cmd_plugin_reload, 2, CMD_WORKER, "PLUGIN.RELOAD kind/name: load its file again, move its instances onto it"},
+    {"CONFIG.RELOAD", cmd_config_reload, 1, CMD_WORKER, "CONFIG.RELOAD: apply the config file's changes; what changed, or FILE:LINE"},
     {"CONFIG", cmd_config, -2, 0, "CONFIG GET pattern"},
     {"AUTH", cmd_auth, -2, CMD_NOAUTH, "AUTH [default] password"},
     {"QUIT", cmd_quit, -1, CMD_NOAUTH, "close the connection"},

@@ -21,6 +21,7 @@ static const char *const top_keys[] = {"plugin_dirs", "log_level", "control", "p
                                        "sensors", "health", "shed",
                                        "actions", /* actions_conf.c */
                                        "environment", /* environment_conf.c */
+                                       "swap", /* swap_state.c */
                                        "plugins", /* probe.c */
                                        NULL};
 /* Instance sections, in the order instances are opened. */

@@ -288,9 +288,12 @@ void engine_thread_fini(void *record)
 {
     struct thread_record *tr = record;
     struct engine *e = tr->e;
-    for (size_t i = 0; !atomic_load(&e->workers_gone) && i < e->n_procs; i++) {
+    size_t n = atomic_load(&e->n_procs);
+    for (size_t i = 0; !atomic_load(&e->workers_gone) && i < n; i++) {
         const struct ggl_processor *vt = e->procs[i].p->vt;
-        if (tr->inited[i] && GGL_HAS_SLOT(vt, struct ggl_processor, thread_fini))
+        /* a replaced processor may be closed already: its per-thread state is not asked back */
+        if (tr->inited[i] && !atomic_load(&e->procs[i].retired) &&
+            GGL_HAS_SLOT(vt, struct ggl_processor, thread_fini))
             vt->thread_fini(e->procs[i].p->self);
     }
     free(tr);
@@ -304,7 +307,7 @@ static enum ggl_status thread_init_once(struct engine *e, struct eproc *p)
         return GGL_OK;
     struct thread_record *tr = pthread_getspecific(e->thread_key);
     if (!tr) {
-        if (!(tr = calloc(1, sizeof *tr + e->n_procs)))
+        if (!(tr = calloc(1, sizeof *tr + e->n_procs + ENGINE_SPARE_PROCS)))
             return GGL_NOMEM;
         tr->e = e;
         pthread_setspecific(e->thread_key, tr);
@@ -322,7 +325,7 @@ static enum ggl_status call_processor(struct engine *e, struct etask *t, struct 
                                       char *reason, size_t reason_len)
 {
     struct etype *ty = &e->types[t->type];
-    struct eproc *p = ty->proc;
+    struct eproc *p = engine_proc_get(ty); /* the call finishes on it, even if swapped */
     struct ggl_task gt = {.size = sizeof gt, .attempt = t->attempt, .id = t->id,
                           .type = ty->name, .priority = (uint32_t)t->prio,
                           .payload = t->payload, .payload_len = t->len,
@@ -330,6 +333,7 @@ static enum ggl_status call_processor(struct engine *e, struct etask *t, struct 
     if (lock_processor(p, t->deadline_ms) != 0) {
         snprintf(reason, reason_len, "deadline passed waiting for %s (one task at a time)",
                  p->p->label);
+        engine_proc_put(p);
         return GGL_UNAVAILABLE;
     }
     hostapi_clear_reason();
@@ -343,6 +347,7 @@ static enum ggl_status call_processor(struct engine *e, struct etask *t, struct 
     memcpy(reason, why, n);
     reason[n] = '\0';
     unlock_processor(p);
+    engine_proc_put(p);
     return st;
 }
 

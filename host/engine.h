@@ -119,6 +119,13 @@ void engine_stats(struct engine *e, struct engine_stats *out);
 
 /* The engine the control commands and the submit_task service use (NULL: none). */
 void engine_set_global(struct engine *e);
+/* Serve every type the processor old_self serves with np instead (copied); calls in
+ * flight finish on the old one.  -1 (reason set) when np lacks one of those types or
+ * the room for swapped-in processors is used up. */
+int engine_replace_processor(struct engine *e, const void *old_self,
+                             const struct engine_processor *np);
+/* Calls in flight on processor instance self, or -1 while a type is still served by it. */
+long engine_processor_refs(struct engine *e, const void *self);
 struct engine *engine_global(void);
 
 #endif

@@ -11,18 +11,26 @@
 #include "metrics.h"
 #include "pool.h"
 #include "queue.h"
+#include "slot.h"
+
+#define ENGINE_SPARE_PROCS 32     /* room for processors swapped in by PLUGIN.RELOAD */
 
 struct eproc {                      /* a processor as the engine drives it */
     const struct engine_processor *p;
     int concurrent;                 /* GGL_READS_CONCURRENT: no serialising mutex */
     pthread_mutex_t serial;
     _Atomic int failed;             /* a worker got stuck in it: refuse its tasks */
+    _Atomic int retired;            /* replaced (engine_swap.c): no type points at it */
+    struct engine_processor own;    /* a swapped-in processor's copy (p points here) */
+    struct {
+        _Atomic long n;
+    } __attribute__((aligned(64))) refs[REF_STRIPES]; /* calls in flight (engine_swap.c) */
 };
 
 struct etype {
     char name[ENGINE_TYPE_NAME];
     const char *label;              /* interned name: metric label outliving the engine */
-    struct eproc *proc;
+    _Atomic(struct eproc *) proc;  /* swapped by engine_replace_processor */
     struct queue *q;
     _Atomic size_t admitted;        /* admitted, not settled: bounded by queue_capacity */
     _Atomic size_t ready;           /* in the queue and due (each has a token) */
@@ -66,8 +74,9 @@ struct engine {
     _Atomic int publish_done;       /* someone subscribed to task.done (monitor refreshes) */
     struct etype types[ENGINE_MAX_TYPES];
     size_t n_types;
-    struct eproc *procs;
-    size_t n_procs;
+    struct eproc *procs;            /* room for n_procs + ENGINE_SPARE_PROCS, never moved */
+    _Atomic size_t n_procs;
+    size_t procs_cap;
     struct pool *pool;
     struct results *results;
     _Atomic int stopping;
@@ -102,6 +111,9 @@ size_t engine_ready(struct engine *e);  /* the types' ready tasks together */
 void engine_settle(struct engine *e, struct etask *t, enum result_status st, const char *reason);
 /* A task became ready: start one more token loop if fewer run than the work needs. */
 void engine_wake(struct engine *e);
+/* engine_swap.c: a reference on the processor serving type ty, and its release. */
+struct eproc *engine_proc_get(struct etype *ty);
+void engine_proc_put(struct eproc *p);
 /* engine_monitor.c */
 void engine_rebalance(struct engine *e);
 void engine_publish(struct engine *e);

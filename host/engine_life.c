@@ -75,9 +75,10 @@ static int add_type(struct engine *e, struct eproc *p, const char *name)
 
 static int add_processors(struct engine *e, const struct engine_processor *procs, size_t n)
 {
-    e->procs = calloc(n ? n : 1, sizeof *e->procs);
+    e->procs = calloc(n + ENGINE_SPARE_PROCS, sizeof *e->procs);
     if (!e->procs)
         return -1;
+    e->procs_cap = n + ENGINE_SPARE_PROCS;
     for (size_t i = 0; i < n; i++) {
         struct eproc *p = &e->procs[e->n_procs++];
         p->p = &procs[i];

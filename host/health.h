@@ -42,6 +42,9 @@ int health_read_config(const struct config *c, struct health_settings *s, struct
 void health_register_builtin(uint64_t interval_ms);
 /* Checks of the engine, the action system and the environment, once they started. */
 void health_register_components(void);
+/* The plugin:LABEL check of one instance (a reload's replacement takes over the row). */
+struct instance;
+void health_register_instance(const struct instance *inst);
 
 /* Run every check that is due on the host clock (all of them with force). */
 void health_check_now(int force);

@@ -34,6 +34,10 @@ int health_read_config(const struct config *c, struct health_settings *s, struct
 static enum health_state check_instance(void *arg, char *reason, size_t len)
 {
     const struct instance *i = arg;
+    if (i->state == INSTANCE_OPEN && i->life == LIFE_CLOSED) {
+        snprintf(reason, len, "closed: replaced or removed by a reload");
+        return HEALTH_OK;
+    }
     if (i->state == INSTANCE_OPEN)
         return HEALTH_OK;
     snprintf(reason, len, "%s", i->reason[0] ? i->reason : "not open");
@@ -103,6 +107,13 @@ static enum health_state check_environment(void *arg, char *reason, size_t len)
 
 static uint64_t builtin_interval_ms;
 
+void health_register_instance(const struct instance *inst)
+{
+    char name[200];
+    snprintf(name, sizeof name, "plugin:%s", inst->label);
+    health_register(name, check_instance, (void *)inst, builtin_interval_ms);
+}
+
 void health_register_components(void)
 {
     health_register("engine", check_engine, NULL, builtin_interval_ms);
@@ -116,10 +127,8 @@ void health_register_builtin(uint64_t interval_ms)
     char name[96];
     size_t n;
     const struct instance *v = memory_instances(&n);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "plugin:%s", v[i].label);
-        health_register(name, check_instance, (void *)&v[i], interval_ms);
-    }
+    for (size_t i = 0; i < n; i++)
+        health_register_instance(&v[i]);
     for (int t = 0; t < SLOT_COUNT; t++)
         if (memory_tier_bound(t)) {
             snprintf(name, sizeof name, "memory:%s", tier_slot_names[t]);

@@ -4,6 +4,7 @@
 #include "ggl-build.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,12 +185,59 @@ static enum ggl_status api_mem_del(const struct ggl_host *h, const void *k, size
     return st == GGL_OK && !existed ? GGL_NOTFOUND : st;
 }
 
+/* --- callbacks into plugin code ---------------------------------------------------
+ * A plugin's done callback is its own code: while one is pending its instance counts it
+ * (the registry's pending_of), so a replaced instance is not closed, nor its module
+ * unloaded, before the callback ran. */
+typedef _Atomic long *(*pending_fn)(const struct ggl_host *h);
+static _Atomic(pending_fn) pending_of;
+
+void hostapi_set_pending_of(pending_fn fn) { atomic_store(&pending_of, fn); }
+
+struct guarded {
+    ggl_done_fn done;
+    void *arg;
+    _Atomic long *pending;
+};
+
+static void guarded_done(void *arg, uint64_t id, const struct ggl_result *result)
+{
+    struct guarded *g = arg;
+    g->done(g->arg, id, result);
+    atomic_fetch_sub(g->pending, 1);
+    free(g);
+}
+
+/* Wrap *done so that h's instance counts it until it ran; NULL when nothing to count. */
+static struct guarded *guard(const struct ggl_host *h, ggl_done_fn *done, void **arg)
+{
+    pending_fn find = atomic_load(&pending_of);
+    _Atomic long *p = *done && find ? find(h) : NULL;
+    struct guarded *g = p ? malloc(sizeof *g) : NULL;
+    if (!g)
+        return NULL; /* out of memory: unguarded, as before reloads existed */
+    *g = (struct guarded){*done, *arg, p};
+    atomic_fetch_add(p, 1);
+    *done = guarded_done;
+    *arg = g;
+    return g;
+}
+
+/* A refused submission never calls back: undo the count. */
+static enum ggl_status unguard(struct guarded *g, enum ggl_status st)
+{
+    if (g && st != GGL_OK) {
+        atomic_fetch_sub(g->pending, 1);
+        free(g);
+    }
+    return st;
+}
+
 /* A sub-task: queued on the engine like any task, never waited for (done runs later on a
  * host thread); its parent is the task running on this thread, if any. */
 static enum ggl_status api_submit_task(const struct ggl_host *h, const struct ggl_task *t,
                                        ggl_done_fn done, void *arg, uint64_t *id)
 {
-    (void)h;
     struct engine *e = engine_global();
     if (!e)
         return unavailable("submit_task");
@@ -208,21 +256,22 @@ static enum ggl_status api_submit_task(const struct ggl_host *h, const struct gg
                                     .priority = (enum ggl_priority)t->priority,
                                     .timeout_ms = t->deadline_ms ? t->deadline_ms - now : 0,
                                     .max_retries = -1, .parent = engine_current_task()};
-    return engine_submit(e, &spec, done, arg, id);
+    struct guarded *g = guard(h, &done, &arg);
+    return unguard(g, engine_submit(e, &spec, done, arg, id));
 }
 
 /* The action system's admission (actions.c); the action is copied. */
 static enum ggl_status api_submit_action(const struct ggl_host *h, const struct ggl_action *a,
                                          ggl_done_fn done, void *arg, uint64_t *id)
 {
-    (void)h;
     if (!a || a->size < offsetof(struct ggl_action, idempotency_key) + sizeof a->idempotency_key)
         return GGL_INVALID;
     struct action_spec sp = {a->name, a->payload, a->payload_len, a->priority, a->max_retries,
                              a->timeout_ms, a->idempotency_key};
     int repeat;
     uint64_t ignored;
-    return actions_submit(&sp, done, arg, id ? id : &ignored, &repeat); /* reason left here */
+    struct guarded *g = guard(h, &done, &arg);
+    return unguard(g, actions_submit(&sp, done, arg, id ? id : &ignored, &repeat)); /* reason left */
 }
 
 /* Environment services: a read of the current value (GGL_NOTFOUND when absent or

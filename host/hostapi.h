@@ -19,6 +19,9 @@ uint64_t clock_now_ms(void);
 void clock_set(clock_fn fn);
 
 /* Fill `h` for an instance whose log lines start with `label` (kept by pointer). */
+/* How to find the pending-callback count of the instance owning services table h (the
+ * registry's; NULL: none counted). */
+void hostapi_set_pending_of(_Atomic long *(*fn)(const struct ggl_host *h));
 void hostapi_init(struct ggl_host *h, const char *label);
 
 /* The reason a plugin left on this thread with set_reason, then cleared ("" if none). */

@@ -9,14 +9,16 @@
 #include "instance.h"
 #include "log.h"
 
-/* Load the plugin and check the block; 0, or -1 with inst->reason set. */
+/* Load the plugin (unless inst->mod is given) and check the block; 0, or -1 with
+ * inst->reason set. */
 static int instance_prepare(const struct config *c, struct instance *inst)
 {
     const struct conf_instance *ci = inst->conf;
     struct conf_error cerr;
     snprintf(inst->label, sizeof inst->label, "%s/%s[%s]", ggl_kind_str(ci->kind), ci->plugin,
              ci->name);
-    inst->mod = loader_load(ci->kind, ci->plugin, inst->reason, sizeof inst->reason);
+    if (!inst->mod)
+        inst->mod = loader_load(ci->kind, ci->plugin, inst->reason, sizeof inst->reason);
     if (!inst->mod) {
         inst->state = INSTANCE_REFUSED;
         return -1;
@@ -45,6 +47,47 @@ int instances_check(const struct config *c, struct conf_error *err)
     return 0;
 }
 
+/* Open a prepared instance; 0, or -1 with the plugin's reason. */
+static int instance_start(struct instance *inst)
+{
+    const struct vtable_head *vt = inst->mod->desc->vtable;
+    inst->pconf = (struct ggl_conf){inst->conf->block, inst->mod->desc->settings};
+    hostapi_init(&inst->host, inst->label);
+    hostapi_clear_reason();
+    enum ggl_status st = vt->open(&inst->host, &inst->pconf, &inst->self);
+    if (st == GGL_OK) {
+        inst->state = INSTANCE_OPEN;
+        log_info("%s: open", inst->label);
+        return 0;
+    }
+    const char *why = hostapi_take_reason();
+    snprintf(inst->reason, sizeof inst->reason, "open failed: %s%s%s", ggl_status_str(st),
+             why[0] ? ": " : "", why);
+    inst->state = INSTANCE_FAILED;
+    return -1;
+}
+
+int instance_open_one(const struct config *c, const struct conf_instance *ci,
+                      struct module *mod, struct instance *inst)
+{
+    memset(inst, 0, sizeof *inst);
+    inst->conf = ci;
+    inst->mod = mod;
+    if (instance_prepare(c, inst) < 0)
+        return -1;
+    return instance_start(inst);
+}
+
+void instance_close_one(struct instance *inst)
+{
+    if (inst->state != INSTANCE_OPEN || inst->life == LIFE_CLOSED)
+        return;
+    const struct vtable_head *vt = inst->mod->desc->vtable;
+    vt->close(inst->self);
+    inst->life = LIFE_CLOSED;
+    log_info("%s: closed", inst->label);
+}
+
 int instances_open(const struct config *c, struct instance **out, size_t *n,
                    struct conf_error *err)
 {
@@ -59,23 +102,8 @@ int instances_open(const struct config *c, struct instance **out, size_t *n,
         struct instance *inst = &v[(*n)++];
         inst->conf = &c->instances[i];
         int rc = instance_prepare(c, inst);
-        if (rc == 0) {
-            const struct vtable_head *vt = inst->mod->desc->vtable;
-            inst->pconf = (struct ggl_conf){inst->conf->block, inst->mod->desc->settings};
-            hostapi_init(&inst->host, inst->label);
-            hostapi_clear_reason();
-            enum ggl_status st = vt->open(&inst->host, &inst->pconf, &inst->self);
-            if (st == GGL_OK) {
-                inst->state = INSTANCE_OPEN;
-                log_info("%s: open", inst->label);
-                continue;
-            }
-            const char *why = hostapi_take_reason();
-            snprintf(inst->reason, sizeof inst->reason, "open failed: %s%s%s", ggl_status_str(st),
-                     why[0] ? ": " : "", why);
-            inst->state = INSTANCE_FAILED;
-            rc = -1;
-        }
+        if (rc == 0 && (rc = instance_start(inst)) == 0)
+            continue;
         if (rc == -2 || inst->conf->required) {
             snprintf(err->msg, sizeof err->msg, "%s: %s%s", inst->label, inst->reason,
                      rc == -2 ? "" : " (required)");
@@ -88,13 +116,7 @@ int instances_open(const struct config *c, struct instance **out, size_t *n,
 
 void instances_close(struct instance *v, size_t n)
 {
-    while (n-- > 0) {
-        struct instance *inst = &v[n];
-        if (inst->state == INSTANCE_OPEN) {
-            const struct vtable_head *vt = inst->mod->desc->vtable;
-            vt->close(inst->self);
-            log_info("%s: closed", inst->label);
-        }
-    }
+    while (n-- > 0)
+        instance_close_one(&v[n]);
     free(v);
 }

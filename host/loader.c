@@ -306,11 +306,10 @@ refuse:
     return NULL;
 }
 
-struct module *loader_load(enum ggl_kind kind, const char *name, char *err, size_t errlen)
+/* Find (kind, name)'s file in the plugin directories and load it as a new module. */
+static struct module *load_by_name(enum ggl_kind kind, const char *name, char *err,
+                                   size_t errlen)
 {
-    for (struct module *m = modules; m; m = m->next)
-        if (m->kind == kind && strcmp(m->name, name) == 0)
-            return m;
     if (strchr(name, '/') || strstr(name, "..")) {
         snprintf(err, errlen, "plugin name '%s' must not contain '/' or '..'", name);
         log_error("%s", err);
@@ -333,6 +332,47 @@ struct module *loader_load(enum ggl_kind kind, const char *name, char *err, size
              name);
     log_error("%s", err);
     return NULL;
+}
+
+struct module *loader_load(enum ggl_kind kind, const char *name, char *err, size_t errlen)
+{
+    for (struct module *m = modules; m; m = m->next)
+        if (m->kind == kind && strcmp(m->name, name) == 0 && !m->superseded)
+            return m;
+    return load_by_name(kind, name, err, errlen);
+}
+
+struct module *loader_reload(enum ggl_kind kind, const char *name, char *err, size_t errlen)
+{
+    struct module *fresh = load_by_name(kind, name, err, errlen);
+    for (struct module *m = modules; fresh && m; m = m->next)
+        if (m != fresh && m->kind == kind && strcmp(m->name, name) == 0)
+            m->superseded = 1;
+    return fresh;
+}
+
+void loader_unload(struct module *m)
+{
+    for (struct module **p = &modules; *p; p = &(*p)->next)
+        if (*p == m) {
+            *p = m->next;
+            if (modules_tail == &m->next)
+                modules_tail = p;
+            break;
+        }
+    if (!m->superseded) { /* a failed reload: the newest older copy is current again */
+        struct module *prev = NULL;
+        for (struct module *o = modules; o; o = o->next)
+            if (o->kind == m->kind && strcmp(o->name, m->name) == 0)
+                prev = o;
+        if (prev)
+            prev->superseded = 0;
+    }
+    log_info("unloaded plugin %s/%s (from %s)", ggl_kind_str(m->kind), m->name, m->path);
+    close_handle(m->handle);
+    free(m->name);
+    free(m->path);
+    free(m);
 }
 
 struct module *loader_modules(void) { return modules; }

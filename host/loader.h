@@ -13,6 +13,7 @@ struct module {
     char *path;                     /* the file it was loaded from */
     void *handle;                   /* lt_dlhandle */
     const struct ggl_plugin *desc;
+    int superseded;                 /* a newer copy was loaded (loader_reload) */
     struct module *next;
 };
 
@@ -23,6 +24,12 @@ int loader_init(const char *const *dirs, char *err, size_t errlen);
 struct module *loader_load(enum ggl_kind kind, const char *name, char *err, size_t errlen);
 /* Load a plugin from an explicit file, expecting `kind` (0: any).  Used by the probe. */
 struct module *loader_load_file(const char *path, enum ggl_kind kind, char *err, size_t errlen);
+/* Load (kind, name) again from its file as a new module (a new private copy: new code
+ * if the file changed), checked like any load; older copies become `superseded` and
+ * loader_load returns the new one from now on.  NULL (err filled): nothing changed. */
+struct module *loader_reload(enum ggl_kind kind, const char *name, char *err, size_t errlen);
+/* Close and forget a module no instance uses any more (hot-swap). */
+void loader_unload(struct module *m);
 /* Loaded modules, oldest first. */
 struct module *loader_modules(void);
 /* Unload everything and remove the private directory. */

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "control.h"
 #include "health.h"
+#include "hostapi.h"
 #include "environment.h"
 #include "engine.h"
 #include "engine_conf.h"
@@ -28,7 +29,10 @@
 #include "resource.h"
 #include "orchestrator.h"
 #include "probe.h"
+#include "registry.h"
+#include "reload.h"
 #include "sizing.h"
+#include "swap.h"
 
 static void usage(FILE *f)
 {
@@ -177,6 +181,41 @@ static int start_actions(const struct config *c, const struct instance *inst, si
     return 0;
 }
 
+/* The instance registry over what instances_open opened, and the swap state file's
+ * recorded bindings applied over the config's (swap_state.c says the rule). */
+static int start_registry(struct config *c, struct instance *inst, size_t n,
+                          struct conf_error *err)
+{
+    struct swap_conf sc;
+    if (swap_read_config(c, &sc, err) < 0 || registry_init(inst, n, c, sc.drain_deadline_ms) < 0)
+        return -1;
+    if (swap_state_load(c, &sc) <= 0)
+        return 0;
+    for (int t = 0; t < SLOT_COUNT; t++) {
+        char buf[128];
+        const char *want = swap_state_wanted(c, t, buf, sizeof buf);
+        const struct instance *target = want ? registry_find(GGL_KIND_TIER, want) : NULL;
+        if (target && target->state == INSTANCE_OPEN && (!c->slots[t] || strcmp(want, c->slots[t])) &&
+            swap_to_instance(t, target, 0, 0) != GGL_OK)
+            log_warn("swap: slot %s stays on the config's choice: %s", tier_slot_names[t],
+                     hostapi_take_reason());
+    }
+    return 0;
+}
+
+/* SIGHUP: the same reload as CONFIG.RELOAD, its outcome in the log. */
+static void reload_on_signal(void)
+{
+    struct reload_report *rep = malloc(sizeof *rep);
+    if (!rep)
+        return;
+    if (reload_config(rep) < 0)
+        log_error("SIGHUP: reload refused: %s", rep->error);
+    else
+        log_info("SIGHUP: reload applied (%d change lines)", rep->n);
+    free(rep);
+}
+
 /* The processing engine over the open processor instances, sized by the pools plan.
  * procs must outlive it. */
 static struct engine *start_engine(const struct config *c, struct instance *inst, size_t n,
@@ -214,7 +253,7 @@ static void run_until_signal(const sigset_t *set)
             return;
         }
         if (sig == SIGHUP)
-            log_info("SIGHUP: reload is not implemented yet; ignored");
+            reload_on_signal();
     }
 }
 
@@ -293,11 +332,12 @@ int main(int argc, char **argv)
         struct pools_conf pools;
         struct actions_conf ac;
         struct health_settings hs;
+        struct swap_conf sc;
         rc = sizing_read(c, &pools, &cerr) < 0 || memory_check_config(c, &cerr) < 0 ||
              health_read_config(c, &hs, &cerr) < 0 || resource_check_config(c, &cerr) < 0 ||
              actions_read_config(c, &ac, &cerr) < 0 ||
              instances_check(c, &cerr) < 0 || control_check(c, &cs, &cerr) < 0 ||
-             environment_check_config(c, &cerr) < 0 ||
+             environment_check_config(c, &cerr) < 0 || swap_read_config(c, &sc, &cerr) < 0 ||
              engine_read_config(c, NULL, &(struct engine_config){0}, NULL, &cerr) < 0;
         if (rc)
             fprintf(stderr, "%s\n", cerr.msg);
@@ -315,7 +355,8 @@ int main(int argc, char **argv)
         /* Start order: pool sizes, plugins, memory, its workers and maintenance, then the
          * socket that uses them; stop in reverse. */
         if (sizing_plan(c, &topo, &sizes, &cerr) < 0 || instances_open(c, &inst, &n, &cerr) < 0 ||
-            start_memory(c, inst, n, &sizes, &cerr) < 0 || start_health(c, &cerr) < 0 ||
+            start_memory(c, inst, n, &sizes, &cerr) < 0 || start_registry(c, inst, n, &cerr) < 0 ||
+            start_health(c, &cerr) < 0 ||
             environment_start(c, inst, n, &cerr) < 0 || resource_attach() < 0 ||
             orchestrator_start(&cerr) < 0 || start_actions(c, inst, n, &sizes, &cerr) < 0 ||
             !(eng = start_engine(c, inst, n, &sizes, &procs, &drain_ms, &cerr)) ||
@@ -345,7 +386,10 @@ int main(int argc, char **argv)
         memory_async_free();
         maintenance_stop();
         memory_fini();
-        instances_close(inst, n);
+        if (registry_active())
+            registry_fini(); /* closes every instance, those of the start too */
+        else
+            instances_close(inst, n);
     }
     loader_fini();
     config_free(c);

@@ -79,21 +79,47 @@ static enum ggl_status call_binding(struct binding *b, int t, enum op op, const 
     return st;
 }
 
+/* A swap back to an instance that kept entries from before (PLUGIN.SWAP a MIGRATE, then
+ * b MIGRATE) finds older copies there until the copy overwrites them: during a
+ * migration a read takes whichever of the two bindings holds the newer version. */
+static void newer_of_previous(struct binding *p, int t, const void *key, size_t len,
+                              struct ggl_entry *out)
+{
+    struct ggl_entry old = {.size = sizeof old};
+    if (call_binding(p, t, OP_GET, key, len, NULL, &old, 0) != GGL_OK)
+        return;
+    if (old.version > out->version) {
+        free(out->value);
+        *out = old;
+    } else {
+        free(old.value);
+    }
+}
+
 /* During a migration the old binding still answers what was not copied yet, and every
- * write reaches it too, so an abandoned migration loses nothing. */
-static enum ggl_status with_previous(struct slot *s, int t, enum op op, enum ggl_status st,
+ * write reaches it too, so an abandoned migration loses nothing.  p is the previous
+ * binding taken *before* the call on the current one (NULL: none; released here): had
+ * it been looked up after, a migration ending in between could hide a key the current
+ * one did not have yet. */
+static enum ggl_status with_previous(struct binding *p, int t, enum op op, enum ggl_status st,
                                      const void *key, size_t len, const struct ggl_entry *in,
                                      struct ggl_entry *out, uint64_t expect)
 {
-    struct binding *p = atomic_load(&s->previous) ? slot_get_previous(s) : NULL;
     if (!p)
         return st;
     if (op == OP_GET && st == GGL_NOTFOUND)
         st = call_binding(p, t, OP_GET, key, len, NULL, out, 0);
+    else if (op == OP_GET && st == GGL_OK) /* the new one may hold a stale copy of its own */
+        newer_of_previous(p, t, key, len, out);
     else if (op != OP_GET)
         call_binding(p, t, op, key, len, in, NULL, expect);
-    binding_put(p);
     return st;
+}
+
+static struct binding *previous_of(struct slot *s)
+{
+    /* A migration is rare: a relaxed look first keeps the hot path to one plain load. */
+    return atomic_load_explicit(&s->previous, memory_order_relaxed) ? slot_get_previous(s) : NULL;
 }
 
 /* One tier call through its slot: acquire, call, release with the plugin's reason.
@@ -108,11 +134,13 @@ static enum ggl_status tier_call(int t, enum op op, const void *key, size_t len,
     if (st != GGL_OK)
         return st == GGL_NOTFOUND ? GGL_UNAVAILABLE : st;
     hostapi_clear_reason();
+    struct binding *p = previous_of(s);
     st = call_binding(b, t, op, key, len, in, out, expect);
     int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
     slot_release(s, b, st, failed ? hostapi_peek_reason() : NULL);
-    if (atomic_load_explicit(&s->previous, memory_order_relaxed)) /* a migration: rare */
-        st = with_previous(s, t, op, st, key, len, in, out, expect);
+    st = with_previous(p, t, op, st, key, len, in, out, expect);
+    if (p)
+        binding_put(p);
     if (st == GGL_CONFLICT)
         metrics_add(M.conflicts, 1);
     if (st == GGL_OK && op == OP_GET && (out->flags & GGL_ENTRY_COMPRESSED) &&
@@ -244,6 +272,7 @@ static void tier_get_batch(int t, const void *const *keys, const size_t *lens, s
     if (st != GGL_OK)
         return;
     hostapi_clear_reason();
+    struct binding *p = previous_of(s);
     if (GGL_HAS_SLOT(b->vt, struct ggl_tier, get_batch)) {
         if ((st = b->vt->get_batch(b->self, keys, lens, n, out, status)) != GGL_OK)
             for (size_t i = 0; i < n; i++)
@@ -257,8 +286,10 @@ static void tier_get_batch(int t, const void *const *keys, const size_t *lens, s
             health = status[i];
     slot_release(s, b, health, health == GGL_OK ? NULL : hostapi_peek_reason());
     for (size_t i = 0; i < n; i++)
-        if (status[i] == GGL_NOTFOUND)
-            status[i] = with_previous(s, t, OP_GET, GGL_NOTFOUND, keys[i], lens[i], NULL, &out[i], 0);
+        if (p && (status[i] == GGL_NOTFOUND || status[i] == GGL_OK))
+            status[i] = with_previous(p, t, OP_GET, status[i], keys[i], lens[i], NULL, &out[i], 0);
+    if (p)
+        binding_put(p);
     for (size_t i = 0; i < n; i++)
         if (status[i] == GGL_OK && (status[i] = decompress_entry(&out[i], MAX_VALUE_BYTES)) != GGL_OK) {
             free(out[i].value);
@@ -485,7 +516,7 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
         es[i] = *for_tier(target, &entries[i], &tmp, &zbufs[i]);
         es[i].flags &= ~GGL_ENTRY_PENDING;
     }
-    struct binding *b;
+    struct binding *b, *p = previous_of(&M.slots[target]);
     enum ggl_status st = slot_acquire(&M.slots[target], &b);
     if (st == GGL_OK) {
         hostapi_clear_reason();
@@ -511,9 +542,9 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
         ok[i] = status[i] == GGL_OK;
         es[i] = entries[i]; /* the other tiers get it as it was given */
         es[i].flags &= ~GGL_ENTRY_PENDING;
-        if (ok[i] && atomic_load(&M.slots[target].previous))
-            with_previous(&M.slots[target], target, OP_PUT, GGL_OK, es[i].key, es[i].key_len,
-                          &es[i], NULL, GGL_VERSION_OLDER);
+        if (ok[i] && p)
+            with_previous(p, target, OP_PUT, GGL_OK, es[i].key, es[i].key_len, &es[i], NULL,
+                          GGL_VERSION_OLDER);
         acked += (size_t)ok[i];
     }
     spread_batch(target, es, ok, n);
@@ -523,6 +554,8 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
     if (acked)
         metrics_add(M.writes, (double)acked);
     free(ok);
+    if (p)
+        binding_put(p);
     free(zbufs);
     free(es);
     return st;

@@ -243,6 +243,35 @@ void sensors_stop(void)
     S.n = 0;
 }
 
+int sensors_replace(const struct instance *old, struct instance *fresh)
+{
+    int rc = -1;
+    pthread_mutex_lock(&S.tick); /* a sample in flight finishes on old first */
+    pthread_mutex_lock(&S.lock);
+    for (size_t i = 0; i < S.n; i++)
+        if (S.v[i].inst == old) {
+            S.v[i].inst = fresh;
+            S.v[i].vt = fresh->mod->desc->vtable;
+            S.v[i].interval_ms = S.v[i].effective_ms = fresh->conf->interval_ms;
+            rc = 0;
+        }
+    pthread_mutex_unlock(&S.lock);
+    pthread_mutex_unlock(&S.tick);
+    if (rc < 0)
+        hostapi_set_reason("the scheduler does not sample %s", old->label);
+    return rc;
+}
+
+int sensors_uses(const struct instance *inst)
+{
+    int used = 0;
+    pthread_mutex_lock(&S.lock);
+    for (size_t i = 0; i < S.n; i++)
+        used |= S.v[i].inst == inst;
+    pthread_mutex_unlock(&S.lock);
+    return used;
+}
+
 void sensors_info(FILE *f)
 {
     pthread_mutex_lock(&S.lock);

@@ -25,5 +25,10 @@ uint64_t sensors_run_due(void);
 int64_t sensors_backoff(int64_t interval_ms, unsigned failures, int64_t after, int64_t max_ms);
 /* One line per sensor for INFO environment. */
 void sensors_info(FILE *f);
+/* Sample fresh instead of old from now on (hot-swap); a sample in flight ends first, so
+ * once this returns nothing calls old.  -1 (reason set): old is not sampled. */
+int sensors_replace(const struct instance *old, struct instance *fresh);
+/* Is inst sampled by the scheduler? */
+int sensors_uses(const struct instance *inst);
 
 #endif

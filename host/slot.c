@@ -35,15 +35,17 @@ void slot_fini(struct slot *s)
     pthread_mutex_destroy(&s->lock);
 }
 
-/* This thread's stripe of a binding's reference count. */
-static _Atomic long *my_ref(struct binding *b)
+unsigned ref_stripe(void)
 {
     static _Atomic unsigned next_stripe;
     static _Thread_local unsigned stripe = ~0u;
     if (stripe == ~0u)
         stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % REF_STRIPES;
-    return &b->refs[stripe].n;
+    return stripe;
 }
+
+/* This thread's stripe of a binding's reference count. */
+static _Atomic long *my_ref(struct binding *b) { return &b->refs[ref_stripe()].n; }
 
 long binding_refs(struct binding *b)
 {
@@ -60,11 +62,9 @@ int slot_bind(struct slot *s, const struct ggl_tier *vt, void *self, const char 
     return err ? -1 : 0;
 }
 
-struct binding *slot_rebind(struct slot *s, const struct ggl_tier *vt, void *self,
-                            const char *label, int keep_previous, int *err)
+static struct binding *binding_new(const struct ggl_tier *vt, void *self, const char *label)
 {
     struct binding *b = aligned_alloc(64, sizeof *b);
-    *err = !b;
     if (!b)
         return NULL;
     memset(b, 0, sizeof *b);
@@ -72,9 +72,32 @@ struct binding *slot_rebind(struct slot *s, const struct ggl_tier *vt, void *sel
     b->vt = vt;
     b->self = self;
     b->label = label;
+    return b;
+}
+
+struct binding *slot_rebind(struct slot *s, const struct ggl_tier *vt, void *self,
+                            const char *label, int keep_previous, int *err)
+{
+    struct binding *b = binding_new(vt, self, label), *prev = NULL;
     pthread_mutex_lock(&s->lock);
-    if (keep_previous)
-        atomic_store(&s->previous, atomic_load(&s->current)); /* before the switch: no gap */
+    struct binding *cur = atomic_load(&s->current);
+    /* The previous binding is a binding of its own, so the old current's references
+     * count only calls that started before the switch: binding_drain on it waits for
+     * those alone (a migration scans after them: none can land behind its cursor). */
+    if (keep_previous && cur && b && !(prev = binding_new(cur->vt, cur->self, cur->label))) {
+        free(b);
+        b = NULL;
+    }
+    *err = !b;
+    if (!b) {
+        pthread_mutex_unlock(&s->lock);
+        return NULL;
+    }
+    if (prev) {
+        atomic_store(&s->previous, prev); /* before the switch: no gap */
+        prev->next = s->retired;
+        s->retired = prev;
+    }
     struct binding *old = atomic_exchange(&s->current, b);
     if (old) {
         old->next = s->retired;
@@ -120,6 +143,20 @@ int binding_drain(struct binding *b, int timeout_ms)
 }
 
 int slot_bound(struct slot *s) { return atomic_load(&s->current) != NULL; }
+
+long slot_refs_on(struct slot *s, const void *self)
+{
+    long n = 0;
+    pthread_mutex_lock(&s->lock);
+    struct binding *c = atomic_load(&s->current), *p = atomic_load(&s->previous);
+    if ((c && c->self == self) || (p && p->self == self))
+        n = -1;
+    for (struct binding *b = s->retired; b && n >= 0; b = b->next)
+        if (b->self == self)
+            n += binding_refs(b);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
 
 const char *breaker_state_name(int state)
 {

@@ -25,6 +25,10 @@ struct binding {
     } __attribute__((aligned(64))) refs[REF_STRIPES]; /* calls in flight, summed */
 };
 
+/* This thread's stripe (0..REF_STRIPES-1) of a striped reference count: threads spread
+ * over cache lines instead of bouncing one (the engine's processors use it too). */
+unsigned ref_stripe(void);
+
 /* Calls in flight on a binding (the sum of its stripes). */
 long binding_refs(struct binding *b);
 
@@ -67,6 +71,9 @@ void binding_put(struct binding *b);
 /* Wait (bounded by timeout_ms) for a retired binding's calls to finish; 0 if drained. */
 int binding_drain(struct binding *b, int timeout_ms);
 int slot_bound(struct slot *s);
+/* Calls in flight on retired bindings of instance `self`, or -1 when a binding of it is
+ * still current or previous (it may be called at any moment).  0: unused by s. */
+long slot_refs_on(struct slot *s, const void *self);
 
 /* Reserve a call: *b receives the binding to call.  GGL_RETRY (reason set) when the
  * breaker is open or the in-flight limit is reached; GGL_NOTFOUND when unbound. */
