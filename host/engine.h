@@ -116,6 +116,9 @@ struct engine_stats {
     double abandoned, steals;
 };
 void engine_stats(struct engine *e, struct engine_stats *out);
+/* How many task types have their processor marked failed; their names, comma-separated,
+ * into out.  Reads only atomics: safe from any thread while the engine runs. */
+size_t engine_failed_types(struct engine *e, char *out, size_t len);
 
 /* The engine the control commands and the submit_task service use (NULL: none). */
 void engine_set_global(struct engine *e);

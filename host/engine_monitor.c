@@ -195,6 +195,20 @@ void engine_maintain(struct engine *e)
     atomic_store(&e->publish_done, orchestrator_wanted("task.done"));
 }
 
+size_t engine_failed_types(struct engine *e, char *out, size_t len)
+{
+    size_t failed = 0, n = 0;
+    if (len)
+        out[0] = '\0';
+    for (size_t i = 0; i < e->n_types; i++) { /* types and names are fixed after start */
+        struct eproc *p = atomic_load(&e->types[i].proc);
+        if (p && atomic_load(&p->failed))
+            n += (size_t)snprintf(out + n, n < len ? len - n : 0, "%s%s", failed++ ? ", " : "",
+                                  e->types[i].name);
+    }
+    return failed;
+}
+
 void engine_stats(struct engine *e, struct engine_stats *out)
 {
     memset(out, 0, sizeof *out);

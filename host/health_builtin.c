@@ -74,15 +74,11 @@ static enum health_state check_engine(void *arg, char *reason, size_t len)
         snprintf(reason, len, "not running");
         return HEALTH_FAILED;
     }
-    struct engine_stats st;
-    engine_stats(e, &st);
-    size_t n = 0;
-    reason[0] = '\0';
-    for (size_t i = 0; i < st.n_types; i++)
-        if (st.type[i].processor_failed)
-            n += (size_t)snprintf(reason + n, n < len ? len - n : 0, "%sprocessor for %s failed",
-                                  n ? "; " : "", st.type[i].name);
-    return n ? HEALTH_DEGRADED : HEALTH_OK;
+    char names[200];
+    if (!engine_failed_types(e, names, sizeof names))
+        return HEALTH_OK;
+    snprintf(reason, len, "processor failed for task types %s: their tasks are refused", names);
+    return HEALTH_DEGRADED;
 }
 
 static enum health_state running_or_failed(int running, char *reason, size_t len)

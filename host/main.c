@@ -367,6 +367,7 @@ int main(int argc, char **argv)
             health_register_components();
             log_info("ganglion %s running (pid %d)", PACKAGE_VERSION, (int)getpid());
             run_until_signal(&set);
+            health_stop(); /* its checks read the components stopped below */
             environment_release_watches(); /* parked STATE.WATCH replies go out now */
             engine_stop(eng, clock_now_ms() + drain_ms); /* queued tasks (they may act), WAITs */
             actions_stop(); /* before memory: feedback may still write to it */

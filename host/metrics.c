@@ -16,7 +16,7 @@ const double metric_bucket_bounds[METRIC_BUCKETS] = {
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ggl_metric *_Atomic head;
-static struct ggl_metric **tail;
+static _Atomic(struct ggl_metric *) *tail;
 static struct ggl_metric sink;
 
 /* "control_clients" -> "control"; a plugin's metrics go under "plugins". */
@@ -26,6 +26,13 @@ static char *default_section(const char *name, const char *label)
         return strdup("plugins");
     size_t n = strcspn(name, "_.");
     return strndup(name, n ? n : strlen(name));
+}
+
+static struct ggl_metric *first(void) { return atomic_load_explicit(&head, memory_order_acquire); }
+
+static struct ggl_metric *after(const struct ggl_metric *m)
+{
+    return atomic_load_explicit(&((struct ggl_metric *)m)->next, memory_order_acquire);
 }
 
 struct ggl_metric *metrics_register(enum ggl_metric_type type, const char *name,
@@ -38,7 +45,7 @@ struct ggl_metric *metrics_register_in(const char *section, enum ggl_metric_type
                                        const char *name, const char *help, const char *label)
 {
     pthread_mutex_lock(&reg_lock);
-    for (struct ggl_metric *m = head; m; m = m->next)
+    for (struct ggl_metric *m = first(); m; m = after(m))
         if (strcmp(m->name, name) == 0 && (m->label == label || (m->label && label &&
                                                                  strcmp(m->label, label) == 0))) {
             pthread_mutex_unlock(&reg_lock);
@@ -59,9 +66,8 @@ struct ggl_metric *metrics_register_in(const char *section, enum ggl_metric_type
     }
     m->type = type;
     m->label = label;
-    if (!tail)
-        tail = (struct ggl_metric **)&head;
-    *tail = m;
+    /* m is complete before it becomes reachable: walkers load with acquire. */
+    atomic_store_explicit(tail ? tail : &head, m, memory_order_release);
     tail = &m->next;
     pthread_mutex_unlock(&reg_lock);
     return m;
@@ -130,7 +136,7 @@ void metrics_observe(struct ggl_metric *m, double value)
 
 void metrics_foreach(void (*fn)(const struct ggl_metric *m, void *arg), void *arg)
 {
-    for (const struct ggl_metric *m = head; m; m = m->next)
+    for (const struct ggl_metric *m = first(); m; m = after(m))
         fn(m, arg);
 }
 
@@ -171,7 +177,7 @@ static void render_metric(FILE *f, const struct ggl_metric *m)
 /* Has a metric registered before m already opened m's section? */
 static int section_seen(const struct ggl_metric *m)
 {
-    for (const struct ggl_metric *o = head; o != m; o = o->next)
+    for (const struct ggl_metric *o = first(); o != m; o = after(o))
         if (strcmp(o->section, m->section) == 0)
             return 1;
     return 0;
@@ -180,12 +186,12 @@ static int section_seen(const struct ggl_metric *m)
 size_t metrics_render(FILE *f, const char *section)
 {
     size_t lines = 0;
-    for (const struct ggl_metric *s = head; s; s = s->next) {
+    for (const struct ggl_metric *s = first(); s; s = after(s)) {
         if (section_seen(s) || (section && strcasecmp(section, s->section) != 0))
             continue;
         fprintf(f, "%s# %c%s\r\n", lines ? "\r\n" : "", toupper((unsigned char)s->section[0]),
                 s->section + 1);
-        for (const struct ggl_metric *m = s; m; m = m->next)
+        for (const struct ggl_metric *m = s; m; m = after(m))
             if (strcmp(m->section, s->section) == 0) {
                 render_metric(f, m);
                 lines++;
@@ -202,7 +208,7 @@ void metrics_fini(void)
     tail = NULL;
     pthread_mutex_unlock(&reg_lock);
     while (m) {
-        struct ggl_metric *next = m->next;
+        struct ggl_metric *next = after(m);
         free(m->name);
         free(m->help);
         free(m->section);

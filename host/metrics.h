@@ -21,7 +21,7 @@ struct ggl_metric {
     _Atomic uint64_t value;       /* bits of a double: counter / gauge; histogram: sum */
     _Atomic uint64_t count;       /* histogram: observations */
     _Atomic uint64_t buckets[METRIC_BUCKETS];
-    struct ggl_metric *next;
+    _Atomic(struct ggl_metric *) next; /* published with release: readers take no lock */
     struct {
         _Atomic uint64_t bits; /* a double's bits: this stripe's share of value */
     } __attribute__((aligned(64))) stripe[METRIC_STRIPES];
