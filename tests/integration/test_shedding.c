@@ -151,7 +151,7 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sheds_low_priority_and_recovers),
+        cmocka_unit_test_teardown(test_sheds_low_priority_and_recovers, kill_leftover_hosts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
