@@ -10,7 +10,9 @@
  *
  * the seed's cache score "by access frequency and recency".  Entries flagged
  * GGL_ENTRY_PENDING (a lower-tier write not yet done) are never evicted; when a shard
- * holds nothing else, puts answer GGL_RETRY. */
+ * holds nothing else, puts answer GGL_RETRY.  get_into (ABI 1.1) copies a hit into the
+ * host's buffer and counts the read in the item itself; take_reads hands those counts
+ * to maintenance, so the host keeps no table of what the cache answered. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -21,13 +23,22 @@
 
 #define READ_STRIPES 4 /* a writer takes all: a few, for the I/O thread and workers */
 
+/* An entry.  What a hit reads and writes fills the first cache line, and the key and
+ * value follow the metadata directly (no pointers to chase): a hit touches the bytes
+ * from the item's start to the end of its value, usually three lines. */
 struct item {
     struct item *next;      /* hash chain */
     uint64_t hash;
-    size_t slot;            /* index in the shard's dense array */
+    uint64_t expires_ms;
     _Atomic uint64_t hits;  /* cache-local, for the score; readers update them */
     _Atomic uint64_t last_hit_ms;
-    struct ggl_entry e;     /* key and value live after the struct */
+    size_t slot;            /* index in the shard's dense array */
+    uint32_t flags, key_len, value_len;
+    _Atomic uint32_t reads; /* get_into reads since the last take_reads (saturating) */
+    /* The rest of the entry's metadata, then key_len + value_len bytes. */
+    uint64_t version, created_ms, last_access_ms, access_count;
+    double importance;
+    char data[];
 };
 
 /* One stripe of one shard's lock, alone on its cache line. */
@@ -71,7 +82,21 @@ static uint64_t hash(const void *key, size_t len)
     return h ^ (h >> 29);
 }
 
-static size_t item_bytes(const struct item *it) { return it->e.key_len + it->e.value_len; }
+static size_t item_bytes(const struct item *it) { return (size_t)it->key_len + it->value_len; }
+static const char *item_key(const struct item *it) { return it->data; }
+static const char *item_value(const struct item *it) { return it->data + it->key_len; }
+
+/* The item's entry as the SDK shows it (key and value pointing into the item). */
+static void item_entry(const struct item *it, struct ggl_entry *e)
+{
+    uint32_t size = e->size;
+    *e = (struct ggl_entry){.size = size, .flags = it->flags, .key = item_key(it),
+                            .key_len = it->key_len, .value = (void *)item_value(it),
+                            .value_len = it->value_len, .version = it->version,
+                            .importance = it->importance, .created_ms = it->created_ms,
+                            .last_access_ms = it->last_access_ms,
+                            .access_count = it->access_count, .expires_ms = it->expires_ms};
+}
 
 static void cache_close(void *self);
 
@@ -194,7 +219,7 @@ static struct item **find(struct shard *s, uint64_t h, const void *key, size_t l
 {
     struct item **p = &s->buckets[(h >> 10) & s->mask];
     for (; *p; p = &(*p)->next)
-        if ((*p)->hash == h && (*p)->e.key_len == len && memcmp((*p)->e.key, key, len) == 0)
+        if ((*p)->hash == h && (*p)->key_len == len && memcmp(item_key(*p), key, len) == 0)
             break;
     return p;
 }
@@ -215,7 +240,7 @@ static void drop(struct shard *s, struct item **p)
 static int expired(struct cache *c, const struct item *it, uint64_t now)
 {
     (void)c;
-    return it->e.expires_ms && it->e.expires_ms <= now;
+    return it->expires_ms && it->expires_ms <= now;
 }
 
 /* The link to key's item, an expired one dropped (and counted) on sight.  Lock held. */
@@ -253,7 +278,7 @@ static int evict_one(struct cache *c, struct shard *s, uint64_t now)
     for (size_t n = 0; n < samples + s->count && (n < samples || !victim); n++) {
         s->rng ^= s->rng << 13, s->rng ^= s->rng >> 7, s->rng ^= s->rng << 17;
         struct item *it = s->dense[n < samples ? s->rng % s->count : n - samples];
-        if (it->e.flags & GGL_ENTRY_PENDING)
+        if (it->flags & GGL_ENTRY_PENDING)
             continue;
         double sc = expired(c, it, now) ? -INFINITY : score(c, it, now);
         if (sc < best)
@@ -265,18 +290,24 @@ static int evict_one(struct cache *c, struct shard *s, uint64_t now)
         s->expirations++;
     else
         s->evictions++;
-    drop(s, find(s, victim->hash, victim->e.key, victim->e.key_len));
+    drop(s, find(s, victim->hash, item_key(victim), victim->key_len));
     return 0;
 }
 
-/* Count a hit for the score.  Two readers may race and lose an increment: the score
- * is an estimate, and a plain store writes the line only when something changes. */
-static void count_hit(struct item *it, uint64_t now)
+/* Count a hit for the score (and, for get_into, a read for take_reads).  Two readers
+ * may race and lose an increment: the score is an estimate, access counts may be
+ * approximate (README), and a plain store writes the line only when something changes. */
+static void count_hit(struct item *it, uint64_t now, int read)
 {
     uint64_t hits = atomic_load_explicit(&it->hits, memory_order_relaxed);
     atomic_store_explicit(&it->hits, hits + 1, memory_order_relaxed);
     if (atomic_load_explicit(&it->last_hit_ms, memory_order_relaxed) != now)
         atomic_store_explicit(&it->last_hit_ms, now, memory_order_relaxed);
+    if (read && !(it->flags & GGL_ENTRY_TOMBSTONE)) {
+        uint32_t reads = atomic_load_explicit(&it->reads, memory_order_relaxed);
+        if (reads != UINT32_MAX)
+            atomic_store_explicit(&it->reads, reads + 1, memory_order_relaxed);
+    }
 }
 
 /* Drop key's item if it expired (under the write lock: readers only look). */
@@ -288,41 +319,90 @@ static void drop_if_expired(struct cache *c, size_t si, uint64_t h, const void *
     write_unlock(c, si);
 }
 
+/* key's live item with its shard's read stripe held in *m, or NULL with nothing held
+ * (an expired item is dropped on the way). */
+static struct item *lookup(struct cache *c, const void *key, size_t len, uint64_t now,
+                           pthread_mutex_t **m)
+{
+    uint64_t h = hash(key, len);
+    size_t si = shard_index(c, h);
+    *m = read_lock(c, si);
+    struct item *it = *find(&c->shards[si], h, key, len);
+    if (it && !expired(c, it, now))
+        return it;
+    pthread_mutex_unlock(*m);
+    if (it)
+        drop_if_expired(c, si, h, key, len, now);
+    return NULL;
+}
+
+/* out gets the item's metadata, with the caller's key and no value yet. */
+static void answer(const struct item *it, const void *key, struct ggl_entry *out)
+{
+    item_entry(it, out);
+    out->key = key;
+    out->value = NULL;
+}
+
 static enum ggl_status cache_get(void *self, const void *key, size_t len, struct ggl_entry *out)
 {
     struct cache *c = self;
-    uint64_t h = hash(key, len), now = c->host->now(c->host);
-    size_t si = shard_index(c, h);
-    enum ggl_status st = GGL_NOTFOUND;
-    pthread_mutex_t *m = read_lock(c, si);
-    struct item *it = *find(&c->shards[si], h, key, len);
-    if (it && expired(c, it, now)) {
-        pthread_mutex_unlock(m);
-        drop_if_expired(c, si, h, key, len, now);
+    uint64_t now = c->host->now(c->host);
+    pthread_mutex_t *m;
+    struct item *it = lookup(c, key, len, now, &m);
+    if (!it)
         return GGL_NOTFOUND;
-    }
-    if (it) {
-        void *v = c->host->alloc(it->e.value_len);
-        if (v) {
-            memcpy(v, it->e.value, it->e.value_len);
-            count_hit(it, now);
-            uint32_t size = out->size;
-            *out = it->e;
-            out->size = size;
-            out->key = key;
-            out->value = v;
-            st = GGL_OK;
-        } else {
-            st = GGL_NOMEM;
-        }
+    enum ggl_status st = GGL_NOMEM;
+    void *v = c->host->alloc(it->value_len);
+    if (v) {
+        memcpy(v, item_value(it), it->value_len);
+        count_hit(it, now, 0);
+        answer(it, key, out);
+        out->value = v;
+        st = GGL_OK;
     }
     pthread_mutex_unlock(m);
     return st;
 }
 
+static enum ggl_status cache_get_into(void *self, const void *key, size_t len, void *buf,
+                                      size_t cap, uint64_t now, struct ggl_entry *out)
+{
+    pthread_mutex_t *m;
+    struct item *it = lookup(self, key, len, now, &m);
+    if (!it)
+        return GGL_NOTFOUND;
+    answer(it, key, out);
+    if (it->value_len <= cap) {
+        out->value = memcpy(buf, item_value(it), it->value_len);
+        count_hit(it, now, 1);
+    }
+    pthread_mutex_unlock(m);
+    return GGL_OK;
+}
+
 static int condition_holds(const struct item *it, uint64_t expect, uint64_t version)
 {
-    return ggl_condition_holds(it != NULL, it ? it->e.version : 0, expect, version);
+    return ggl_condition_holds(it != NULL, it ? it->version : 0, expect, version);
+}
+
+/* A detached item holding a copy of e. */
+static struct item *new_item(const struct ggl_entry *e, uint64_t h, uint64_t now)
+{
+    struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
+    if (!it)
+        return NULL;
+    *it = (struct item){.hash = h, .expires_ms = e->expires_ms, .flags = e->flags,
+                        .key_len = (uint32_t)e->key_len, .value_len = (uint32_t)e->value_len,
+                        .version = e->version, .created_ms = e->created_ms,
+                        .last_access_ms = e->last_access_ms, .access_count = e->access_count,
+                        .importance = e->importance};
+    atomic_init(&it->hits, 0);
+    atomic_init(&it->last_hit_ms, now);
+    atomic_init(&it->reads, 0);
+    memcpy(it->data, e->key, e->key_len);
+    memcpy(it->data + e->key_len, e->value, e->value_len);
+    return it;
 }
 
 static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t expect)
@@ -331,21 +411,15 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
     uint64_t h = hash(e->key, e->key_len), now = c->host->now(c->host);
     size_t si = shard_index(c, h);
     struct shard *s = &c->shards[si];
-    if (e->key_len + e->value_len > s->max_bytes) {
+    if (e->key_len + e->value_len > s->max_bytes || e->value_len > UINT32_MAX ||
+        e->key_len > UINT32_MAX) {
         c->host->set_reason(c->host, "entry of %zu bytes exceeds a shard's %llu bytes",
                             e->key_len + e->value_len, (unsigned long long)s->max_bytes);
         return GGL_INVALID;
     }
-    struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
+    struct item *it = new_item(e, h, now);
     if (!it)
         return GGL_NOMEM;
-    it->e = *e;
-    it->e.size = sizeof it->e;
-    it->e.key = memcpy((char *)(it + 1), e->key, e->key_len);
-    it->e.value = memcpy((char *)(it + 1) + e->key_len, e->value, e->value_len);
-    it->hash = h;
-    atomic_init(&it->hits, 0);
-    atomic_init(&it->last_hit_ms, now);
 
     enum ggl_status st = GGL_OK;
     write_lock(c, si);
@@ -354,9 +428,11 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
         st = GGL_CONFLICT;
         goto out;
     }
-    if (*p) { /* replace in place, keeping its history for the score */
+    if (*p) { /* replace in place, keeping its history for the score and its reads */
         struct item *old = *p;
         atomic_store_explicit(&it->hits, atomic_load_explicit(&old->hits, memory_order_relaxed),
+                              memory_order_relaxed);
+        atomic_store_explicit(&it->reads, atomic_load_explicit(&old->reads, memory_order_relaxed),
                               memory_order_relaxed);
         it->next = old->next;
         it->slot = old->slot;
@@ -415,38 +491,117 @@ static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64
     return st;
 }
 
-/* Cursor: shard index in the high 24 bits, position in its dense array below.  Entries
- * added or dropped during a scan may be missed or seen twice, as with Redis SCAN.  An
- * expired entry met on the way is dropped: the host's maintenance scans the cache every
- * cycle, which trims it of what expired but was never read again. */
-static enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn,
-                                  void *arg)
+/* What take_reads copied out of one shard under its lock, delivered after unlocking
+ * (the visitor calls other tiers: readers must not wait for it).  Keys are kept as
+ * offsets into `keys` until the walk of the shard ends, since `keys` may move. */
+struct taken {
+    struct ggl_entry *entries;
+    size_t n;
+    char *keys;
+    size_t keys_len, keys_cap;
+};
+
+/* Move it's reads into t (none if it has none).  -1 when out of memory. */
+static int take_item(struct taken *t, struct item *it)
 {
-    struct cache *c = self;
+    uint32_t reads = atomic_load_explicit(&it->reads, memory_order_relaxed);
+    if (!reads)
+        return 0;
+    if (t->keys_len + it->key_len > t->keys_cap) {
+        size_t cap = 2 * (t->keys_cap + it->key_len);
+        char *k = realloc(t->keys, cap);
+        if (!k)
+            return -1;
+        t->keys = k, t->keys_cap = cap;
+    }
+    struct ggl_entry *e = &t->entries[t->n++];
+    e->size = sizeof *e;
+    item_entry(it, e);
+    e->value = NULL;
+    e->value_len = 0;
+    e->key = (const void *)(uintptr_t)t->keys_len;
+    e->access_count = reads;
+    e->last_access_ms = atomic_load_explicit(&it->last_hit_ms, memory_order_relaxed);
+    memcpy(t->keys + t->keys_len, item_key(it), it->key_len);
+    t->keys_len += it->key_len;
+    atomic_store_explicit(&it->reads, 0, memory_order_relaxed);
+    return 0;
+}
+
+/* Hand what was taken to fn; returns fn's stop.  Every taken entry is delivered. */
+static int deliver(struct taken *t, ggl_scan_fn fn, void *arg)
+{
+    int stop = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        t->entries[i].key = t->keys + (uintptr_t)t->entries[i].key;
+        stop |= fn(arg, &t->entries[i]);
+    }
+    t->n = t->keys_len = 0;
+    return stop;
+}
+
+/* Cursor: shard index in the high 24 bits, position in its dense array below.  Entries
+ * added or dropped during a walk may be missed or seen twice, as with Redis SCAN.  An
+ * expired entry met on the way is dropped: the host's maintenance scans the cache every
+ * cycle, which trims it of what expired but was never read again.  With `take` (not
+ * NULL) the walk takes reads instead of visiting, also those of the expired entries it
+ * drops (the copy below lives on): `count` bounds the entries examined. */
+static enum ggl_status walk(struct cache *c, uint64_t *cursor, size_t count, ggl_scan_fn fn,
+                            void *arg, struct taken *take)
+{
     size_t si = (size_t)(*cursor >> 40), pos = (size_t)(*cursor & ((1ull << 40) - 1)), seen = 0;
     uint64_t now = c->host->now(c->host);
-    int stop = 0;
+    int stop = 0, nomem = 0;
     for (; si < c->nshards && seen < count && !stop; si++, pos = 0) {
         struct shard *s = &c->shards[si];
         write_lock(c, si);
-        while (pos < s->count && seen < count && !stop) {
+        while (pos < s->count && seen < count && !stop && !nomem) {
             struct item *it = s->dense[pos];
             if (expired(c, it, now)) { /* dense[pos] then holds the former last entry */
-                drop(s, find(s, it->hash, it->e.key, it->e.key_len));
+                if (take && (nomem = take_item(take, it) < 0))
+                    break;
+                seen += take != NULL; /* bounds what take holds to `count` */
+                drop(s, find(s, it->hash, item_key(it), it->key_len));
                 s->expirations++;
                 continue;
             }
-            seen++;
-            stop = fn(arg, &it->e);
-            pos++;
+            if (take) {
+                nomem = take_item(take, it) < 0;
+            } else {
+                struct ggl_entry e = {.size = sizeof e};
+                item_entry(it, &e);
+                stop = fn(arg, &e);
+            }
+            seen += !nomem;
+            pos += !nomem;
         }
         int done = pos >= s->count;
         write_unlock(c, si);
-        if (!done)
+        if (take)
+            stop = deliver(take, fn, arg);
+        if (!done || nomem)
             break;
     }
     *cursor = si >= c->nshards ? 0 : ((uint64_t)si << 40) | pos;
-    return GGL_OK;
+    return nomem ? GGL_NOMEM : GGL_OK;
+}
+
+static enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn,
+                                  void *arg)
+{
+    return walk(self, cursor, count, fn, arg, NULL);
+}
+
+static enum ggl_status cache_take_reads(void *self, uint64_t *cursor, size_t count,
+                                        ggl_scan_fn fn, void *arg)
+{
+    struct taken t = {.entries = malloc((count ? count : 1) * sizeof *t.entries)};
+    if (!t.entries)
+        return GGL_NOMEM;
+    enum ggl_status st = walk(self, cursor, count, fn, arg, &t);
+    free(t.entries);
+    free(t.keys);
+    return st;
 }
 
 static enum ggl_status cache_stats(void *self, struct ggl_tier_stats *out)
@@ -475,6 +630,8 @@ static const struct ggl_tier vtable = {
     .del = cache_del,
     .scan = cache_scan,
     .stats = cache_stats,
+    .get_into = cache_get_into,
+    .take_reads = cache_take_reads,
 };
 
 GGL_PLUGIN_DEFINE(GGL_KIND_TIER, "cache", "0.1.0",
