@@ -59,14 +59,13 @@ static enum cache_answer ask_cache(const void *key, size_t len, void *buf, size_
     return memory_entry_live(e, now) ? ANSWER_LIVE : ANSWER_GONE;
 }
 
-/* A live answer as a memory_value whose data is buf. */
-static enum ggl_status hit(struct ggl_entry *e, void *buf, struct memory_value *out)
+/* A live answer (in out->meta) as a memory_value whose data is buf. */
+static enum ggl_status hit(void *buf, struct memory_value *out)
 {
     metrics_add(R.hits, 1);
     out->data = buf;
-    out->len = e->value_len;
+    out->len = out->meta.value_len;
     out->tier = SLOT_CACHE;
-    out->meta = *e;
     out->meta.key = NULL;
     out->meta.value = NULL;
     return GGL_OK;
@@ -75,9 +74,8 @@ static enum ggl_status hit(struct ggl_entry *e, void *buf, struct memory_value *
 enum ggl_status memory_get_into(const void *key, size_t len, void *buf, size_t cap,
                                 struct memory_value *out)
 {
-    struct ggl_entry e;
-    switch (ask_cache(key, len, buf, cap, clock_now_ms(), &e)) {
-    case ANSWER_LIVE: return hit(&e, buf, out);
+    switch (ask_cache(key, len, buf, cap, clock_now_ms(), &out->meta)) {
+    case ANSWER_LIVE: return hit(buf, out);
     case ANSWER_GONE: metrics_add(R.misses, 1); return GGL_NOTFOUND; /* as memory_get's */
     default: return memory_get(key, len, out);
     }
@@ -86,11 +84,10 @@ enum ggl_status memory_get_into(const void *key, size_t len, void *buf, size_t c
 enum ggl_status memory_get_cached_into(const void *key, size_t len, void *buf, size_t cap,
                                        struct memory_value *out)
 {
-    struct ggl_entry e;
-    switch (ask_cache(key, len, buf, cap, clock_now_ms(), &e)) {
-    case ANSWER_LIVE: return hit(&e, buf, out);
+    switch (ask_cache(key, len, buf, cap, clock_now_ms(), &out->meta)) {
+    case ANSWER_LIVE: return hit(buf, out);
     case ANSWER_GONE:
-        if (!(e.flags & GGL_ENTRY_TOMBSTONE))
+        if (!(out->meta.flags & GGL_ENTRY_TOMBSTONE))
             return GGL_RETRY; /* expired here: a lower tier may hold a live copy */
         metrics_add(R.misses, 1);
         return GGL_NOTFOUND;

@@ -73,13 +73,23 @@ static const struct ggl_setting settings[] = {
     GGL_SETTING("half_life_ms", GGL_SETTING_INT, "60000", "idle time that halves recency"),
     GGL_SETTINGS_END};
 
+/* Eight bytes per step (a byte at a time cost a third of a hit's instructions), then
+ * splitmix64's finaliser, so the low bits (shard) and bits 10+ (bucket) are both mixed. */
 static uint64_t hash(const void *key, size_t len)
 {
     const unsigned char *p = key;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a, then a final mix for the shard bits */
-    while (len--)
-        h = (h ^ *p++) * 1099511628211ull;
-    return h ^ (h >> 29);
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ len, w;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    for (w = 0; len--;)
+        w = (w << 8) | p[len];
+    h ^= w;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
 }
 
 static size_t item_bytes(const struct item *it) { return (size_t)it->key_len + it->value_len; }
