@@ -21,47 +21,7 @@
 
 #include <ganglion/ganglion.h>
 
-#define READ_STRIPES 4 /* a writer takes all: a few, for the I/O thread and workers */
-
-/* An entry.  What a hit reads and writes fills the first cache line, and the key and
- * value follow the metadata directly (no pointers to chase): a hit touches the bytes
- * from the item's start to the end of its value, usually three lines. */
-struct item {
-    struct item *next;      /* hash chain */
-    uint64_t hash;
-    uint64_t expires_ms;
-    _Atomic uint64_t hits;  /* cache-local, for the score; readers update them */
-    _Atomic uint64_t last_hit_ms;
-    size_t slot;            /* index in the shard's dense array */
-    uint32_t flags, key_len, value_len;
-    _Atomic uint32_t reads; /* get_into reads since the last take_reads (saturating) */
-    /* The rest of the entry's metadata, then key_len + value_len bytes. */
-    uint64_t version, created_ms, last_access_ms, access_count;
-    double importance;
-    char data[];
-};
-
-/* One stripe of one shard's lock, alone on its cache line. */
-struct stripe_lock {
-    pthread_mutex_t m;
-} __attribute__((aligned(64)));
-
-struct shard {
-    struct item **buckets;
-    size_t mask;
-    struct item **dense;    /* every item, for O(1) random sampling */
-    size_t count, max_entries;
-    uint64_t bytes, max_bytes, evictions, expirations, rng;
-} __attribute__((aligned(64)));
-
-struct cache {
-    const struct ggl_host *host;
-    struct shard *shards;
-    struct stripe_lock *locks; /* [stripe * nshards + shard] */
-    size_t nshards;
-    int64_t samples;
-    double freq_weight, recency_weight, half_life_ms;
-};
+#include "cache.h"
 
 static const struct ggl_setting settings[] = {
     GGL_SETTING("max_entries", GGL_SETTING_INT, "100000", "entries held in all"),
@@ -90,22 +50,6 @@ static uint64_t hash(const void *key, size_t len)
     h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
     h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
     return h ^ (h >> 31);
-}
-
-static size_t item_bytes(const struct item *it) { return (size_t)it->key_len + it->value_len; }
-static const char *item_key(const struct item *it) { return it->data; }
-static const char *item_value(const struct item *it) { return it->data + it->key_len; }
-
-/* The item's entry as the SDK shows it (key and value pointing into the item). */
-static void item_entry(const struct item *it, struct ggl_entry *e)
-{
-    uint32_t size = e->size;
-    *e = (struct ggl_entry){.size = size, .flags = it->flags, .key = item_key(it),
-                            .key_len = it->key_len, .value = (void *)item_value(it),
-                            .value_len = it->value_len, .version = it->version,
-                            .importance = it->importance, .created_ms = it->created_ms,
-                            .last_access_ms = it->last_access_ms,
-                            .access_count = it->access_count, .expires_ms = it->expires_ms};
 }
 
 static void cache_close(void *self);
@@ -140,14 +84,13 @@ static pthread_mutex_t *read_lock(struct cache *c, size_t si)
     return m;
 }
 
-/* Every stripe of shard si, always in stripe order (so two writers cannot deadlock). */
-static void write_lock(struct cache *c, size_t si)
+void cache_write_lock(struct cache *c, size_t si)
 {
     for (size_t i = 0; i < READ_STRIPES; i++)
         pthread_mutex_lock(&c->locks[i * c->nshards + si].m);
 }
 
-static void write_unlock(struct cache *c, size_t si)
+void cache_write_unlock(struct cache *c, size_t si)
 {
     for (size_t i = READ_STRIPES; i-- > 0;)
         pthread_mutex_unlock(&c->locks[i * c->nshards + si].m);
@@ -225,7 +168,7 @@ static void cache_close(void *self)
     free(c);
 }
 
-static struct item **find(struct shard *s, uint64_t h, const void *key, size_t len)
+struct item **cache_find(struct shard *s, uint64_t h, const void *key, size_t len)
 {
     struct item **p = &s->buckets[(h >> 10) & s->mask];
     for (; *p; p = &(*p)->next)
@@ -234,9 +177,8 @@ static struct item **find(struct shard *s, uint64_t h, const void *key, size_t l
     return p;
 }
 
-/* Remove the item *p points at from chain and dense array, and free it.  Write lock
- * held (as for everything below that changes a shard). */
-static void drop(struct shard *s, struct item **p)
+/* Write lock held for this, as for everything below that changes a shard. */
+void cache_drop(struct shard *s, struct item **p)
 {
     struct item *it = *p;
     *p = it->next;
@@ -247,21 +189,15 @@ static void drop(struct shard *s, struct item **p)
     free(it);
 }
 
-static int expired(struct cache *c, const struct item *it, uint64_t now)
-{
-    (void)c;
-    return it->expires_ms && it->expires_ms <= now;
-}
-
 /* The link to key's item, an expired one dropped (and counted) on sight.  Lock held. */
-static struct item **find_live(struct cache *c, struct shard *s, uint64_t h, const void *key,
-                               size_t len, uint64_t now)
+static struct item **find_live(struct shard *s, uint64_t h, const void *key, size_t len,
+                               uint64_t now)
 {
-    struct item **p = find(s, h, key, len);
-    if (*p && expired(c, *p, now)) {
-        drop(s, p);
+    struct item **p = cache_find(s, h, key, len);
+    if (*p && item_expired(*p, now)) {
+        cache_drop(s, p);
         s->expirations++;
-        p = find(s, h, key, len);
+        p = cache_find(s, h, key, len);
     }
     return p;
 }
@@ -290,7 +226,7 @@ static int evict_one(struct cache *c, struct shard *s, uint64_t now)
         struct item *it = s->dense[n < samples ? s->rng % s->count : n - samples];
         if (it->flags & GGL_ENTRY_PENDING)
             continue;
-        double sc = expired(c, it, now) ? -INFINITY : score(c, it, now);
+        double sc = item_expired(it, now) ? -INFINITY : score(c, it, now);
         if (sc < best)
             best = sc, victim = it;
     }
@@ -300,7 +236,7 @@ static int evict_one(struct cache *c, struct shard *s, uint64_t now)
         s->expirations++;
     else
         s->evictions++;
-    drop(s, find(s, victim->hash, item_key(victim), victim->key_len));
+    cache_drop(s, cache_find(s, victim->hash, item_key(victim), victim->key_len));
     return 0;
 }
 
@@ -324,9 +260,9 @@ static void count_hit(struct item *it, uint64_t now, int read)
 static void drop_if_expired(struct cache *c, size_t si, uint64_t h, const void *key,
                             size_t len, uint64_t now)
 {
-    write_lock(c, si);
-    find_live(c, &c->shards[si], h, key, len, now);
-    write_unlock(c, si);
+    cache_write_lock(c, si);
+    find_live(&c->shards[si], h, key, len, now);
+    cache_write_unlock(c, si);
 }
 
 /* key's live item with its shard's read stripe held in *m, or NULL with nothing held
@@ -337,8 +273,8 @@ static struct item *lookup(struct cache *c, const void *key, size_t len, uint64_
     uint64_t h = hash(key, len);
     size_t si = shard_index(c, h);
     *m = read_lock(c, si);
-    struct item *it = *find(&c->shards[si], h, key, len);
-    if (it && !expired(c, it, now))
+    struct item *it = *cache_find(&c->shards[si], h, key, len);
+    if (it && !item_expired(it, now))
         return it;
     pthread_mutex_unlock(*m);
     if (it)
@@ -432,8 +368,8 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
         return GGL_NOMEM;
 
     enum ggl_status st = GGL_OK;
-    write_lock(c, si);
-    struct item **p = find_live(c, s, h, e->key, e->key_len, now);
+    cache_write_lock(c, si);
+    struct item **p = find_live(s, h, e->key, e->key_len, now);
     if (!condition_holds(*p, expect, e->version)) {
         st = GGL_CONFLICT;
         goto out;
@@ -461,7 +397,7 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
         }
     }
     if (it) {
-        p = find(s, h, e->key, e->key_len); /* eviction may have moved the chain */
+        p = cache_find(s, h, e->key, e->key_len); /* eviction may have moved the chain */
         it->next = NULL;
         *p = it;
         it->slot = s->count;
@@ -470,7 +406,7 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
         it = NULL;
     }
 out:
-    write_unlock(c, si);
+    cache_write_unlock(c, si);
     free(it);
     return st;
 }
@@ -485,149 +421,20 @@ static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64
     /* Most deletes (a write aimed below the cache invalidates it) find nothing: look
      * under the read lock first.  A put racing it is simply ordered after the delete. */
     pthread_mutex_t *m = read_lock(c, si);
-    int absent = *find(s, h, key, len) == NULL;
+    int absent = *cache_find(s, h, key, len) == NULL;
     pthread_mutex_unlock(m);
     if (absent)
         return GGL_NOTFOUND;
-    write_lock(c, si);
-    struct item **p = find_live(c, s, h, key, len, now);
+    cache_write_lock(c, si);
+    struct item **p = find_live(s, h, key, len, now);
     if (*p && !condition_holds(*p, expect, 0)) {
         st = GGL_CONFLICT;
     } else if (*p) {
-        drop(s, p);
+        cache_drop(s, p);
         st = GGL_OK;
     }
-    write_unlock(c, si);
+    cache_write_unlock(c, si);
     return st;
-}
-
-/* What take_reads copied out of one shard under its lock, delivered after unlocking
- * (the visitor calls other tiers: readers must not wait for it).  Keys are kept as
- * offsets into `keys` until the walk of the shard ends, since `keys` may move. */
-struct taken {
-    struct ggl_entry *entries;
-    size_t n;
-    char *keys;
-    size_t keys_len, keys_cap;
-};
-
-/* Move it's reads into t (none if it has none).  -1 when out of memory. */
-static int take_item(struct taken *t, struct item *it)
-{
-    uint32_t reads = atomic_load_explicit(&it->reads, memory_order_relaxed);
-    if (!reads)
-        return 0;
-    if (t->keys_len + it->key_len > t->keys_cap) {
-        size_t cap = 2 * (t->keys_cap + it->key_len);
-        char *k = realloc(t->keys, cap);
-        if (!k)
-            return -1;
-        t->keys = k, t->keys_cap = cap;
-    }
-    struct ggl_entry *e = &t->entries[t->n++];
-    e->size = sizeof *e;
-    item_entry(it, e);
-    e->value = NULL;
-    e->value_len = 0;
-    e->key = (const void *)(uintptr_t)t->keys_len;
-    e->access_count = reads;
-    e->last_access_ms = atomic_load_explicit(&it->last_hit_ms, memory_order_relaxed);
-    memcpy(t->keys + t->keys_len, item_key(it), it->key_len);
-    t->keys_len += it->key_len;
-    atomic_store_explicit(&it->reads, 0, memory_order_relaxed);
-    return 0;
-}
-
-/* Hand what was taken to fn; returns fn's stop.  Every taken entry is delivered. */
-static int deliver(struct taken *t, ggl_scan_fn fn, void *arg)
-{
-    int stop = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        t->entries[i].key = t->keys + (uintptr_t)t->entries[i].key;
-        stop |= fn(arg, &t->entries[i]);
-    }
-    t->n = t->keys_len = 0;
-    return stop;
-}
-
-/* Cursor: shard index in the high 24 bits, position in its dense array below.  Entries
- * added or dropped during a walk may be missed or seen twice, as with Redis SCAN.  An
- * expired entry met on the way is dropped: the host's maintenance scans the cache every
- * cycle, which trims it of what expired but was never read again.  With `take` (not
- * NULL) the walk takes reads instead of visiting, also those of the expired entries it
- * drops (the copy below lives on): `count` bounds the entries examined. */
-static enum ggl_status walk(struct cache *c, uint64_t *cursor, size_t count, ggl_scan_fn fn,
-                            void *arg, struct taken *take)
-{
-    size_t si = (size_t)(*cursor >> 40), pos = (size_t)(*cursor & ((1ull << 40) - 1)), seen = 0;
-    uint64_t now = c->host->now(c->host);
-    int stop = 0, nomem = 0;
-    for (; si < c->nshards && seen < count && !stop; si++, pos = 0) {
-        struct shard *s = &c->shards[si];
-        write_lock(c, si);
-        while (pos < s->count && seen < count && !stop && !nomem) {
-            struct item *it = s->dense[pos];
-            if (expired(c, it, now)) { /* dense[pos] then holds the former last entry */
-                if (take && (nomem = take_item(take, it) < 0))
-                    break;
-                seen += take != NULL; /* bounds what take holds to `count` */
-                drop(s, find(s, it->hash, item_key(it), it->key_len));
-                s->expirations++;
-                continue;
-            }
-            if (take) {
-                nomem = take_item(take, it) < 0;
-            } else {
-                struct ggl_entry e = {.size = sizeof e};
-                item_entry(it, &e);
-                stop = fn(arg, &e);
-            }
-            seen += !nomem;
-            pos += !nomem;
-        }
-        int done = pos >= s->count;
-        write_unlock(c, si);
-        if (take)
-            stop = deliver(take, fn, arg);
-        if (!done || nomem)
-            break;
-    }
-    *cursor = si >= c->nshards ? 0 : ((uint64_t)si << 40) | pos;
-    return nomem ? GGL_NOMEM : GGL_OK;
-}
-
-static enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn,
-                                  void *arg)
-{
-    return walk(self, cursor, count, fn, arg, NULL);
-}
-
-static enum ggl_status cache_take_reads(void *self, uint64_t *cursor, size_t count,
-                                        ggl_scan_fn fn, void *arg)
-{
-    struct taken t = {.entries = malloc((count ? count : 1) * sizeof *t.entries)};
-    if (!t.entries)
-        return GGL_NOMEM;
-    enum ggl_status st = walk(self, cursor, count, fn, arg, &t);
-    free(t.entries);
-    free(t.keys);
-    return st;
-}
-
-static enum ggl_status cache_stats(void *self, struct ggl_tier_stats *out)
-{
-    struct cache *c = self;
-    out->entries = out->bytes = out->evictions = out->expirations = 0;
-    for (size_t i = 0; i < c->nshards; i++) {
-        struct shard *s = &c->shards[i];
-        write_lock(c, i);
-        out->entries += s->count;
-        out->bytes += s->bytes;
-        out->evictions += s->evictions;
-        out->expirations += s->expirations;
-        write_unlock(c, i);
-    }
-    return GGL_OK;
 }
 
 static const struct ggl_tier vtable = {
