@@ -207,8 +207,8 @@ static void maintenance(void)
     struct maintenance_report r;
     maintenance_cycle(&r);
     printf("(m) maintenance cycle over 100000 STM + 100000 IM entries: %.0f ms; scanned %zu,"
-           " moved %zu STM->IM and %zu IM->LTM\n", (double)r.duration_us / 1000.0, r.scanned,
-           r.moved_stm_im, r.moved_im_ltm);
+           " moved %zu STM->IM and %zu IM->LTM; access counts of %zu keys flushed\n",
+           (double)r.duration_us / 1000.0, r.scanned, r.moved_stm_im, r.moved_im_ltm, r.touched);
     if (r.failed)
         printf("    (%zu tier operations failed)\n", r.failed);
     clock_set(NULL);

@@ -158,6 +158,8 @@ static void cache_close(void *self)
         struct shard *s = &c->shards[i];
         for (size_t j = 0; j < s->count; j++)
             free(s->dense[j]);
+        for (struct item *o = s->orphans, *next; o; o = next)
+            next = o->next, free(o);
         free(s->buckets);
         free(s->dense);
     }
@@ -178,6 +180,23 @@ struct item **cache_find(struct shard *s, uint64_t h, const void *key, size_t le
 }
 
 /* Write lock held for this, as for everything below that changes a shard. */
+/* A dropped item whose reads were not taken yet (a write aimed below the cache
+ * invalidated it, or it was evicted or expired) waits, shrunk to its key, on the
+ * shard's orphans, which the next take_reads hands over: the counts outlive it. */
+static void keep_reads(struct shard *s, struct item *it)
+{
+    struct item *kept;
+    if (!atomic_load_explicit(&it->reads, memory_order_relaxed) || s->norphans >= s->max_entries ||
+        !(kept = realloc(it, sizeof *it + it->key_len))) {
+        free(it);
+        return;
+    }
+    kept->value_len = 0;
+    kept->next = s->orphans;
+    s->orphans = kept;
+    s->norphans++;
+}
+
 void cache_drop(struct shard *s, struct item **p)
 {
     struct item *it = *p;
@@ -186,7 +205,7 @@ void cache_drop(struct shard *s, struct item **p)
     s->dense[it->slot] = last;
     last->slot = it->slot;
     s->bytes -= item_bytes(it);
-    free(it);
+    keep_reads(s, it);
 }
 
 /* The link to key's item, an expired one dropped (and counted) on sight.  Lock held. */

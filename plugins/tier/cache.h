@@ -40,6 +40,8 @@ struct shard {
     struct item **dense;    /* every item, for O(1) random sampling */
     size_t count, max_entries;
     uint64_t bytes, max_bytes, evictions, expirations, rng;
+    struct item *orphans;   /* dropped with reads not yet taken, shrunk to their keys */
+    size_t norphans;        /* at most max_entries: beyond, such counts are lost */
 } __attribute__((aligned(64)));
 
 struct cache {

@@ -54,6 +54,23 @@ static int deliver(struct taken *t, ggl_scan_fn fn, void *arg)
     return stop;
 }
 
+/* Hand the orphans (items dropped with reads, see keep_reads) to fn and free them. */
+static int deliver_orphans(struct item *o, ggl_scan_fn fn, void *arg)
+{
+    int stop = 0;
+    for (struct item *next; o; o = next) {
+        struct ggl_entry e = {.size = sizeof e};
+        item_entry(o, &e);
+        e.value = NULL;
+        e.access_count = atomic_load_explicit(&o->reads, memory_order_relaxed);
+        e.last_access_ms = atomic_load_explicit(&o->last_hit_ms, memory_order_relaxed);
+        stop |= fn(arg, &e);
+        next = o->next;
+        free(o);
+    }
+    return stop;
+}
+
 /* Cursor: shard index in the high 24 bits, position in its dense array below.  Entries
  * added or dropped during a walk may be missed or seen twice, as with Redis SCAN.  An
  * expired entry met on the way is dropped: the host's maintenance scans the cache every
@@ -69,6 +86,9 @@ static enum ggl_status walk(struct cache *c, uint64_t *cursor, size_t count, ggl
     for (; si < c->nshards && seen < count && !stop; si++, pos = 0) {
         struct shard *s = &c->shards[si];
         cache_write_lock(c, si);
+        struct item *orphans = take ? s->orphans : NULL; /* taken whole, at any position */
+        if (orphans)
+            s->orphans = NULL, s->norphans = 0;
         while (pos < s->count && seen < count && !stop && !nomem) {
             struct item *it = s->dense[pos];
             if (item_expired(it, now)) { /* dense[pos] then holds the former last entry */
@@ -92,7 +112,7 @@ static enum ggl_status walk(struct cache *c, uint64_t *cursor, size_t count, ggl
         int done = pos >= s->count;
         cache_write_unlock(c, si);
         if (take)
-            stop = deliver(take, fn, arg);
+            stop = deliver(take, fn, arg) | deliver_orphans(orphans, fn, arg);
         if (!done || nomem)
             break;
     }

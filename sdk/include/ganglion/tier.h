@@ -99,8 +99,9 @@ struct ggl_tier {
     enum ggl_status (*get_into)(void *self, const void *key, size_t key_len, void *buf,
                                 size_t cap, uint64_t now, struct ggl_entry *out);
     /* Visit, as scan does, the entries read through get_into since the last take_reads
-     * (access_count = those reads, last_access_ms = the latest) and restart their counts
-     * at 0.  Counts of an entry evicted before they are taken are lost. */
+     * (access_count = those reads, last_access_ms = the latest; value NULL) and restart
+     * their counts at 0; entries dropped since then with reads not taken may be visited
+     * too (a key can come twice: counts add up). */
     enum ggl_status (*take_reads)(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn,
                                   void *arg);
 };
