@@ -164,7 +164,8 @@ void maintenance_cycle(struct maintenance_report *r)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(r, 0, sizeof *r);
-    r->touched = access_flush(memory_touch, NULL); /* counts first: they feed the score */
+    /* Counts first: they feed the score.  The host's table, then the cache's own. */
+    r->touched = access_flush(memory_touch, NULL) + memory_flush_cache_reads();
     /* Bottom up, so an entry moves at most one tier per cycle. */
     maintain_tier(SLOT_IM, r, im_ltm);
     maintain_tier(SLOT_STM, r, stm_im);

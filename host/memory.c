@@ -790,6 +790,7 @@ int memory_init(const struct config *c, struct instance *v, size_t n, struct con
     if (access_init((size_t)M.conf.access_table_size) < 0)
         return snprintf(err->msg, sizeof err->msg, "out of memory"), -1;
     register_metrics();
+    memory_read_init(M.hits[SLOT_CACHE], M.misses, (M.compress_mask & (1u << SLOT_CACHE)) != 0);
     for (int t = 0; t < SLOT_COUNT; t++) {
         if (!c->slots[t])
             continue;

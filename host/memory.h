@@ -71,6 +71,20 @@ enum ggl_status memory_get_batch(const void *const *keys, const size_t *lens, si
  * GGL_NOTFOUND (a tombstone: definitive), or GGL_RETRY meaning "ask the tiers below" (a
  * miss, an expired copy, or no nonblocking cache bound). */
 enum ggl_status memory_get_cached(const void *key, size_t len, struct memory_value *out);
+/* memory_get and memory_get_cached without an allocation on a cache hit (memory_read.c):
+ * a value of up to cap bytes that the cache answers is copied into buf and out->data is
+ * buf; otherwise they answer as the functions above, with a malloc'd out->data that the
+ * caller frees when it is not buf. */
+enum ggl_status memory_get_into(const void *key, size_t len, void *buf, size_t cap,
+                                struct memory_value *out);
+enum ggl_status memory_get_cached_into(const void *key, size_t len, void *buf, size_t cap,
+                                       struct memory_value *out);
+/* memory_read.c's counters (memory_init's), and whether the cache tier compresses. */
+struct ggl_metric;
+void memory_read_init(struct ggl_metric *cache_hits, struct ggl_metric *misses, int compressed);
+/* Collect the reads the cache counted itself (take_reads) into the tiers below, as
+ * access_flush does for the host's table; returns the keys touched. */
+size_t memory_flush_cache_reads(void);
 /* Write with a fresh version.  GGL_OK once the target tier accepted it. */
 enum ggl_status memory_put(const void *key, size_t len, const void *value, size_t vlen,
                            const struct memory_write *w, uint64_t *version);

@@ -38,8 +38,9 @@ static int withmeta_of(const struct request *req)
     return req->argc == 3; /* checked by the parser before anything was deferred */
 }
 
-/* The reply of a read: the value (nil when absent), or the value with its metadata. */
-static void reply_read(struct buf *out, struct memory_result *r, int withmeta)
+/* The reply of a read: the value (nil when absent), or the value with its metadata.
+ * The value is freed unless it is the caller's buffer `own`. */
+static void reply_read(struct buf *out, struct memory_result *r, int withmeta, const void *own)
 {
     if (r->status == GGL_NOTFOUND) {
         reply_nil(out);
@@ -68,7 +69,7 @@ static void reply_read(struct buf *out, struct memory_result *r, int withmeta)
         reply_cstr(out, "expires_ms");
         reply_cstr(out, num[3]);
     }
-    if (r->status == GGL_OK)
+    if (r->status == GGL_OK && r->value.data != own)
         free(r->value.data);
 }
 
@@ -77,7 +78,7 @@ static void finish_job(void *arg, struct memory_result *r)
 {
     struct job *j = arg;
     switch (r->op) {
-    case MEM_OP_GET: reply_read(&j->reply, r, withmeta_of(&j->req)); break;
+    case MEM_OP_GET: reply_read(&j->reply, r, withmeta_of(&j->req), NULL); break;
     case MEM_OP_PUT:
         if (r->status == GGL_OK)
             reply_status(&j->reply, r->queued ? "QUEUED" : "OK");
@@ -112,8 +113,10 @@ void cmd_mem_get(struct cmd_call *call)
      * at once. */
     int behind = conn_has_pending(call->conn);
     struct memory_result r = {.op = MEM_OP_GET};
-    if (!behind && (r.status = memory_get_cached(req->argv[1], req->lens[1], &r.value)) != GGL_RETRY) {
-        reply_read(call->out, &r, withmeta);
+    char value[4096]; /* a hit this size is copied here, not allocated */
+    if (!behind && (r.status = memory_get_cached_into(req->argv[1], req->lens[1], value,
+                                                      sizeof value, &r.value)) != GGL_RETRY) {
+        reply_read(call->out, &r, withmeta, value);
         return;
     }
     struct job *j = conn_defer(call);

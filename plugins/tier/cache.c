@@ -10,7 +10,9 @@
  *
  * the seed's cache score "by access frequency and recency".  Entries flagged
  * GGL_ENTRY_PENDING (a lower-tier write not yet done) are never evicted; when a shard
- * holds nothing else, puts answer GGL_RETRY. */
+ * holds nothing else, puts answer GGL_RETRY.  get_into (ABI 1.1) copies a hit into the
+ * host's buffer and counts the read in the item itself; take_reads hands those counts
+ * to maintenance, so the host keeps no table of what the cache answered. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,38 +21,7 @@
 
 #include <ganglion/ganglion.h>
 
-#define READ_STRIPES 4 /* a writer takes all: a few, for the I/O thread and workers */
-
-struct item {
-    struct item *next;      /* hash chain */
-    uint64_t hash;
-    size_t slot;            /* index in the shard's dense array */
-    _Atomic uint64_t hits;  /* cache-local, for the score; readers update them */
-    _Atomic uint64_t last_hit_ms;
-    struct ggl_entry e;     /* key and value live after the struct */
-};
-
-/* One stripe of one shard's lock, alone on its cache line. */
-struct stripe_lock {
-    pthread_mutex_t m;
-} __attribute__((aligned(64)));
-
-struct shard {
-    struct item **buckets;
-    size_t mask;
-    struct item **dense;    /* every item, for O(1) random sampling */
-    size_t count, max_entries;
-    uint64_t bytes, max_bytes, evictions, expirations, rng;
-} __attribute__((aligned(64)));
-
-struct cache {
-    const struct ggl_host *host;
-    struct shard *shards;
-    struct stripe_lock *locks; /* [stripe * nshards + shard] */
-    size_t nshards;
-    int64_t samples;
-    double freq_weight, recency_weight, half_life_ms;
-};
+#include "cache.h"
 
 static const struct ggl_setting settings[] = {
     GGL_SETTING("max_entries", GGL_SETTING_INT, "100000", "entries held in all"),
@@ -62,16 +33,24 @@ static const struct ggl_setting settings[] = {
     GGL_SETTING("half_life_ms", GGL_SETTING_INT, "60000", "idle time that halves recency"),
     GGL_SETTINGS_END};
 
+/* Eight bytes per step (a byte at a time cost a third of a hit's instructions), then
+ * splitmix64's finaliser, so the low bits (shard) and bits 10+ (bucket) are both mixed. */
 static uint64_t hash(const void *key, size_t len)
 {
     const unsigned char *p = key;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a, then a final mix for the shard bits */
-    while (len--)
-        h = (h ^ *p++) * 1099511628211ull;
-    return h ^ (h >> 29);
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ len, w;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    for (w = 0; len--;)
+        w = (w << 8) | p[len];
+    h ^= w;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
 }
-
-static size_t item_bytes(const struct item *it) { return it->e.key_len + it->e.value_len; }
 
 static void cache_close(void *self);
 
@@ -105,14 +84,13 @@ static pthread_mutex_t *read_lock(struct cache *c, size_t si)
     return m;
 }
 
-/* Every stripe of shard si, always in stripe order (so two writers cannot deadlock). */
-static void write_lock(struct cache *c, size_t si)
+void cache_write_lock(struct cache *c, size_t si)
 {
     for (size_t i = 0; i < READ_STRIPES; i++)
         pthread_mutex_lock(&c->locks[i * c->nshards + si].m);
 }
 
-static void write_unlock(struct cache *c, size_t si)
+void cache_write_unlock(struct cache *c, size_t si)
 {
     for (size_t i = READ_STRIPES; i-- > 0;)
         pthread_mutex_unlock(&c->locks[i * c->nshards + si].m);
@@ -180,6 +158,8 @@ static void cache_close(void *self)
         struct shard *s = &c->shards[i];
         for (size_t j = 0; j < s->count; j++)
             free(s->dense[j]);
+        for (struct item *o = s->orphans, *next; o; o = next)
+            next = o->next, free(o);
         free(s->buckets);
         free(s->dense);
     }
@@ -190,18 +170,34 @@ static void cache_close(void *self)
     free(c);
 }
 
-static struct item **find(struct shard *s, uint64_t h, const void *key, size_t len)
+struct item **cache_find(struct shard *s, uint64_t h, const void *key, size_t len)
 {
     struct item **p = &s->buckets[(h >> 10) & s->mask];
     for (; *p; p = &(*p)->next)
-        if ((*p)->hash == h && (*p)->e.key_len == len && memcmp((*p)->e.key, key, len) == 0)
+        if ((*p)->hash == h && (*p)->key_len == len && memcmp(item_key(*p), key, len) == 0)
             break;
     return p;
 }
 
-/* Remove the item *p points at from chain and dense array, and free it.  Write lock
- * held (as for everything below that changes a shard). */
-static void drop(struct shard *s, struct item **p)
+/* Write lock held for this, as for everything below that changes a shard. */
+/* A dropped item whose reads were not taken yet (a write aimed below the cache
+ * invalidated it, or it was evicted or expired) waits, shrunk to its key, on the
+ * shard's orphans, which the next take_reads hands over: the counts outlive it. */
+static void keep_reads(struct shard *s, struct item *it)
+{
+    struct item *kept;
+    if (!atomic_load_explicit(&it->reads, memory_order_relaxed) || s->norphans >= s->max_entries ||
+        !(kept = realloc(it, sizeof *it + it->key_len))) {
+        free(it);
+        return;
+    }
+    kept->value_len = 0;
+    kept->next = s->orphans;
+    s->orphans = kept;
+    s->norphans++;
+}
+
+void cache_drop(struct shard *s, struct item **p)
 {
     struct item *it = *p;
     *p = it->next;
@@ -209,24 +205,18 @@ static void drop(struct shard *s, struct item **p)
     s->dense[it->slot] = last;
     last->slot = it->slot;
     s->bytes -= item_bytes(it);
-    free(it);
-}
-
-static int expired(struct cache *c, const struct item *it, uint64_t now)
-{
-    (void)c;
-    return it->e.expires_ms && it->e.expires_ms <= now;
+    keep_reads(s, it);
 }
 
 /* The link to key's item, an expired one dropped (and counted) on sight.  Lock held. */
-static struct item **find_live(struct cache *c, struct shard *s, uint64_t h, const void *key,
-                               size_t len, uint64_t now)
+static struct item **find_live(struct shard *s, uint64_t h, const void *key, size_t len,
+                               uint64_t now)
 {
-    struct item **p = find(s, h, key, len);
-    if (*p && expired(c, *p, now)) {
-        drop(s, p);
+    struct item **p = cache_find(s, h, key, len);
+    if (*p && item_expired(*p, now)) {
+        cache_drop(s, p);
         s->expirations++;
-        p = find(s, h, key, len);
+        p = cache_find(s, h, key, len);
     }
     return p;
 }
@@ -253,9 +243,9 @@ static int evict_one(struct cache *c, struct shard *s, uint64_t now)
     for (size_t n = 0; n < samples + s->count && (n < samples || !victim); n++) {
         s->rng ^= s->rng << 13, s->rng ^= s->rng >> 7, s->rng ^= s->rng << 17;
         struct item *it = s->dense[n < samples ? s->rng % s->count : n - samples];
-        if (it->e.flags & GGL_ENTRY_PENDING)
+        if (it->flags & GGL_ENTRY_PENDING)
             continue;
-        double sc = expired(c, it, now) ? -INFINITY : score(c, it, now);
+        double sc = item_expired(it, now) ? -INFINITY : score(c, it, now);
         if (sc < best)
             best = sc, victim = it;
     }
@@ -265,64 +255,119 @@ static int evict_one(struct cache *c, struct shard *s, uint64_t now)
         s->expirations++;
     else
         s->evictions++;
-    drop(s, find(s, victim->hash, victim->e.key, victim->e.key_len));
+    cache_drop(s, cache_find(s, victim->hash, item_key(victim), victim->key_len));
     return 0;
 }
 
-/* Count a hit for the score.  Two readers may race and lose an increment: the score
- * is an estimate, and a plain store writes the line only when something changes. */
-static void count_hit(struct item *it, uint64_t now)
+/* Count a hit for the score (and, for get_into, a read for take_reads).  Two readers
+ * may race and lose an increment: the score is an estimate, access counts may be
+ * approximate (README), and a plain store writes the line only when something changes. */
+static void count_hit(struct item *it, uint64_t now, int read)
 {
     uint64_t hits = atomic_load_explicit(&it->hits, memory_order_relaxed);
     atomic_store_explicit(&it->hits, hits + 1, memory_order_relaxed);
     if (atomic_load_explicit(&it->last_hit_ms, memory_order_relaxed) != now)
         atomic_store_explicit(&it->last_hit_ms, now, memory_order_relaxed);
+    if (read && !(it->flags & GGL_ENTRY_TOMBSTONE)) {
+        uint32_t reads = atomic_load_explicit(&it->reads, memory_order_relaxed);
+        if (reads != UINT32_MAX)
+            atomic_store_explicit(&it->reads, reads + 1, memory_order_relaxed);
+    }
 }
 
 /* Drop key's item if it expired (under the write lock: readers only look). */
 static void drop_if_expired(struct cache *c, size_t si, uint64_t h, const void *key,
                             size_t len, uint64_t now)
 {
-    write_lock(c, si);
-    find_live(c, &c->shards[si], h, key, len, now);
-    write_unlock(c, si);
+    cache_write_lock(c, si);
+    find_live(&c->shards[si], h, key, len, now);
+    cache_write_unlock(c, si);
+}
+
+/* key's live item with its shard's read stripe held in *m, or NULL with nothing held
+ * (an expired item is dropped on the way). */
+static struct item *lookup(struct cache *c, const void *key, size_t len, uint64_t now,
+                           pthread_mutex_t **m)
+{
+    uint64_t h = hash(key, len);
+    size_t si = shard_index(c, h);
+    *m = read_lock(c, si);
+    struct item *it = *cache_find(&c->shards[si], h, key, len);
+    if (it && !item_expired(it, now))
+        return it;
+    pthread_mutex_unlock(*m);
+    if (it)
+        drop_if_expired(c, si, h, key, len, now);
+    return NULL;
+}
+
+/* out gets the item's metadata, with the caller's key and no value yet. */
+static void answer(const struct item *it, const void *key, struct ggl_entry *out)
+{
+    item_entry(it, out);
+    out->key = key;
+    out->value = NULL;
 }
 
 static enum ggl_status cache_get(void *self, const void *key, size_t len, struct ggl_entry *out)
 {
     struct cache *c = self;
-    uint64_t h = hash(key, len), now = c->host->now(c->host);
-    size_t si = shard_index(c, h);
-    enum ggl_status st = GGL_NOTFOUND;
-    pthread_mutex_t *m = read_lock(c, si);
-    struct item *it = *find(&c->shards[si], h, key, len);
-    if (it && expired(c, it, now)) {
-        pthread_mutex_unlock(m);
-        drop_if_expired(c, si, h, key, len, now);
+    uint64_t now = c->host->now(c->host);
+    pthread_mutex_t *m;
+    struct item *it = lookup(c, key, len, now, &m);
+    if (!it)
         return GGL_NOTFOUND;
-    }
-    if (it) {
-        void *v = c->host->alloc(it->e.value_len);
-        if (v) {
-            memcpy(v, it->e.value, it->e.value_len);
-            count_hit(it, now);
-            uint32_t size = out->size;
-            *out = it->e;
-            out->size = size;
-            out->key = key;
-            out->value = v;
-            st = GGL_OK;
-        } else {
-            st = GGL_NOMEM;
-        }
+    enum ggl_status st = GGL_NOMEM;
+    void *v = c->host->alloc(it->value_len);
+    if (v) {
+        memcpy(v, item_value(it), it->value_len);
+        count_hit(it, now, 0);
+        answer(it, key, out);
+        out->value = v;
+        st = GGL_OK;
     }
     pthread_mutex_unlock(m);
     return st;
 }
 
+static enum ggl_status cache_get_into(void *self, const void *key, size_t len, void *buf,
+                                      size_t cap, uint64_t now, struct ggl_entry *out)
+{
+    pthread_mutex_t *m;
+    struct item *it = lookup(self, key, len, now, &m);
+    if (!it)
+        return GGL_NOTFOUND;
+    answer(it, key, out);
+    if (it->value_len <= cap) {
+        out->value = memcpy(buf, item_value(it), it->value_len);
+        count_hit(it, now, 1);
+    }
+    pthread_mutex_unlock(m);
+    return GGL_OK;
+}
+
 static int condition_holds(const struct item *it, uint64_t expect, uint64_t version)
 {
-    return ggl_condition_holds(it != NULL, it ? it->e.version : 0, expect, version);
+    return ggl_condition_holds(it != NULL, it ? it->version : 0, expect, version);
+}
+
+/* A detached item holding a copy of e. */
+static struct item *new_item(const struct ggl_entry *e, uint64_t h, uint64_t now)
+{
+    struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
+    if (!it)
+        return NULL;
+    *it = (struct item){.hash = h, .expires_ms = e->expires_ms, .flags = e->flags,
+                        .key_len = (uint32_t)e->key_len, .value_len = (uint32_t)e->value_len,
+                        .version = e->version, .created_ms = e->created_ms,
+                        .last_access_ms = e->last_access_ms, .access_count = e->access_count,
+                        .importance = e->importance};
+    atomic_init(&it->hits, 0);
+    atomic_init(&it->last_hit_ms, now);
+    atomic_init(&it->reads, 0);
+    memcpy(it->data, e->key, e->key_len);
+    memcpy(it->data + e->key_len, e->value, e->value_len);
+    return it;
 }
 
 static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t expect)
@@ -331,32 +376,28 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
     uint64_t h = hash(e->key, e->key_len), now = c->host->now(c->host);
     size_t si = shard_index(c, h);
     struct shard *s = &c->shards[si];
-    if (e->key_len + e->value_len > s->max_bytes) {
+    if (e->key_len + e->value_len > s->max_bytes || e->value_len > UINT32_MAX ||
+        e->key_len > UINT32_MAX) {
         c->host->set_reason(c->host, "entry of %zu bytes exceeds a shard's %llu bytes",
                             e->key_len + e->value_len, (unsigned long long)s->max_bytes);
         return GGL_INVALID;
     }
-    struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
+    struct item *it = new_item(e, h, now);
     if (!it)
         return GGL_NOMEM;
-    it->e = *e;
-    it->e.size = sizeof it->e;
-    it->e.key = memcpy((char *)(it + 1), e->key, e->key_len);
-    it->e.value = memcpy((char *)(it + 1) + e->key_len, e->value, e->value_len);
-    it->hash = h;
-    atomic_init(&it->hits, 0);
-    atomic_init(&it->last_hit_ms, now);
 
     enum ggl_status st = GGL_OK;
-    write_lock(c, si);
-    struct item **p = find_live(c, s, h, e->key, e->key_len, now);
+    cache_write_lock(c, si);
+    struct item **p = find_live(s, h, e->key, e->key_len, now);
     if (!condition_holds(*p, expect, e->version)) {
         st = GGL_CONFLICT;
         goto out;
     }
-    if (*p) { /* replace in place, keeping its history for the score */
+    if (*p) { /* replace in place, keeping its history for the score and its reads */
         struct item *old = *p;
         atomic_store_explicit(&it->hits, atomic_load_explicit(&old->hits, memory_order_relaxed),
+                              memory_order_relaxed);
+        atomic_store_explicit(&it->reads, atomic_load_explicit(&old->reads, memory_order_relaxed),
                               memory_order_relaxed);
         it->next = old->next;
         it->slot = old->slot;
@@ -375,7 +416,7 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
         }
     }
     if (it) {
-        p = find(s, h, e->key, e->key_len); /* eviction may have moved the chain */
+        p = cache_find(s, h, e->key, e->key_len); /* eviction may have moved the chain */
         it->next = NULL;
         *p = it;
         it->slot = s->count;
@@ -384,7 +425,7 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
         it = NULL;
     }
 out:
-    write_unlock(c, si);
+    cache_write_unlock(c, si);
     free(it);
     return st;
 }
@@ -399,70 +440,20 @@ static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64
     /* Most deletes (a write aimed below the cache invalidates it) find nothing: look
      * under the read lock first.  A put racing it is simply ordered after the delete. */
     pthread_mutex_t *m = read_lock(c, si);
-    int absent = *find(s, h, key, len) == NULL;
+    int absent = *cache_find(s, h, key, len) == NULL;
     pthread_mutex_unlock(m);
     if (absent)
         return GGL_NOTFOUND;
-    write_lock(c, si);
-    struct item **p = find_live(c, s, h, key, len, now);
+    cache_write_lock(c, si);
+    struct item **p = find_live(s, h, key, len, now);
     if (*p && !condition_holds(*p, expect, 0)) {
         st = GGL_CONFLICT;
     } else if (*p) {
-        drop(s, p);
+        cache_drop(s, p);
         st = GGL_OK;
     }
-    write_unlock(c, si);
+    cache_write_unlock(c, si);
     return st;
-}
-
-/* Cursor: shard index in the high 24 bits, position in its dense array below.  Entries
- * added or dropped during a scan may be missed or seen twice, as with Redis SCAN.  An
- * expired entry met on the way is dropped: the host's maintenance scans the cache every
- * cycle, which trims it of what expired but was never read again. */
-static enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn,
-                                  void *arg)
-{
-    struct cache *c = self;
-    size_t si = (size_t)(*cursor >> 40), pos = (size_t)(*cursor & ((1ull << 40) - 1)), seen = 0;
-    uint64_t now = c->host->now(c->host);
-    int stop = 0;
-    for (; si < c->nshards && seen < count && !stop; si++, pos = 0) {
-        struct shard *s = &c->shards[si];
-        write_lock(c, si);
-        while (pos < s->count && seen < count && !stop) {
-            struct item *it = s->dense[pos];
-            if (expired(c, it, now)) { /* dense[pos] then holds the former last entry */
-                drop(s, find(s, it->hash, it->e.key, it->e.key_len));
-                s->expirations++;
-                continue;
-            }
-            seen++;
-            stop = fn(arg, &it->e);
-            pos++;
-        }
-        int done = pos >= s->count;
-        write_unlock(c, si);
-        if (!done)
-            break;
-    }
-    *cursor = si >= c->nshards ? 0 : ((uint64_t)si << 40) | pos;
-    return GGL_OK;
-}
-
-static enum ggl_status cache_stats(void *self, struct ggl_tier_stats *out)
-{
-    struct cache *c = self;
-    out->entries = out->bytes = out->evictions = out->expirations = 0;
-    for (size_t i = 0; i < c->nshards; i++) {
-        struct shard *s = &c->shards[i];
-        write_lock(c, i);
-        out->entries += s->count;
-        out->bytes += s->bytes;
-        out->evictions += s->evictions;
-        out->expirations += s->expirations;
-        write_unlock(c, i);
-    }
-    return GGL_OK;
 }
 
 static const struct ggl_tier vtable = {
@@ -475,6 +466,8 @@ static const struct ggl_tier vtable = {
     .del = cache_del,
     .scan = cache_scan,
     .stats = cache_stats,
+    .get_into = cache_get_into,
+    .take_reads = cache_take_reads,
 };
 
 GGL_PLUGIN_DEFINE(GGL_KIND_TIER, "cache", "0.1.0",

@@ -73,6 +73,36 @@ static int expect_get(const char *key, enum ggl_status want, const char *value)
     return v.tier;
 }
 
+/* memory_get_into with a buffer of cap bytes: as expect_get, and the value must be in
+ * the buffer exactly when the cache answered and it fit. */
+static int expect_get_into(const char *key, size_t cap, enum ggl_status want, const char *value)
+{
+    char buf[64];
+    struct memory_value v;
+    enum ggl_status st = memory_get_into(key, strlen(key), buf, cap, &v);
+    if (st != want)
+        fail_msg("get_into %s: %s, expected %s", key, ggl_status_str(st), ggl_status_str(want));
+    if (st != GGL_OK)
+        return -1;
+    assert_int_equal(v.len, strlen(value));
+    assert_memory_equal(v.data, value, v.len);
+    assert_int_equal(v.data == buf, v.tier == SLOT_CACHE && v.len <= cap);
+    if (v.data != buf)
+        free(v.data);
+    return v.tier;
+}
+
+/* memory_get_cached_into's status for key. */
+static enum ggl_status cached_into(const char *key)
+{
+    char buf[64];
+    struct memory_value v;
+    enum ggl_status st = memory_get_cached_into(key, strlen(key), buf, sizeof buf, &v);
+    if (st == GGL_OK && v.data != buf)
+        free(v.data);
+    return st;
+}
+
 /* Direct access to one tier, bypassing the manager. */
 static enum ggl_status tier_get(int t, const char *key, struct ggl_entry *e)
 {
@@ -143,6 +173,40 @@ static void test_expiry_on_host_clock(void **state)
     assert_int_equal(memory_put("p", 1, "v", 1, &w, NULL), GGL_OK);
     advance(1000000);
     expect_get("p", GGL_OK, "v");
+}
+
+/* The allocation-free read answers cache hits in the caller's buffer and everything
+ * else as memory_get: values too large for the buffer, reads through to lower tiers,
+ * tombstones and expiry on the host clock. */
+static void test_get_into_answers_as_get(void **state)
+{
+    (void)state;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    assert_int_equal(put("k", "value", -1), GGL_OK);
+    assert_int_equal(expect_get_into("k", 64, GGL_OK, "value"), SLOT_CACHE);
+    assert_int_equal(expect_get_into("k", 2, GGL_OK, "value"), SLOT_CACHE); /* allocated */
+    assert_int_equal(cached_into("k"), GGL_OK);
+    assert_int_equal(put("deep", "v", SLOT_LTM), GGL_OK);
+    assert_int_equal(cached_into("deep"), GGL_RETRY); /* not in the cache: ask below */
+    assert_int_equal(expect_get_into("deep", 64, GGL_OK, "v"), SLOT_LTM);
+    assert_int_equal(expect_get_into("deep", 64, GGL_OK, "v"), SLOT_CACHE); /* promoted */
+    int existed;
+    assert_int_equal(memory_del("k", 1, &existed), GGL_OK);
+    expect_get_into("k", 64, GGL_NOTFOUND, NULL); /* the cache's tombstone is definitive */
+    assert_int_equal(cached_into("k"), GGL_NOTFOUND);
+    expect_get_into("absent", 64, GGL_NOTFOUND, NULL);
+    assert_int_equal(cached_into("absent"), GGL_RETRY);
+    w.ttl_ms = 500;
+    assert_int_equal(memory_put("t", 1, "v", 1, &w, NULL), GGL_OK);
+    w.ttl_ms = 0, w.pin = 1;
+    assert_int_equal(memory_put("p", 1, "pinned", 6, &w, NULL), GGL_OK);
+    advance(499);
+    assert_int_equal(expect_get_into("t", 64, GGL_OK, "v"), SLOT_CACHE);
+    advance(1);
+    expect_get_into("t", 64, GGL_NOTFOUND, NULL);
+    assert_int_equal(cached_into("t"), GGL_RETRY);
+    advance(1000000);
+    assert_int_equal(expect_get_into("p", 64, GGL_OK, "pinned"), SLOT_CACHE);
 }
 
 static void test_delete_writes_tombstone_and_retires_lower(void **state)
@@ -469,6 +533,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_through_promotes_into_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_makes_lower_copies_unreachable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_on_host_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_into_answers_as_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_writes_tombstone_and_retires_lower, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promotion_racing_newer_put, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_racing_promotion, setup, teardown),

@@ -1,6 +1,7 @@
 /* tier/cache: the conformance suite, then eviction — exact against brute force when
  * sampling covers the shard (100 seeded random instances), hot entries kept under
- * sampling, pending entries never evicted, and both bounds (entries, bytes). */
+ * sampling, pending entries never evicted, and both bounds (entries, bytes); get_into
+ * and the read counts take_reads collects. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -201,6 +202,93 @@ static void test_scan_trims_expired(void **state)
     vt->close(t);
 }
 
+/* get_into copies a hit into the caller's buffer, or only says how much room it needs,
+ * and counts the reads it copied (not tombstones) for take_reads, which restarts them;
+ * the counts survive a rewrite and a delete. */
+struct taken_reads {
+    uint64_t k1, k2, tomb, last;
+    size_t visits;
+};
+
+static int take_cb(void *arg, const struct ggl_entry *e)
+{
+    struct taken_reads *t = arg;
+    t->visits++;
+    if (e->key_len == 2 && memcmp(e->key, "k1", 2) == 0)
+        t->k1 += e->access_count, t->last = e->last_access_ms;
+    else if (e->key_len == 2 && memcmp(e->key, "k2", 2) == 0)
+        t->k2 += e->access_count;
+    else
+        t->tomb += e->access_count;
+    return 0;
+}
+
+static struct taken_reads take_all(void *t)
+{
+    struct taken_reads r = {0};
+    uint64_t cursor = 0;
+    do
+        assert_int_equal(vt->take_reads(t, &cursor, 3, take_cb, &r), GGL_OK);
+    while (cursor);
+    return r;
+}
+
+static void test_get_into_copies_and_counts_reads(void **state)
+{
+    (void)state;
+    host = testhost_init(1000);
+    void *t = open_cache("100", "100000", "5");
+    struct ggl_entry e = {.size = sizeof e, .key = "k1", .key_len = 2, .value = "hello",
+                          .value_len = 5, .version = 7, .importance = 0.25, .expires_ms = 5000};
+    assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK);
+    e.key = "k2";
+    assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK);
+    e.key = "gone", e.key_len = 4, e.flags = GGL_ENTRY_TOMBSTONE, e.value_len = 0;
+    assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK);
+    char buf[8];
+    struct ggl_entry out = {.size = sizeof out};
+    for (int i = 0; i < 3; i++) {
+        memset(buf, 0, sizeof buf);
+        assert_int_equal(vt->get_into(t, "k1", 2, buf, sizeof buf, 1000 + (uint64_t)i, &out), GGL_OK);
+        assert_ptr_equal(out.value, buf);
+        assert_int_equal(out.value_len, 5);
+        assert_memory_equal(buf, "hello", 5);
+        assert_int_equal(out.version, 7);
+        assert_int_equal(out.expires_ms, 5000);
+        assert_true(out.importance == 0.25);
+    }
+    assert_int_equal(vt->get_into(t, "k2", 2, buf, 4, 1000, &out), GGL_OK); /* too small */
+    assert_null(out.value);
+    assert_int_equal(out.value_len, 5);
+    assert_int_equal(vt->get_into(t, "gone", 4, buf, sizeof buf, 1000, &out), GGL_OK);
+    assert_true(out.flags & GGL_ENTRY_TOMBSTONE);
+    assert_int_equal(vt->get_into(t, "none", 4, buf, sizeof buf, 1000, &out), GGL_NOTFOUND);
+    assert_true(present(t, "k2")); /* get counts no read */
+
+    struct taken_reads r = take_all(t);
+    assert_int_equal(r.k1, 3);
+    assert_int_equal(r.last, 1002);
+    assert_int_equal(r.k2 + r.tomb, 0);
+    assert_int_equal(r.visits, 1);
+    e = (struct ggl_entry){.size = sizeof e, .key = "k2", .key_len = 2, .value = "x", .value_len = 1,
+                           .version = 8};
+    assert_int_equal(vt->get_into(t, "k2", 2, buf, sizeof buf, 1000, &out), GGL_OK);
+    assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK); /* a rewrite keeps the reads */
+    r = take_all(t);
+    assert_int_equal(r.k2, 1);
+    assert_int_equal(r.k1 + r.tomb, 0);
+    r = take_all(t); /* taken: counting starts again */
+    assert_int_equal(r.visits, 0);
+    assert_int_equal(vt->get_into(t, "k2", 2, buf, sizeof buf, 1000, &out), GGL_OK);
+    assert_int_equal(vt->get_into(t, "k2", 2, buf, sizeof buf, 1000, &out), GGL_OK);
+    assert_int_equal(vt->del(t, "k2", 2, GGL_VERSION_ANY), GGL_OK);
+    r = take_all(t); /* a dropped entry's reads are still handed over */
+    assert_int_equal(r.k2, 2);
+    assert_int_equal(r.visits, 1);
+    assert_int_equal(vt->get_into(t, "k1", 2, buf, sizeof buf, 5000, &out), GGL_NOTFOUND); /* expired */
+    vt->close(t);
+}
+
 static void test_bad_settings_refused(void **state)
 {
     (void)state;
@@ -222,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_pending_entries_never_evicted),
         cmocka_unit_test(test_byte_bound_and_oversized),
         cmocka_unit_test(test_scan_trims_expired),
+        cmocka_unit_test(test_get_into_copies_and_counts_reads),
         cmocka_unit_test(test_bad_settings_refused),
     };
     return failed | cmocka_run_group_tests(tests, NULL, NULL);

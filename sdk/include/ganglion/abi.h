@@ -12,7 +12,7 @@ extern "C" {
 #endif
 
 #define GGL_ABI_MAJOR 1
-#define GGL_ABI_MINOR 0
+#define GGL_ABI_MINOR 1
 
 /* Return codes of every fallible call.  After a non-OK return a plugin may leave a
  * human-readable reason with host->set_reason(); dead letters and HEALTH show it. */

@@ -89,6 +89,21 @@ struct ggl_tier {
     /* Per-thread state: called on each host thread before its first and after its last call. */
     enum ggl_status (*thread_init)(void *self);
     void (*thread_fini)(void *self);
+
+    /* Optional, added in 1.1 (the host checks GGL_HAS_SLOT before calling them). */
+    /* get without an allocation: a live entry whose value fits in cap bytes is copied
+     * into buf (out->value = buf); a larger one is not copied, out->value is NULL and
+     * out->value_len says how many bytes it needs (still GGL_OK).  `now` is the host
+     * clock, read once by the caller.  A copied read that is not a tombstone counts one
+     * access for take_reads (get counts none: the host counts what get answers). */
+    enum ggl_status (*get_into)(void *self, const void *key, size_t key_len, void *buf,
+                                size_t cap, uint64_t now, struct ggl_entry *out);
+    /* Visit, as scan does, the entries read through get_into since the last take_reads
+     * (access_count = those reads, last_access_ms = the latest; value NULL) and restart
+     * their counts at 0; entries dropped since then with reads not taken may be visited
+     * too (a key can come twice: counts add up). */
+    enum ggl_status (*take_reads)(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn,
+                                  void *arg);
 };
 
 #ifdef __cplusplus

@@ -1,0 +1,95 @@
+/* tier/cache's private types, shared by cache.c (lookups and writes) and cache_walk.c
+ * (scan, take_reads, stats).  Not part of the SDK: nothing outside the plugin sees it. */
+#ifndef GGL_TIER_CACHE_H
+#define GGL_TIER_CACHE_H
+
+#include <stdatomic.h>
+#include <string.h>
+#include <pthread.h>
+
+#include <ganglion/ganglion.h>
+
+#define READ_STRIPES 4 /* a writer takes all: a few, for the I/O thread and workers */
+
+/* An entry.  What a hit reads and writes fills the first cache line, and the key and
+ * value follow the metadata directly (no pointers to chase): a hit touches the bytes
+ * from the item's start to the end of its value, usually three lines. */
+struct item {
+    struct item *next;      /* hash chain */
+    uint64_t hash;
+    uint64_t expires_ms;
+    _Atomic uint64_t hits;  /* cache-local, for the score; readers update them */
+    _Atomic uint64_t last_hit_ms;
+    size_t slot;            /* index in the shard's dense array */
+    uint32_t flags, key_len, value_len;
+    _Atomic uint32_t reads; /* get_into reads since the last take_reads (saturating) */
+    /* The rest of the entry's metadata, then key_len + value_len bytes. */
+    uint64_t version, created_ms, last_access_ms, access_count;
+    double importance;
+    char data[];
+};
+
+/* One stripe of one shard's lock, alone on its cache line. */
+struct stripe_lock {
+    pthread_mutex_t m;
+} __attribute__((aligned(64)));
+
+struct shard {
+    struct item **buckets;
+    size_t mask;
+    struct item **dense;    /* every item, for O(1) random sampling */
+    size_t count, max_entries;
+    uint64_t bytes, max_bytes, evictions, expirations, rng;
+    struct item *orphans;   /* dropped with reads not yet taken, shrunk to their keys */
+    size_t norphans;        /* at most max_entries: beyond, such counts are lost */
+} __attribute__((aligned(64)));
+
+struct cache {
+    const struct ggl_host *host;
+    struct shard *shards;
+    struct stripe_lock *locks; /* [stripe * nshards + shard] */
+
+    size_t nshards;
+    int64_t samples;
+    double freq_weight, recency_weight, half_life_ms;
+};
+
+static inline size_t item_bytes(const struct item *it) { return (size_t)it->key_len + it->value_len; }
+static inline const char *item_key(const struct item *it) { return it->data; }
+static inline const char *item_value(const struct item *it) { return it->data + it->key_len; }
+
+/* The item's entry as the SDK shows it (key and value pointing into the item). */
+static inline void item_entry(const struct item *it, struct ggl_entry *e)
+{
+    uint32_t size = e->size;
+    *e = (struct ggl_entry){.size = size, .flags = it->flags, .key = item_key(it),
+                            .key_len = it->key_len, .value = (void *)item_value(it),
+                            .value_len = it->value_len, .version = it->version,
+                            .importance = it->importance, .created_ms = it->created_ms,
+                            .last_access_ms = it->last_access_ms,
+                            .access_count = it->access_count, .expires_ms = it->expires_ms};
+}
+
+static inline int item_expired(const struct item *it, uint64_t now)
+{
+    return it->expires_ms && it->expires_ms <= now;
+}
+
+/* Hidden: not exported, and not interposable, so calls inside cache.c stay inlinable. */
+#define CACHE_INTERNAL __attribute__((visibility("hidden")))
+
+/* Every stripe of shard si, always in stripe order (so two writers cannot deadlock). */
+CACHE_INTERNAL void cache_write_lock(struct cache *c, size_t si);
+CACHE_INTERNAL void cache_write_unlock(struct cache *c, size_t si);
+/* The link that points at key's item in its chain (*link NULL: absent).  Lock held. */
+CACHE_INTERNAL struct item **cache_find(struct shard *s, uint64_t h, const void *key, size_t len);
+/* Remove the item *p points at from chain and dense array, and free it.  Write lock held. */
+CACHE_INTERNAL void cache_drop(struct shard *s, struct item **p);
+
+CACHE_INTERNAL enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count,
+                                          ggl_scan_fn fn, void *arg);
+CACHE_INTERNAL enum ggl_status cache_take_reads(void *self, uint64_t *cursor, size_t count,
+                                                ggl_scan_fn fn, void *arg);
+CACHE_INTERNAL enum ggl_status cache_stats(void *self, struct ggl_tier_stats *out);
+
+#endif
