@@ -287,7 +287,7 @@ static int reply_into(int fd, char *out, size_t cap, size_t *at)
     return 0;
 }
 
-const char *read_reply(int fd, char *out, size_t cap)
+const char *reply_flat(int fd, char *out, size_t cap)
 {
     size_t at = 0;
     out[0] = '\0';
@@ -302,7 +302,7 @@ double info_value(const struct host *h, const char *section, const char *key)
     char want[160];
     int fd = client(h);
     sendf(fd, "INFO%s%s\r\n", section[0] ? " " : "", section);
-    read_reply(fd, text, sizeof text);
+    reply_flat(fd, text, sizeof text);
     close(fd);
     snprintf(want, sizeof want, "\n%s:", key);
     const char *at = strstr(text, want);

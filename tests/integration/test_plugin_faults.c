@@ -57,7 +57,7 @@ static const char *ask(int fd, char *out, size_t cap, const char *fmt, ...)
     vsnprintf(cmd, sizeof cmd, fmt, ap);
     va_end(ap);
     sendf(fd, "%s\r\n", cmd);
-    return read_reply(fd, out, cap);
+    return reply_flat(fd, out, cap);
 }
 
 /* `kind`.SUBMIT name payload: the id (asserts an integer reply). */
