@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "resource.h"
 #include "orchestrator.h"
+#include "pool.h"
 #include "probe.h"
 #include "sizing.h"
 
@@ -287,7 +288,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    int rc = 0;
+    int rc = 0, stuck = 0;
     if (test_only) {
         struct control_settings cs;
         struct pools_conf pools;
@@ -336,18 +337,27 @@ int main(int argc, char **argv)
         engine_stop(eng, clock_now_ms()); /* a no-op when stopped above */
         engine_set_global(NULL);
         engine_free(eng);
-        free(procs);
         actions_stop();
+        /* A thread abandoned inside a plugin may still read its state, the engine's
+         * table of it, its config strings and its code: all stay for the process exit. */
+        stuck = pool_wait_abandoned(0) > 0 || actions_leaked();
+        if (!stuck)
+            free(procs);
         actions_free(); /* before the environment: feedback calls state_set */
         orchestrator_stop();
         environment_stop(); /* sensors stop, queued updates apply, final snapshot */
         memory_async_free();
         maintenance_stop();
         memory_fini();
-        instances_close(inst, n);
+        if (stuck)
+            log_warn("plugins left open and loaded: a worker abandoned inside one still runs");
+        else
+            instances_close(inst, n);
     }
-    loader_fini();
-    config_free(c);
+    if (!stuck) {
+        loader_fini();
+        config_free(c);
+    }
     metrics_fini();
     if (!test_only && rc == 0)
         log_info("ganglion stopped");
