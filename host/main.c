@@ -340,9 +340,10 @@ int main(int argc, char **argv)
         actions_stop();
         /* A thread abandoned inside a plugin may still read its state, the engine's
          * table of it, its config strings and its code: all stay for the process exit. */
-        stuck = pool_wait_abandoned(0) > 0 || actions_leaked();
+        stuck = pool_wait_abandoned(0) > 0;
         if (!stuck)
-            free(procs);
+            free(procs); /* only engine workers read it */
+        stuck |= actions_leaked();
         actions_free(); /* before the environment: feedback calls state_set */
         orchestrator_stop();
         environment_stop(); /* sensors stop, queued updates apply, final snapshot */
