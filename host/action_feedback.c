@@ -221,12 +221,15 @@ void actions_info(FILE *f)
     uint32_t e50, e99, w50, w99;
     percentiles(&s->exec_lat, &e50, &e99);
     percentiles(&s->wait_lat, &w50, &w99);
+    pthread_mutex_lock(&s->watch_lock); /* the watchdog adds replacement workers */
+    unsigned workers = s->n_workers;
+    pthread_mutex_unlock(&s->watch_lock);
     fprintf(f, "actions_exec_p50_us:%u\r\nactions_exec_p99_us:%u\r\nactions_wait_p50_us:%u\r\n"
                "actions_wait_p99_us:%u\r\nactions_retry_queue_depth:%zu\r\nactions_live:%zu\r\n"
                "actions_capacity:%zu\r\nactions_dead_letters:%zu\r\nactions_dedup_keys:%zu\r\n"
                "actions_workers:%u\r\nactions_executors:%zu\r\n",
             e50, e99, w50, w99, atomic_load(&s->retry_depth), atomic_load(&s->live),
-            s->capacity, dead_count(s->dead), dedup_count(s->dedup), s->n_workers, s->n_execs);
+            s->capacity, dead_count(s->dead), dedup_count(s->dedup), workers, s->n_execs);
 }
 
 /* --- read side ---------------------------------------------------------------------- */

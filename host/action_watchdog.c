@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "actions_impl.h"
+#include "health.h"
 #include "hostapi.h"
 #include "log.h"
 #include "metrics.h"
@@ -133,6 +134,8 @@ static void abandon(struct actions *s, struct act *c)
              (unsigned long long)s->conf.abandon_grace_ms, (unsigned long long)c->spec.timeout_ms);
     log_warn("actions: action %llu: %s", (unsigned long long)c->id, why);
     metrics_add(s->m_abandoned, 1);
+    health_plugin_failed(atomic_load(&c->exec->cur)->ex.label,
+                         "a worker was stuck in it past an action's timeout and abandoned");
     pthread_mutex_lock(&s->fb_lock);
     s->abandoned_alive++;
     s->running_workers--; /* the replacement counts instead */

@@ -569,3 +569,4 @@ void actions_free(void)
 }
 
 int actions_running(void) { return actions_sys && !atomic_load(&actions_sys->stopping); }
+int actions_leaked(void) { return actions_sys && actions_sys->leaked; }

@@ -62,6 +62,8 @@ int actions_start(const struct actions_conf *ac, const struct queue_config *qc,
 void actions_stop(void);
 void actions_free(void);
 int actions_running(void);
+/* After actions_stop: a worker is still inside an executor (its plugin must stay). */
+int actions_leaked(void);
 
 /* Admit one action (spec borrowed).  GGL_OK and *id; *repeat = 1 when an idempotency key
  * matched an earlier action, whose id is returned instead (done then gets its result).

@@ -18,6 +18,7 @@
 
 #include "deadline.h"
 #include "engine_impl.h"
+#include "health.h"
 #include "orchestrator.h"
 #include "hostapi.h"
 #include "log.h"
@@ -93,6 +94,7 @@ static void check_running(struct engine *e, uint64_t now)
             log_error("engine: task %llu stuck in %s %llu ms past its deadline; worker abandoned, "
                       "processor marked failed", (unsigned long long)t->id, p->p->label,
                       (unsigned long long)(now - t->deadline_ms));
+            health_plugin_failed(p->p->label, "a worker was stuck in it past a task's deadline and abandoned");
         }
     }
 }

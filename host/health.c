@@ -20,6 +20,7 @@ struct component {
     void *arg;
     uint64_t interval_ms, due_ms;
     int running;             /* its check is executing: not due again until it returns */
+    int pushed_failure;      /* health_report said failed: checks no longer override it */
     struct ggl_metric *gauge;
 };
 
@@ -96,10 +97,19 @@ int health_report(const char *name, enum health_state st, const char *reason)
 {
     pthread_mutex_lock(&H.lock);
     struct component *c = add_locked(name);
-    if (c)
+    if (c) {
         store_locked(c, st, reason);
+        c->pushed_failure = st == HEALTH_FAILED;
+    }
     pthread_mutex_unlock(&H.lock);
     return c ? 0 : -1;
+}
+
+void health_plugin_failed(const char *label, const char *reason)
+{
+    char name[96];
+    snprintf(name, sizeof name, "plugin:%s", label);
+    health_report(name, HEALTH_FAILED, reason);
 }
 
 /* Run one due check (lock held on entry and exit, released around the call).  Returns
@@ -127,7 +137,8 @@ static int run_one_due(int force, uint64_t *next_ms)
         enum health_state st = fn(arg, reason, sizeof reason);
         pthread_mutex_lock(&H.lock);
         c->running = 0;
-        store_locked(c, st, reason);
+        if (!c->pushed_failure)
+            store_locked(c, st, reason);
         c->due_ms = force ? UINT64_MAX : clock_now_ms() + c->interval_ms;
         return 1;
     }

@@ -27,8 +27,12 @@ struct health_entry {
 /* Register a check run every interval_ms (0: only on health_check_now).  The first run
  * happens on the next pass.  -1 when the table is full. */
 int health_register(const char *name, health_check_fn fn, void *arg, uint64_t interval_ms);
-/* Push a state (registers the name without a check if new). */
+/* Push a state (registers the name without a check if new).  A pushed HEALTH_FAILED
+ * holds: the name's check no longer overrides it, only another push does. */
 int health_report(const char *name, enum health_state st, const char *reason);
+/* A plugin instance failed while running (a worker abandoned in its code): its entry
+ * "plugin:<label>" turns failed and stays so. */
+void health_plugin_failed(const char *label, const char *reason);
 struct config;
 struct conf_error;
 struct health_settings {

@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "resource.h"
 #include "orchestrator.h"
+#include "pool.h"
 #include "probe.h"
 #include "registry.h"
 #include "reload.h"
@@ -326,7 +327,7 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    int rc = 0;
+    int rc = 0, stuck = 0;
     if (test_only) {
         struct control_settings cs;
         struct pools_conf pools;
@@ -379,21 +380,30 @@ int main(int argc, char **argv)
         engine_stop(eng, clock_now_ms()); /* a no-op when stopped above */
         engine_set_global(NULL);
         engine_free(eng);
-        free(procs);
         actions_stop();
+        /* A thread abandoned inside a plugin may still read its state, the engine's
+         * table of it, its config strings and its code: all stay for the process exit. */
+        stuck = pool_wait_abandoned(0) > 0;
+        if (!stuck)
+            free(procs); /* only engine workers read it */
+        stuck |= actions_leaked();
         actions_free(); /* before the environment: feedback calls state_set */
         orchestrator_stop();
         environment_stop(); /* sensors stop, queued updates apply, final snapshot */
         memory_async_free();
         maintenance_stop();
         memory_fini();
-        if (registry_active())
+        if (stuck)
+            log_warn("plugins left open and loaded: a worker abandoned inside one still runs");
+        else if (registry_active())
             registry_fini(); /* closes every instance, those of the start too */
         else
             instances_close(inst, n);
     }
-    loader_fini();
-    config_free(c);
+    if (!stuck) {
+        loader_fini();
+        config_free(c);
+    }
     metrics_fini();
     if (!test_only && rc == 0)
         log_info("ganglion stopped");

@@ -282,12 +282,16 @@ static void wake_idle(struct pool *p)
     }
 }
 
-/* The slot to try first: an idle worker's if any, else the next in round-robin order. */
+/* The slot to try first: an idle worker's with nothing queued yet if any, else the next
+ * in round-robin order.  An idle slot already given work has a worker about to wake for
+ * it: a second push there would wait behind the first however long it runs (an engine
+ * token loop runs until the queues are empty) while other workers sleep. */
 static unsigned first_slot(struct pool *p)
 {
     if (atomic_load(&p->idle) > 0)
         for (unsigned i = 0; i < p->n_slots; i++)
-            if (atomic_load(&p->slots[i].idle) && atomic_load(&p->slots[i].state) == SLOT_ACTIVE)
+            if (atomic_load(&p->slots[i].idle) && atomic_load(&p->slots[i].depth) == 0 &&
+                atomic_load(&p->slots[i].state) == SLOT_ACTIVE)
                 return i;
     return cursor++ % p->n_slots;
 }

@@ -261,3 +261,74 @@ void assert_still_serving(const struct host *h)
     close(fd);
 }
 
+
+/* One reply line without CRLF; 0 on timeout, EOF or a line longer than size. */
+static int reply_line(int fd, char *line, size_t size)
+{
+    for (size_t k = 0; k + 1 < size; k++) {
+        if (read_n(fd, line + k, 1, TIMEOUT_MS) != 1)
+            return 0;
+        if (line[k] == '\n') {
+            line[k && line[k - 1] == '\r' ? k - 1 : k] = '\0';
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Append one reply to out[*at..cap): recursion for arrays; -1 on a broken reply. */
+static int reply_into(int fd, char *out, size_t cap, size_t *at)
+{
+    char line[128];
+    if (!reply_line(fd, line, sizeof line))
+        return -1;
+    long n = strtol(line + 1, NULL, 10);
+    if (line[0] == '*') {
+        for (long i = 0; i < n; i++) {
+            if (i && *at + 1 < cap)
+                out[(*at)++] = '|';
+            if (reply_into(fd, out, cap, at) < 0)
+                return -1;
+        }
+    } else if (line[0] == '$' && n >= 0) {
+        char *body = malloc((size_t)n + 2);
+        if (!body || read_n(fd, body, (size_t)n + 2, TIMEOUT_MS) != (size_t)n + 2) {
+            free(body);
+            return -1;
+        }
+        size_t take = (size_t)n < cap - 1 - *at ? (size_t)n : cap - 1 - *at;
+        memcpy(out + *at, body, take);
+        *at += take;
+        free(body);
+    } else {
+        size_t take = strnlen(line, cap - 1 - *at);
+        memcpy(out + *at, line, take);
+        *at += take;
+    }
+    out[*at] = '\0';
+    return 0;
+}
+
+const char *reply_flat(int fd, char *out, size_t cap)
+{
+    size_t at = 0;
+    out[0] = '\0';
+    if (reply_into(fd, out, cap, &at) < 0)
+        fail_msg("no complete reply (so far: %.80s)", out);
+    return out;
+}
+
+double info_value(const struct host *h, const char *section, const char *key)
+{
+    static char text[65536];
+    char want[160];
+    int fd = client(h);
+    sendf(fd, "INFO%s%s\r\n", section[0] ? " " : "", section);
+    reply_flat(fd, text, sizeof text);
+    close(fd);
+    snprintf(want, sizeof want, "\n%s:", key);
+    const char *at = strstr(text, want);
+    if (!at)
+        fail_msg("INFO %s has no %s", section[0] ? section : "(all)", key);
+    return strtod(at + strlen(want), NULL);
+}

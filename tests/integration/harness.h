@@ -37,5 +37,11 @@ int read_line(int fd, char *line, size_t size);
 void need_line(int fd, char *line, size_t size); /* the same; no line fails the test */
 void expect_error_then_eof(int fd, const char *prefix);
 void assert_still_serving(const struct host *h);
+/* The next whole reply, flattened: an array's elements joined by '|', a bulk string's
+ * bytes, a simple reply's line with its type byte ("+OK", "-ERR ...", ":3"); asserts
+ * that it arrives.  Cut to cap - 1 bytes. */
+const char *reply_flat(int fd, char *out, size_t cap);
+/* The number after "key:" in INFO section ("": every section; asserts the key is there). */
+double info_value(const struct host *h, const char *section, const char *key);
 
 #endif

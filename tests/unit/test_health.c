@@ -129,6 +129,31 @@ static void test_pushed_states_and_unchecked_entries(void **state)
     assert_string_equal(find(e, 2, "engine")->reason, "");
 }
 
+/* A plugin whose worker was abandoned stays failed though its instance check says ok. */
+static void test_pushed_failure_holds_over_the_check(void **state)
+{
+    (void)state;
+    struct probe p = {0, HEALTH_OK};
+    health_register("plugin:processor/x[x]", probe_check, &p, 100);
+    health_check_now(1);
+    health_plugin_failed("processor/x[x]", "worker abandoned");
+    struct health_entry e[4];
+    enum health_state overall;
+    for (int i = 0; i < 3; i++) {
+        advance(100);
+        health_check_now(0);
+    }
+    assert_int_equal(calls(&p), 4); /* the check still runs: its answer is not taken */
+    assert_int_equal(health_snapshot(e, 4, &overall), 1);
+    assert_int_equal(overall, HEALTH_FAILED);
+    assert_string_equal(e[0].reason, "worker abandoned");
+    health_report("plugin:processor/x[x]", HEALTH_OK, NULL); /* only a push lifts it */
+    advance(100);
+    health_check_now(0);
+    health_snapshot(e, 4, &overall);
+    assert_int_equal(overall, HEALTH_OK);
+}
+
 static void test_table_is_bounded(void **state)
 {
     (void)state;
@@ -213,6 +238,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checks_run_on_their_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transitions_reasons_and_overall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushed_states_and_unchecked_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pushed_failure_holds_over_the_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_table_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_builtin_plugin_and_slot_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_runs_new_checks, setup, teardown),
