@@ -255,8 +255,9 @@ static void learn(char *line, size_t cap, char *chosen, size_t ccap)
         problem("the learner did not prefer careful_fix (%d of 12)", careful);
 }
 
-/* The chosen fix runs as a shell action that fails once (exit 75: retried), then works. */
-static void act(const char *chosen, char *line, size_t cap)
+/* The chosen fix runs as a shell action that fails once (exit 75: retried), then works.
+ * Returns its id (0 on failure). */
+static long long act(const char *chosen, char *line, size_t cap)
 {
     freeReplyObject(cmd("AGENT.SET step %s", "act"));
     char payload[512];
@@ -267,14 +268,41 @@ static void act(const char *chosen, char *line, size_t cap)
     long long id = cmd_id("ACTION.SUBMIT shell", cmd("ACTION.SUBMIT shell %s RETRIES 2", payload));
     char out[256] = "";
     if (!id || wait_result("ACTION", id, out, sizeof out) < 0)
-        return;
+        return 0;
     out[strcspn(out, "\n")] = '\0';
     snprintf(line, cap, "shell %s: failed once (exit 75), retried with backoff, then \"%s\"",
              chosen, out);
     freeReplyObject(cmd("AGENT.SET step %s", "report"));
+    return id;
 }
 
 /* --- 4. summary ---------------------------------------------------------------- */
+
+/* The agent state's last outcome (AGENT.STATE), or "". */
+static void last_outcome(char *out, size_t cap)
+{
+    redisReply *r = cmd("AGENT.STATE");
+    out[0] = '\0';
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        if (strcmp(r->element[i]->str, "last_outcome") == 0)
+            snprintf(out, cap, "%.160s", r->element[i + 1]->str ? r->element[i + 1]->str : "");
+    freeReplyObject(r);
+}
+
+/* The action's outcome travels the orchestrator's bus to the agent state: wait for it
+ * (bounded) instead of guessing how long that takes. */
+static void wait_outcome(long long id)
+{
+    char want[32], got[256];
+    snprintf(want, sizeof want, "{\"id\":%lld,", id);
+    for (int i = 0; i < 100; i++) {
+        last_outcome(got, sizeof got);
+        if (strstr(got, want))
+            return;
+        sleep_ms(10);
+    }
+    problem("action %lld's outcome never reached the agent state", id);
+}
 
 static void summary_counts(char *tasks, char *actions, char *health, char *outcome, size_t cap)
 {
@@ -297,11 +325,7 @@ static void summary_counts(char *tasks, char *actions, char *health, char *outco
         strcmp(r->element[0]->element[1]->str, "ok") != 0)
         problem("health is %s", r->element[0]->element[1]->str);
     freeReplyObject(r);
-    r = cmd("AGENT.STATE");
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
-        if (strcmp(r->element[i]->str, "last_outcome") == 0)
-            snprintf(outcome, cap, "%.160s", r->element[i + 1]->str ? r->element[i + 1]->str : "");
-    freeReplyObject(r);
+    last_outcome(outcome, cap);
 }
 
 int demo_run(redisContext *c)
@@ -316,8 +340,9 @@ int demo_run(redisContext *c)
     placement(placed, sizeof placed);
     plan(planned, sizeof planned);
     learn(learned, sizeof learned, chosen, sizeof chosen);
-    act(chosen, acted, sizeof acted);
-    sleep_ms(200); /* the last outcome travels the orchestrator's bus */
+    long long acted_id = act(chosen, acted, sizeof acted);
+    if (acted_id)
+        wait_outcome(acted_id);
     summary_counts(tasks, actions, health, outcome, sizeof tasks);
     printf("ganglion demo (embedded defaults, no Redis)\n"
            "  sensors  %s\n  memory   %s\n  plan     %s\n  learner  %s\n  act      %s\n"
