@@ -20,7 +20,7 @@
 #include "hostapi.h"
 
 #define TASKS 300000        /* per throughput run */
-#define RUNS 3              /* median of */
+#define RUNS 7              /* rounds; medians of */
 
 /* --- the engine behind the bench's submit interface ------------------------------ */
 
@@ -113,13 +113,26 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double throughput(const struct impl *im, unsigned workers)
+static double median(double *v, size_t n)
 {
-    double r[RUNS];
-    for (int i = 0; i < RUNS; i++)
-        r[i] = throughput_once(im, workers);
-    qsort(r, RUNS, sizeof *r, cmp_double);
-    return r[RUNS / 2];
+    qsort(v, n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+/* Rounds of one run of each implementation in turn, so that whatever else loads the
+ * machine loads them alike: each one's median throughput into tput, and the median of
+ * the rounds' engine/GLib ratios (the figure the goal is about) returned. */
+static double throughputs(unsigned workers, double *tput)
+{
+    double r[N_IMPLS][RUNS], ratio[RUNS];
+    for (int k = 0; k < RUNS; k++) {
+        for (size_t i = 0; i < N_IMPLS; i++)
+            r[i][k] = throughput_once(impls[i], workers);
+        ratio[k] = r[0][k] / r[1][k];
+    }
+    for (size_t i = 0; i < N_IMPLS; i++)
+        tput[i] = median(r[i], RUNS);
+    return median(ratio, RUNS);
 }
 
 /* A probe stamps when it starts and wakes the bench thread, which waits blocked: on two
@@ -212,17 +225,20 @@ int main(void)
     unsigned workers = cpus < 1 ? 1 : cpus > 16 ? 16 : (unsigned)cpus;
     double tput[N_IMPLS], idle[N_IMPLS][2], load[N_IMPLS][2], ref50, ref99;
     if (getenv("BENCH_PROFILE")) { /* just the engine's throughput, for perf */
-        printf("engine: %.0f tasks/s\n", throughput(impls[0], workers));
+        double r[RUNS];
+        for (int k = 0; k < RUNS; k++)
+            r[k] = throughput_once(impls[0], workers);
+        printf("engine: %.0f tasks/s\n", median(r, RUNS));
         return 0;
     }
     wakeup_reference(&ref50, &ref99);
+    double ratio = throughputs(workers, tput);
     for (size_t i = 0; i < N_IMPLS; i++) {
-        tput[i] = throughput(impls[i], workers);
         idle_latency(impls[i], workers, &idle[i][0], &idle[i][1]);
         loaded_latency(impls[i], workers, &load[i][0], &load[i][1]);
     }
     printf("bench/engine: %u workers, %d no-op tasks per run, one task per submit call, median "
-           "of %d runs; GLib %u.%u.%u\n", workers, TASKS, RUNS, glib_major_version,
+           "of %d interleaved rounds; GLib %u.%u.%u\n", workers, TASKS, RUNS, glib_major_version,
            glib_minor_version, glib_micro_version);
     printf("reference: one cross-CPU condvar wake-up  p50 %.1f us  p99 %.1f us\n\n", ref50, ref99);
     printf("%-28s %12s %8s %21s %21s\n", "", "", "", "submit->start, idle", "at half load");
@@ -231,9 +247,10 @@ int main(void)
     for (size_t i = 0; i < N_IMPLS; i++)
         printf("%-28s %12.0f %7.2fx %10.1f %10.1f %10.1f %10.1f\n", impls[i]->name, tput[i],
                tput[i] / tput[1], idle[i][0], idle[i][1], load[i][0], load[i][1]);
-    printf("\ngoals: throughput >= 2x GThreadPool: %s (%.2fx); p99 submit->start at half load "
-           "<= one wake-up's p99: %s (%.1f vs %.1f us)\n", tput[0] >= 2 * tput[1] ? "met" : "NOT met",
-           tput[0] / tput[1], load[0][1] <= ref99 ? "met" : "NOT met", load[0][1], ref99);
+    printf("\ngoals: throughput >= 2x GThreadPool (median of the rounds' ratios): %s (%.2fx); "
+           "p99 submit->start at half load <= one wake-up's p99: %s (%.1f vs %.1f us)\n",
+           ratio >= 2 ? "met" : "NOT met", ratio, load[0][1] <= ref99 ? "met" : "NOT met",
+           load[0][1], ref99);
     printf("Idle: one task every %d us to an idle pool.  Half load: the same while half the workers "
            "run %d us busy tasks back to back.\n", PACE_NS / 1000, BUSY_NS / 1000);
     return 0;

@@ -181,14 +181,19 @@ void engine_wake(struct engine *e)
         atomic_fetch_sub(&e->tokens, 1); /* the monitor tries again */
 }
 
-static struct etask *pop_type(struct engine *e, unsigned type)
+/* Up to max of type's tasks, no more than the loops' fair share of what is ready. */
+static size_t pop_type(struct engine *e, unsigned type, void **out, size_t max)
 {
     struct etype *ty = &e->types[type];
-    void *item = NULL;
-    if (atomic_load(&ty->ready) == 0 || queue_pop_batch(ty->q, &item, 1, 0) == 0)
-        return NULL;
-    atomic_fetch_sub(&ty->ready, 1);
-    return item;
+    size_t ready = atomic_load(&ty->ready);
+    if (ready == 0)
+        return 0;
+    size_t loops = atomic_load_explicit(&e->tokens, memory_order_relaxed);
+    size_t share = loops > 1 ? (ready + loops - 1) / loops : ready;
+    size_t n = queue_pop_batch(ty->q, out, max < share ? max : share, 0);
+    if (n)
+        atomic_fetch_sub(&ty->ready, n);
+    return n;
 }
 
 /* This worker thread's preferred type, from the monitor's assignment table. */
@@ -204,15 +209,15 @@ static unsigned preferred_type(struct engine *e)
     return t < e->n_types ? t : 0;
 }
 
-/* The preferred type's next task, else steal from the type with the most weighted
- * ready work.  A few rounds cover a racing worker taking the task we looked at. */
-static struct etask *take_task(struct engine *e)
+/* The preferred type's next tasks, else steal from the type with the most weighted
+ * ready work.  A few rounds cover a racing worker taking the tasks we looked at. */
+static size_t take_tasks(struct engine *e, void **out, size_t max)
 {
     unsigned own = preferred_type(e);
     for (int round = 0; round < 3 && e->n_types; round++) {
-        struct etask *t = pop_type(e, own);
-        if (t)
-            return t;
+        size_t n = pop_type(e, own, out, max);
+        if (n)
+            return n;
         for (size_t tries = 0; tries < 2 * e->n_types; tries++) { /* bounded: counts race */
             unsigned best = own;
             uint64_t best_score = 0;
@@ -224,39 +229,139 @@ static struct etask *take_task(struct engine *e)
             }
             if (!best_score)
                 break;
-            if ((t = pop_type(e, best)) != NULL)
-                return t;
+            if ((n = pop_type(e, best, out, max)) != 0)
+                return n;
         }
     }
-    return NULL;
+    return 0;
+}
+
+/* --- token loops and the tasks they took ahead ------------------------------ */
+
+static void loop_enter(struct engine *e, struct eloop *l)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_lock(&e->mu);
+    l->prev = NULL;
+    l->next = e->loops;
+    if (e->loops)
+        e->loops->prev = l;
+    e->loops = l;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void loop_leave(struct engine *e, struct eloop *l)
+{
+    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&l->mu);
+    size_t handed = engine_hand_back(e, l); /* left only when this worker was abandoned */
+    pthread_mutex_unlock(&l->mu);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        e->loops = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_destroy(&l->mu);
+    while (handed--)
+        engine_wake(e);
+}
+
+size_t engine_hand_back(struct engine *e, struct eloop *l)
+{
+    size_t ready = 0;
+    for (; l->head < l->n; l->head++) {
+        struct etask *t = l->ahead[l->head];
+        struct etype *ty = &e->types[t->type];
+        /* its slot is still counted in admitted, so the queue has room but perhaps not
+         * outside the critical reserve: then it fails rather than wait behind a stuck loop */
+        if (queue_push_at(ty->q, t, t->prio, clock_now_ms()) == GGL_OK) {
+            atomic_fetch_add(&ty->ready, 1);
+            ready++;
+        } else {
+            engine_settle(e, t, RESULT_FAILED, "its worker got stuck and the queue was full");
+            free(t);
+        }
+    }
+    l->head = l->n = 0;
+    return ready;
+}
+
+/* Half the tasks another loop took ahead (an idle loop's last look before leaving). */
+static size_t steal_ahead(struct engine *e, struct eloop *self, void **out)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&e->mu);
+    for (struct eloop *l = e->loops; l && !n; l = l->next) {
+        if (l == self)
+            continue;
+        pthread_mutex_lock(&l->mu);
+        unsigned k = (l->n - l->head + 1) / 2;
+        for (unsigned i = l->n - k; i < l->n; i++)
+            out[n++] = l->ahead[i];
+        l->n -= k;
+        pthread_mutex_unlock(&l->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
+/* The loop's next task: one it took ahead, else from the queues (up to ENGINE_BATCH
+ * while its tasks are short, so a steady stream costs a queue lock per batch, not per
+ * task), else from another loop. */
+static struct etask *next_task(struct engine *e, struct eloop *l, int batch)
+{
+    struct etask *t = NULL;
+    if (atomic_load_explicit(&l->n, memory_order_relaxed)) { /* only this loop adds */
+        pthread_mutex_lock(&l->mu);
+        if (l->head < l->n)
+            t = l->ahead[l->head++];
+        if (l->head == l->n)
+            l->head = l->n = 0;
+        pthread_mutex_unlock(&l->mu);
+        if (t)
+            return t;
+    }
+    void *got[ENGINE_BATCH];
+    size_t n = take_tasks(e, got, batch ? ENGINE_BATCH : 1);
+    if (!n && !(n = steal_ahead(e, l, got)))
+        return NULL;
+    if (n > 1) {
+        pthread_mutex_lock(&l->mu);
+        for (size_t i = 1; i < n; i++)
+            l->ahead[i - 1] = got[i];
+        l->head = 0, l->n = (unsigned)(n - 1);
+        pthread_mutex_unlock(&l->mu);
+    }
+    return got[0];
+}
+
+/* The task the loop runs, where the monitor looks for deadlines (tasks without one it
+ * never times out, so they skip the lock).  Clearing reports whether the monitor gave
+ * the task up as stuck meanwhile. */
+static void loop_running(struct eloop *l, struct etask *t)
+{
+    if (!t->deadline_ms)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->cur = t;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void loop_ran(struct engine *e, struct eloop *l, struct etask *t)
+{
+    if (!t->deadline_ms)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->cur = NULL;
+    int stuck = t->reported_stuck;
+    pthread_mutex_unlock(&l->mu);
+    if (stuck) /* back after all: its loop no longer needs a stand-in */
+        atomic_fetch_sub(&e->stuck, 1);
 }
 
 /* --- running one task ------------------------------------------------------ */
-
-static void link_running(struct engine *e, struct etask *t)
-{
-    pthread_mutex_lock(&e->mu);
-    t->prev = NULL;
-    t->next = e->running;
-    if (e->running)
-        e->running->prev = t;
-    e->running = t;
-    pthread_mutex_unlock(&e->mu);
-}
-
-static void unlink_running(struct engine *e, struct etask *t)
-{
-    pthread_mutex_lock(&e->mu);
-    if (t->reported_stuck) /* back after all: its loop no longer needs a stand-in */
-        atomic_fetch_sub(&e->stuck, 1);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        e->running = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    pthread_mutex_unlock(&e->mu);
-}
 
 /* A processor without GGL_READS_CONCURRENT runs one task at a time; waiting for it
  * counts against the task's deadline.  Returns 0 when locked. */
@@ -427,8 +532,9 @@ static void add_busy(struct engine *e, uint64_t ns)
     }
 }
 
-/* Run t on this worker; frees t unless it went back to its queue for a retry. */
-static void run_task(struct engine *e, struct etask *t)
+/* Run t on this worker; frees t unless it went back to its queue for a retry.  Returns
+ * how long the processor took (0 when it was not called). */
+static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
 {
     struct etype *ty = &e->types[t->type];
     static _Thread_local unsigned sampled;
@@ -442,26 +548,26 @@ static void run_task(struct engine *e, struct etask *t)
     if (results_start_handle(e->results, t->handle, t->id) < 0) { /* cancelled while queued */
         settle(e, t, -1, NULL, 0);
         free(t);
-        return;
+        return 0;
     }
     if (t->deadline_ms && now >= t->deadline_ms) {
         finish(e, t, RESULT_TIMEOUT, NULL, 0, "deadline passed while queued");
         free(t);
-        return;
+        return 0;
     }
     if (atomic_load(&ty->proc->failed)) {
         finish(e, t, RESULT_FAILED, NULL, 0, "processor failed: a worker was stuck in it past a deadline");
         free(t);
-        return;
+        return 0;
     }
     guard_worker(e, t, now);
-    link_running(e, t);
+    loop_running(l, t);
     atomic_fetch_add(&ty->running, 1);
     struct ggl_result res = {.size = sizeof res};
     char reason[256];
     enum ggl_status st = call_processor(e, t, &res, reason, sizeof reason);
     atomic_fetch_sub(&ty->running, 1);
-    unlink_running(e, t);
+    loop_ran(e, l, t);
     uint64_t ran = latency_now_ns() - start_ns;
     latency_record(&ty->run, ran);
     add_busy(e, ran);
@@ -469,26 +575,30 @@ static void run_task(struct engine *e, struct etask *t)
         finish(e, t, RESULT_TIMEOUT, NULL, 0, "finished after its deadline; result discarded");
         free(res.data);
         free(t);
-        return;
+        return ran;
     }
     if (st == GGL_RETRY && retry_later(e, t) == 0) {
         free(res.data);
-        return;
+        return ran;
     }
     conclude(e, t, st, &res, reason);
     free(res.data); /* host->alloc is malloc */
     free(t);
+    return ran;
 }
 
 /* A token loop: run tasks while there are any (see the top of the file). */
 static void task_runner(void *arg)
 {
     struct engine *e = arg;
+    struct eloop l = {.cur = NULL};
+    int short_tasks = 0;
+    loop_enter(e, &l);
     loop_of = e;
     for (;;) {
-        struct etask *t = take_task(e);
+        struct etask *t = next_task(e, &l, short_tasks);
         if (t) {
-            run_task(e, t);
+            short_tasks = run_task(e, &l, t) < ENGINE_SHORT_NS;
             if (!pool_abandoned_self())
                 continue;
             atomic_fetch_sub(&e->tokens, 1); /* a replacement took over this worker */
@@ -499,6 +609,7 @@ static void task_runner(void *arg)
             break;
     }
     loop_of = NULL;
+    loop_leave(e, &l);
 }
 
 /* --- submission ------------------------------------------------------------- */

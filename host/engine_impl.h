@@ -59,9 +59,24 @@ struct etask {
     int reported_stuck;
     ggl_done_fn done;
     void *arg;
-    struct etask *prev, *next;      /* the running list */
     size_t len;
     unsigned char payload[];
+};
+
+/* Tasks a loop takes from a queue at once while its tasks are short (engine.c). */
+#define ENGINE_BATCH 8
+#define ENGINE_SHORT_NS 20000
+
+/* A token loop's record, on its stack and in e->loops while it runs: the task it runs
+ * (the monitor times it out) and the tasks it took ahead of running them, which idle
+ * loops may take and the monitor hands back to the queues should the loop get stuck. */
+struct eloop {
+    pthread_mutex_t mu;             /* the worker, a stealer, the monitor: rarely contended */
+    struct etask *cur;
+    struct etask *ahead[ENGINE_BATCH];
+    unsigned head;                  /* ahead[head..n) not started */
+    _Atomic unsigned n;
+    struct eloop *prev, *next;      /* e->loops, under e->mu */
 };
 
 struct retry {                      /* a delayed retry: its token is due at due_ms */
@@ -86,11 +101,11 @@ struct engine {
     _Atomic unsigned thread_seq;    /* hands each worker thread its preference index */
     _Atomic unsigned char assign[64]; /* preferred type of worker index i % 64 */
     _Atomic uint64_t busy_ns;       /* time spent in tasks, for utilisation */
-    pthread_mutex_t mu;             /* the running list, the retry heap */
+    pthread_mutex_t mu;             /* the loops list, the retry heap */
     pthread_cond_t cv;              /* the monitor thread sleeps on it */
     pthread_mutex_t drain_mu;       /* engine_stop waits on drain_cv for the last settle */
     pthread_cond_t drain_cv;
-    struct etask *running;
+    struct eloop *loops;            /* token loops running (their tasks, for the monitor) */
     struct retry *retries;
     size_t n_retries, max_retries_heap;
     pthread_key_t thread_key;       /* a worker's thread_init record (engine.c) */
@@ -109,6 +124,9 @@ size_t engine_unsettled(struct engine *e);
 size_t engine_ready(struct engine *e);  /* the types' ready tasks together */
 /* Store st (with reason) as t's outcome unless another came first; settle t. */
 void engine_settle(struct engine *e, struct etask *t, enum result_status st, const char *reason);
+/* The monitor, e->mu held: hand the tasks a stuck loop took ahead back to their queues;
+ * returns how many became ready again. */
+size_t engine_hand_back(struct engine *e, struct eloop *l);
 /* A task became ready: start one more token loop if fewer run than the work needs. */
 void engine_wake(struct engine *e);
 /* engine_swap.c: a reference on the processor serving type ty, and its release. */

@@ -78,25 +78,39 @@ static size_t release_due_retries(struct engine *e, uint64_t now)
 
 /* --- deadlines of running tasks (e->mu held) ------------------------------------- */
 
-static void check_running(struct engine *e, uint64_t now)
+/* Time out the task a loop runs past its deadline; past the grace too, give its worker
+ * up (the pool replaces it) and hand the tasks it took ahead back to the queues.
+ * Returns how many were handed back (l->mu held). */
+static size_t check_loop(struct engine *e, struct eloop *l, uint64_t now)
 {
-    for (struct etask *t = e->running; t; t = t->next) {
-        if (!t->deadline_ms || now < t->deadline_ms)
-            continue;
-        if (!atomic_load(&t->settled))
-            engine_settle(e, t, RESULT_TIMEOUT, "deadline passed while running");
-        struct eproc *p = e->types[t->type].proc;
-        if (!t->reported_stuck && now >= t->deadline_ms + e->cfg.stuck_grace_ms) {
-            t->reported_stuck = 1;
-            atomic_fetch_add(&e->stuck, 1); /* its loop is lost: allow one more */
-            atomic_store(&p->failed, 1);
-            metrics_add(e->abandoned_tasks, 1);
-            log_error("engine: task %llu stuck in %s %llu ms past its deadline; worker abandoned, "
-                      "processor marked failed", (unsigned long long)t->id, p->p->label,
-                      (unsigned long long)(now - t->deadline_ms));
-            health_plugin_failed(p->p->label, "a worker was stuck in it past a task's deadline and abandoned");
-        }
+    struct etask *t = l->cur;
+    if (!t || !t->deadline_ms || now < t->deadline_ms)
+        return 0;
+    if (!atomic_load(&t->settled))
+        engine_settle(e, t, RESULT_TIMEOUT, "deadline passed while running");
+    struct eproc *p = e->types[t->type].proc;
+    if (t->reported_stuck || now < t->deadline_ms + e->cfg.stuck_grace_ms)
+        return 0;
+    t->reported_stuck = 1;
+    atomic_fetch_add(&e->stuck, 1); /* its loop is lost: allow one more */
+    atomic_store(&p->failed, 1);
+    metrics_add(e->abandoned_tasks, 1);
+    log_error("engine: task %llu stuck in %s %llu ms past its deadline; worker abandoned, "
+              "processor marked failed", (unsigned long long)t->id, p->p->label,
+              (unsigned long long)(now - t->deadline_ms));
+    health_plugin_failed(p->p->label, "a worker was stuck in it past a task's deadline and abandoned");
+    return engine_hand_back(e, l);
+}
+
+static size_t check_running(struct engine *e, uint64_t now)
+{
+    size_t handed = 0;
+    for (struct eloop *l = e->loops; l; l = l->next) {
+        pthread_mutex_lock(&l->mu);
+        handed += check_loop(e, l, now);
+        pthread_mutex_unlock(&l->mu);
     }
+    return handed;
 }
 
 /* --- rebalancing ------------------------------------------------------------------ */
@@ -187,7 +201,7 @@ void engine_maintain(struct engine *e)
     uint64_t now = clock_now_ms();
     pthread_mutex_lock(&e->mu);
     size_t due = release_due_retries(e, now);
-    check_running(e, now);
+    due += check_running(e, now);
     pthread_mutex_unlock(&e->mu);
     /* due retries need loops; so does work whose loop could not be started earlier */
     for (size_t i = 0; i < due + e->cfg.max_workers && engine_ready(e); i++)

@@ -110,8 +110,12 @@ void metrics_add(struct ggl_metric *m, double delta)
 
 void metrics_set(struct ggl_metric *m, double value)
 {
+    /* A gauge that is only ever set keeps its stripes at zero: load before storing, so
+     * they stay shared read-only lines instead of nine lines written per set (the
+     * queues set their depth on every push and pop). */
     for (int i = 0; i < METRIC_STRIPES; i++)
-        atomic_store_explicit(&m->stripe[i].bits, 0, memory_order_relaxed);
+        if (atomic_load_explicit(&m->stripe[i].bits, memory_order_relaxed))
+            atomic_store_explicit(&m->stripe[i].bits, 0, memory_order_relaxed);
     atomic_store_explicit(&m->value, bits_of(value), memory_order_relaxed);
 }
 

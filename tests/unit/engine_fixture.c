@@ -12,6 +12,7 @@
 #include "deadline.h"
 #include "engine_fixture.h"
 #include "hostapi.h"
+#include "pool.h"
 
 _Atomic uint64_t fake_now = 1000000;
 uint64_t fake_clock(void) { return atomic_load(&fake_now); }
@@ -24,6 +25,7 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 char order[256];          /* first payload byte of each task run, in run order */
 static size_t n_order;
 static int gate_open;            /* block tasks wait for it */
+static int hang_open;            /* ... those with payload "H" for this, opened by stop() */
 int64_t gate_limit_ms;    /* ... at most this long (real time) */
 unsigned blocked;         /* block tasks waiting at the gate */
 unsigned attempts;        /* flaky calls */
@@ -58,7 +60,8 @@ static enum ggl_status block_process(void *self, const struct ggl_task *t, struc
     blocked++;
     pthread_cond_broadcast(&cv);
     struct timespec until = deadline_after_ms(CLOCK_REALTIME, (uint64_t)gate_limit_ms);
-    while (!gate_open && pthread_cond_timedwait(&cv, &mu, &until) == 0)
+    int *gate = t->payload_len && *(const char *)t->payload == 'H' ? &hang_open : &gate_open;
+    while (!*gate && pthread_cond_timedwait(&cv, &mu, &until) == 0)
         ;
     blocked--;
     pthread_mutex_unlock(&mu);
@@ -174,10 +177,10 @@ unsigned get(const unsigned *counter)
     return v;
 }
 
-void open_gate(void)
+static void open_flag(int *gate)
 {
     pthread_mutex_lock(&mu);
-    gate_open = 1;
+    *gate = 1;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
 }
@@ -215,9 +218,13 @@ uint64_t submit(struct engine *e, const char *type, const char *payload,
     return id;
 }
 
+void open_gate(void) { open_flag(&gate_open); }
+
 void stop(struct engine *e)
 {
     open_gate();
+    open_flag(&hang_open);
+    pool_wait_abandoned(5000); /* an abandoned worker returns into the engine */
     engine_stop(e, clock_now_ms() + 10000);
     engine_free(e);
 }
@@ -236,7 +243,7 @@ int setup(void **state)
     clock_set(fake_clock);
     n_order = 0;
     memset(order, 0, sizeof order);
-    gate_open = 0;
+    gate_open = hang_open = 0;
     gate_limit_ms = 10000;
     attempts = callbacks = 0;
     return 0;

@@ -1,5 +1,6 @@
 /* The processing engine's test fixture (engine_fixture.c): a fake clock, test
- * processors (noop types "a" and "b", "block" waiting at a gate, "flaky" answering
+ * processors (noop types "a" and "b", "block" waiting at a gate (payload "H": at a
+ * second one that only stop() opens), "flaky" answering
  * GGL_RETRY or, for payload "I", GGL_INVALID, "parent" submitting a sub-task, "tl"
  * with thread_init/thread_fini) recording what ran, and helpers to start engines and
  * submit and wait without sleeping. */

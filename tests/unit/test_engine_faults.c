@@ -95,6 +95,41 @@ static void test_stuck_worker_abandoned_and_replaced(void **state)
     stop(e);
 }
 
+/* A loop that took tasks ahead (a batch, after a short task) and then got stuck in the
+ * first of them: the monitor hands the others back, and the replacement settles them
+ * (failed: their processor is marked failed) instead of their waiting behind H. */
+static void test_tasks_taken_ahead_by_a_stuck_loop_are_handed_back(void **state)
+{
+    (void)state;
+    struct engine_config c = config(1, 1);
+    c.stuck_grace_ms = 50;
+    struct engine *e = start(&c);
+    struct engine_stats st;
+    engine_stats(e, &st);
+    double abandoned = st.abandoned; /* the pool's counter is the process's */
+    submit(e, "block", "G", GGL_PRIO_NORMAL, 0);
+    assert_true(wait_for(&blocked, 1));
+    /* one type, one queue; past the open gate all but H are short */
+    submit(e, "block", "A", GGL_PRIO_NORMAL, 0);              /* short: the next pop batches */
+    uint64_t hung = submit(e, "block", "H", GGL_PRIO_NORMAL, 100);
+    uint64_t later[2] = {submit(e, "block", "C", GGL_PRIO_NORMAL, 0),
+                         submit(e, "block", "D", GGL_PRIO_NORMAL, 0)};
+    open_gate();                                              /* G returns: A, then H with C, D */
+    assert_true(wait_for(&callbacks, 2));
+    assert_true(wait_for(&blocked, 1));
+    assert_string_equal(order, "GAH");
+    advance(151);
+    engine_maintain(e);                                       /* H stuck: C and D handed back */
+    assert_true(wait_for(&callbacks, 5));
+    assert_int_equal(outcome(e, hung), RESULT_TIMEOUT);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(outcome(e, later[i]), RESULT_FAILED);
+    assert_string_equal(order, "GAH");
+    engine_stats(e, &st);
+    assert_int_equal(st.abandoned - abandoned, 1);
+    stop(e);
+}
+
 /* Advance to `at` (host ms), run a pass, and wait for the flaky task's n-th call. */
 static void pass_at(struct engine *e, uint64_t at)
 {
@@ -231,6 +266,7 @@ int main(void)
         T(test_timeout_reported_and_late_result_discarded),
         T(test_queued_task_past_deadline_times_out_unrun),
         T(test_stuck_worker_abandoned_and_replaced),
+        T(test_tasks_taken_ahead_by_a_stuck_loop_are_handed_back),
         T(test_retry_schedule_backs_off_exponentially),
         T(test_invalid_is_never_retried),
         T(test_results_expire_and_cancel_before_start),
