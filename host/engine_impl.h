@@ -66,6 +66,8 @@ struct etask {
 /* Tasks a loop takes from a queue at once while its tasks are short (engine.c). */
 #define ENGINE_BATCH 8
 #define ENGINE_SHORT_NS 20000
+/* How long a loop that ran dry waits for more work before leaving (engine.c). */
+#define ENGINE_LINGER_NS 30000
 
 /* A token loop's record, on its stack and in e->loops while it runs: the task it runs
  * (the monitor times it out) and the tasks it took ahead of running them, which idle

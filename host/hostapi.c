@@ -38,6 +38,8 @@ void clock_set(clock_fn fn) { clock_source = fn ? fn : real_clock; }
 const char *hostapi_take_reason(void)
 {
     static _Thread_local char taken[sizeof reason];
+    if (!reason[0]) /* the common case, once per task: no copy */
+        return "";
     memcpy(taken, reason, sizeof taken);
     reason[0] = '\0';
     return taken;

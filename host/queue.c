@@ -210,6 +210,7 @@ static enum ggl_status admit(struct queue *q, void *item, enum ggl_priority prio
 {
     if ((unsigned)prio >= QUEUE_LEVELS)
         return GGL_INVALID;
+    uint64_t t_ms = delayed ? due_ms : clock_now_ms(); /* read outside the lock */
     pthread_mutex_lock(&q->mu);
     size_t used = q->ready + q->heap_len;
     size_t limit = prio == GGL_PRIO_CRITICAL ? q->capacity : q->capacity - q->reserve;
@@ -224,7 +225,7 @@ static enum ggl_status admit(struct queue *q, void *item, enum ggl_priority prio
     q->free_head = q->nodes[n].next;
     q->nodes[n].item = item;
     q->nodes[n].level = (uint8_t)prio;
-    q->nodes[n].t_ms = delayed ? due_ms : clock_now_ms();
+    q->nodes[n].t_ms = t_ms;
     int wake = q->waiters > 0;
     if (!delayed)
         list_append(q, n);
@@ -308,9 +309,9 @@ size_t queue_pop_batch(struct queue *q, void **out, size_t max, int64_t timeout_
     if (timeout_ms > 0)
         deadline = deadline_after_ms(CLOCK_MONOTONIC, (uint64_t)timeout_ms);
     size_t n = 0;
+    uint64_t now = clock_now_ms(); /* outside the lock; again after each wait */
     pthread_mutex_lock(&q->mu);
-    for (;;) {
-        uint64_t now = clock_now_ms();
+    for (;; now = clock_now_ms()) {
         promote_due(q, now);
         n = take_ready(q, out, max, now);
         if (n > 0 || q->closed || timeout_ms == 0)
