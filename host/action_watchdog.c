@@ -37,12 +37,14 @@ static struct timespec realtime_at(uint64_t ms)
 
 /* --- the watch ------------------------------------------------------------------- */
 
-void watch_begin(struct actions *s, struct worker *w, struct act *a, uint64_t now_ms)
+void watch_begin(struct actions *s, struct worker *w, struct act *a, struct exec_impl *x,
+                 uint64_t now_ms)
 {
     if (!w)
         return;
     pthread_mutex_lock(&s->watch_lock);
     w->current = a;
+    w->impl = x;
     w->deadline_ms = now_ms + a->spec.timeout_ms + (uint64_t)s->conf.abandon_grace_ms;
     pthread_mutex_unlock(&s->watch_lock);
 }
@@ -53,6 +55,8 @@ int watch_end(struct actions *s, struct worker *w)
         return 0;
     pthread_mutex_lock(&s->watch_lock);
     int abandoned = w->abandoned;
+    if (abandoned)
+        atomic_fetch_sub(&w->impl->stuck, 1);
     w->current = NULL;
     pthread_mutex_unlock(&s->watch_lock);
     return abandoned;
@@ -117,6 +121,7 @@ static struct act *take_stuck(struct actions *s, uint64_t now)
             if (!c)
                 return NULL; /* try again next round */
             w->abandoned = 1;
+            atomic_fetch_add(&w->impl->stuck, 1); /* until watch_end sees it back */
             pthread_detach(w->thread);
             return c;
         }

@@ -199,6 +199,9 @@ static void outcome(struct actions *s, struct act *a, enum ggl_status st, struct
 
 /* --- execution ------------------------------------------------------------------ */
 
+#define EXEC_FAILED "calls stuck past their timeout; none until one returns or PLUGIN.RELOAD"
+
+
 static void execute(struct actions *s, struct worker *w, struct act *a)
 {
     if (results_start(s->results, a->id) < 0) {
@@ -214,9 +217,14 @@ static void execute(struct actions *s, struct worker *w, struct act *a)
                             .idempotency_key = a->spec.key};
     struct ggl_result r = {.size = sizeof r};
     struct exec_impl *e = exec_get(a->exec); /* the run finishes on it, even if swapped */
+    if (atomic_load(&e->stuck) >= EXEC_MAX_STUCK) { /* queued before it got stuck */
+        exec_put(e);
+        outcome(s, a, GGL_ERROR, &r, EXEC_FAILED);
+        return;
+    }
     hostapi_clear_reason();
     uint64_t t0 = clock_now_ms(), us0 = actions_mono_us();
-    watch_begin(s, w, a, t0);
+    watch_begin(s, w, a, e, t0);
     if (!e->concurrent)
         pthread_mutex_lock(&e->serial);
     enum ggl_status st = e->ex.vt->execute(e->ex.self, &ga, &r);
@@ -286,6 +294,8 @@ static enum ggl_status check_spec(struct actions *s, const struct action_spec *s
 {
     if (!sp->name || !(*e = executor_for(s, sp->name)))
         return refuse("no executor serves action '%s'", sp->name ? sp->name : "", GGL_NOTFOUND);
+    if (atomic_load(&atomic_load(&(*e)->cur)->stuck) >= EXEC_MAX_STUCK)
+        return refuse("executor for '%s' is stuck (" EXEC_FAILED ")", sp->name, GGL_ERROR);
     if (sp->priority > GGL_PRIO_LOW)
         return refuse("%s", "priority must be 0..3 (critical..low)", GGL_INVALID);
     if (sp->payload_len > (uint64_t)s->conf.max_payload)

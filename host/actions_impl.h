@@ -23,8 +23,15 @@ struct exec_impl {
     pthread_mutex_t serial; /* taken around execute() unless GGL_READS_CONCURRENT */
     int concurrent;
     _Atomic long refs;
+    _Atomic int stuck;      /* workers abandoned in it and not back: at EXEC_MAX_STUCK,
+                             * its actions fail until one returns or it is replaced */
     struct exec_impl *next; /* every impl ever bound, freed with the system */
 };
+
+/* A hung executor would take one more worker with each action it is given: with this
+ * many of its calls stuck past their timeout it gets no more (the engine refuses a
+ * processor at its first). */
+#define EXEC_MAX_STUCK 2
 
 struct executor_slot {
     _Atomic(struct exec_impl *) cur;
@@ -35,6 +42,7 @@ struct worker {
     struct actions *s;
     pthread_t thread;
     struct act *current;         /* running now, or NULL */
+    struct exec_impl *impl;      /* ... on this executor */
     uint64_t deadline_ms;        /* host clock: past it (timeout + abandon grace) it is stuck */
     int abandoned;
     struct worker *next;         /* the system's list of every worker started */
@@ -128,7 +136,8 @@ struct exec_impl *exec_impl_new(struct actions *s, const struct action_executor 
 int workers_start(struct actions *s, unsigned n);
 void workers_stop(struct actions *s);
 void workers_free(struct actions *s);
-void watch_begin(struct actions *s, struct worker *w, struct act *a, uint64_t now_ms);
+void watch_begin(struct actions *s, struct worker *w, struct act *a, struct exec_impl *x,
+                 uint64_t now_ms);
 int watch_end(struct actions *s, struct worker *w); /* 1: abandoned meanwhile */
 void watch_kick(struct actions *s);
 

@@ -43,8 +43,8 @@ static void abandon_if_stuck(struct pool *p, struct slot *s, uint64_t now, int r
 {
     struct worker *w = s->w;
     uint64_t seq = w ? atomic_load_explicit(&w->busy, memory_order_acquire) : 0;
-    uint64_t start = atomic_load(&s->task_start);
-    if (seq == 0 || now < start || now - start < atomic_load(&s->task_deadline))
+    uint64_t start = atomic_load(&s->task_start), limit = atomic_load(&s->task_deadline);
+    if (seq == 0 || now < start || now - start < limit)
         return;
     if (!atomic_compare_exchange_strong(&w->busy, &seq, ABANDONED))
         return; /* it returned just now */
@@ -54,8 +54,8 @@ static void abandon_if_stuck(struct pool *p, struct slot *s, uint64_t now, int r
     pthread_detach(s->tid);
     atomic_fetch_sub(&p->inflight[s->task_type], 1);
     metrics_add(p->abandoned, 1);
-    log_error("pool: worker stuck for %llu ms past its deadline; abandoned",
-              (unsigned long long)(now - atomic_load(&s->task_start)));
+    log_error("pool: worker stuck in a task for %llu ms, %llu ms past its deadline; abandoned",
+              (unsigned long long)(now - start), (unsigned long long)(now - start - limit));
     s->w = NULL;
     atomic_fetch_sub(&p->active, 1);
     if (!replace || pool_start_worker(p, s) < 0) {

@@ -279,7 +279,7 @@ static int reply_line(int fd, char *line, size_t size)
 /* Append one reply to out[*at..cap): recursion for arrays; -1 on a broken reply. */
 static int reply_into(int fd, char *out, size_t cap, size_t *at)
 {
-    char line[128];
+    char line[512]; /* error lines can be long */
     if (!reply_line(fd, line, sizeof line))
         return -1;
     long n = strtol(line + 1, NULL, 10);

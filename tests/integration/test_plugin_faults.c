@@ -186,6 +186,16 @@ static void test_hanging_executor_is_abandoned(void **state)
     expect_health(&h, "plugin:executor/faulty[hangx]", "failed");
     expect_serving(&h, 5);
     assert_int_equal(info_value(&h, "actions", "actions_abandoned"), 1); /* no retries: once */
+    /* it would take another worker with each action: a second stuck call, then refused */
+    char r2[512];
+    result(fd, "ACTION", submit(fd, "ACTION", "hangx", "y"), r2, sizeof r2);
+    assert_non_null(strstr(r2, "worker abandoned"));
+    assert_int_equal(info_value(&h, "actions", "actions_abandoned"), 2);
+    assert_string_equal(ask(fd, r2, sizeof r2, "ACTION.SUBMIT hangx x"),
+                        "-ERR ERROR: executor for 'hangx' is stuck (calls stuck past their "
+                        "timeout; none until one returns or PLUGIN.RELOAD)");
+    expect_serving(&h, 5);
+    assert_int_equal(info_value(&h, "actions", "actions_abandoned"), 2);
     close(fd);
     printf("fault: hanging executor: answered after %lld ms (timeout %d + grace %d): %s\n", took,
            DEADLINE_MS, GRACE_MS, r);
