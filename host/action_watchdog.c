@@ -189,12 +189,13 @@ void watch_kick(struct actions *s)
     pthread_mutex_unlock(&s->watch_lock);
 }
 
-/* Wait until no worker runs (abandoned ones too), or the real-time deadline. */
-static void wait_workers(struct actions *s, uint64_t deadline_ms)
+/* Wait until no worker runs (with `abandoned`, no abandoned one either), or the
+ * real-time deadline. */
+static void wait_workers(struct actions *s, uint64_t deadline_ms, int abandoned)
 {
     struct timespec until = realtime_at(deadline_ms);
     pthread_mutex_lock(&s->fb_lock);
-    while ((s->running_workers > 0 || s->abandoned_alive > 0) &&
+    while ((s->running_workers > 0 || (abandoned && s->abandoned_alive > 0)) &&
            pthread_cond_timedwait(&s->idle_cond, &s->fb_lock, &until) != ETIMEDOUT)
         ;
     pthread_mutex_unlock(&s->fb_lock);
@@ -203,10 +204,10 @@ static void wait_workers(struct actions *s, uint64_t deadline_ms)
 void workers_stop(struct actions *s)
 {
     queue_close(s->q); /* workers run what is ready, then leave */
-    wait_workers(s, realtime_ms() + (uint64_t)s->conf.shutdown_deadline_ms);
+    wait_workers(s, realtime_ms() + (uint64_t)s->conf.shutdown_deadline_ms, 0);
     atomic_store(&s->abort_ready, 1); /* what is still ready is cancelled, not run */
     queue_kick(s->q);
-    wait_workers(s, realtime_ms() + 1000);
+    wait_workers(s, realtime_ms() + 1000, 1); /* a last chance for abandoned ones */
     if (s->have_watchdog) {
         pthread_mutex_lock(&s->watch_lock);
         s->watch_stop = 1;
