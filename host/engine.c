@@ -5,7 +5,8 @@
  * carries no task: its loop takes the best task for its worker, first from the type the
  * worker prefers (the monitor assigns preferences in proportion to the rebalanced
  * weights), else from the other type with the most weighted work (the seed's task
- * stealing), runs it, and goes on until the queues are empty.  A submit starts a new
+ * stealing), runs it, and goes on until the queues are empty (engine_loop.c, which also
+ * covers batches, what loops take ahead and lingering).  A submit starts a new
  * token only while fewer loops run than workers (more, up to max_workers, when more
  * than grow_depth tasks per worker wait: the pool sees them queued and grows), so a
  * steady stream costs no pool hop or wake-up per task.  A loop leaving decrements the
@@ -20,7 +21,6 @@
 #include "ggl-build.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -180,186 +180,6 @@ void engine_wake(struct engine *e)
         return;
     if (claim_token(e) && pool_submit(e->pool, 0, task_runner, e) != GGL_OK)
         atomic_fetch_sub(&e->tokens, 1); /* the monitor tries again */
-}
-
-/* Up to max of type's tasks, no more than the loops' fair share of what is ready. */
-static size_t pop_type(struct engine *e, unsigned type, void **out, size_t max)
-{
-    struct etype *ty = &e->types[type];
-    size_t ready = atomic_load(&ty->ready);
-    if (ready == 0)
-        return 0;
-    size_t loops = atomic_load_explicit(&e->tokens, memory_order_relaxed);
-    size_t share = loops > 1 ? (ready + loops - 1) / loops : ready;
-    size_t n = queue_pop_batch(ty->q, out, max < share ? max : share, 0);
-    if (n)
-        atomic_fetch_sub(&ty->ready, n);
-    return n;
-}
-
-/* This worker thread's preferred type, from the monitor's assignment table. */
-static unsigned preferred_type(struct engine *e)
-{
-    static _Thread_local struct engine *seen;
-    static _Thread_local unsigned index;
-    if (seen != e) {
-        seen = e;
-        index = atomic_fetch_add(&e->thread_seq, 1);
-    }
-    unsigned t = atomic_load_explicit(&e->assign[index % 64], memory_order_relaxed);
-    return t < e->n_types ? t : 0;
-}
-
-/* The preferred type's next tasks, else steal from the type with the most weighted
- * ready work.  A few rounds cover a racing worker taking the tasks we looked at. */
-static size_t take_tasks(struct engine *e, void **out, size_t max)
-{
-    unsigned own = preferred_type(e);
-    for (int round = 0; round < 3 && e->n_types; round++) {
-        size_t n = pop_type(e, own, out, max);
-        if (n)
-            return n;
-        for (size_t tries = 0; tries < 2 * e->n_types; tries++) { /* bounded: counts race */
-            unsigned best = own;
-            uint64_t best_score = 0;
-            for (unsigned k = 0; k < e->n_types; k++) {
-                uint64_t score = (uint64_t)atomic_load(&e->types[k].ready) *
-                                 atomic_load_explicit(&e->types[k].weight, memory_order_relaxed);
-                if (k != own && score > best_score)
-                    best = k, best_score = score;
-            }
-            if (!best_score)
-                break;
-            if ((n = pop_type(e, best, out, max)) != 0)
-                return n;
-        }
-    }
-    return 0;
-}
-
-/* --- token loops and the tasks they took ahead ------------------------------ */
-
-static void loop_enter(struct engine *e, struct eloop *l)
-{
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_mutex_lock(&e->mu);
-    l->prev = NULL;
-    l->next = e->loops;
-    if (e->loops)
-        e->loops->prev = l;
-    e->loops = l;
-    pthread_mutex_unlock(&e->mu);
-}
-
-static void loop_leave(struct engine *e, struct eloop *l)
-{
-    pthread_mutex_lock(&e->mu);
-    pthread_mutex_lock(&l->mu);
-    size_t handed = engine_hand_back(e, l); /* left only when this worker was abandoned */
-    pthread_mutex_unlock(&l->mu);
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        e->loops = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
-    pthread_mutex_unlock(&e->mu);
-    pthread_mutex_destroy(&l->mu);
-    while (handed--)
-        engine_wake(e);
-}
-
-size_t engine_hand_back(struct engine *e, struct eloop *l)
-{
-    size_t ready = 0;
-    for (; l->head < l->n; l->head++) {
-        struct etask *t = l->ahead[l->head];
-        struct etype *ty = &e->types[t->type];
-        /* its slot is still counted in admitted, so the queue has room but perhaps not
-         * outside the critical reserve: then it fails rather than wait behind a stuck loop */
-        if (queue_push_at(ty->q, t, t->prio, clock_now_ms()) == GGL_OK) {
-            atomic_fetch_add(&ty->ready, 1);
-            ready++;
-        } else {
-            engine_settle(e, t, RESULT_FAILED, "its worker got stuck and the queue was full");
-            free(t);
-        }
-    }
-    l->head = l->n = 0;
-    return ready;
-}
-
-/* Half the tasks another loop took ahead (an idle loop's last look before leaving). */
-static size_t steal_ahead(struct engine *e, struct eloop *self, void **out)
-{
-    size_t n = 0;
-    pthread_mutex_lock(&e->mu);
-    for (struct eloop *l = e->loops; l && !n; l = l->next) {
-        if (l == self)
-            continue;
-        pthread_mutex_lock(&l->mu);
-        unsigned k = (l->n - l->head + 1) / 2;
-        for (unsigned i = l->n - k; i < l->n; i++)
-            out[n++] = l->ahead[i];
-        l->n -= k;
-        pthread_mutex_unlock(&l->mu);
-    }
-    pthread_mutex_unlock(&e->mu);
-    return n;
-}
-
-/* The loop's next task: one it took ahead, else from the queues (up to ENGINE_BATCH
- * while its tasks are short, so a steady stream costs a queue lock per batch, not per
- * task), else from another loop. */
-static struct etask *next_task(struct engine *e, struct eloop *l, int batch)
-{
-    struct etask *t = NULL;
-    if (atomic_load_explicit(&l->n, memory_order_relaxed)) { /* only this loop adds */
-        pthread_mutex_lock(&l->mu);
-        if (l->head < l->n)
-            t = l->ahead[l->head++];
-        if (l->head == l->n)
-            l->head = l->n = 0;
-        pthread_mutex_unlock(&l->mu);
-        if (t)
-            return t;
-    }
-    void *got[ENGINE_BATCH];
-    size_t n = take_tasks(e, got, batch ? ENGINE_BATCH : 1);
-    if (!n && !(n = steal_ahead(e, l, got)))
-        return NULL;
-    if (n > 1) {
-        pthread_mutex_lock(&l->mu);
-        for (size_t i = 1; i < n; i++)
-            l->ahead[i - 1] = got[i];
-        l->head = 0, l->n = (unsigned)(n - 1);
-        pthread_mutex_unlock(&l->mu);
-    }
-    return got[0];
-}
-
-/* The task the loop runs, where the monitor looks for deadlines (tasks without one it
- * never times out, so they skip the lock).  Clearing reports whether the monitor gave
- * the task up as stuck meanwhile. */
-static void loop_running(struct eloop *l, struct etask *t)
-{
-    if (!t->deadline_ms)
-        return;
-    pthread_mutex_lock(&l->mu);
-    l->cur = t;
-    pthread_mutex_unlock(&l->mu);
-}
-
-static void loop_ran(struct engine *e, struct eloop *l, struct etask *t)
-{
-    if (!t->deadline_ms)
-        return;
-    pthread_mutex_lock(&l->mu);
-    l->cur = NULL;
-    int stuck = t->reported_stuck;
-    pthread_mutex_unlock(&l->mu);
-    if (stuck) /* back after all: its loop no longer needs a stand-in */
-        atomic_fetch_sub(&e->stuck, 1);
 }
 
 /* --- running one task ------------------------------------------------------ */
@@ -533,18 +353,38 @@ static void add_busy(struct engine *e, uint64_t ns)
     }
 }
 
-/* Run t on this worker; frees t unless it went back to its queue for a retry.  Returns
- * how long the processor took (0 when it was not called). */
-static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
+/* Timing a task (weight > 0: it stands for `weight` tasks in the busy time; 0: not
+ * timed).  Returns the start, 0 when not timed. */
+static uint64_t task_started(struct etype *ty, const struct etask *t, unsigned weight)
 {
-    struct etype *ty = &e->types[t->type];
     static _Thread_local unsigned sampled;
+    if (!weight)
+        return 0;
     uint64_t start_ns = latency_now_ns();
     latency_record(&ty->wait, start_ns - t->queued_ns);
     if (sampled++ % 8 == 0) { /* the rebalancer's mean wait: a sample keeps lines quiet */
         atomic_fetch_add_explicit(&ty->wait_ns_sum, start_ns - t->queued_ns, memory_order_relaxed);
         atomic_fetch_add_explicit(&ty->wait_n, 1, memory_order_relaxed);
     }
+    return start_ns;
+}
+
+static uint64_t task_ran(struct engine *e, struct etype *ty, uint64_t start_ns, unsigned weight)
+{
+    if (!weight)
+        return 0;
+    uint64_t ran = latency_now_ns() - start_ns;
+    latency_record(&ty->run, ran);
+    add_busy(e, ran * weight);
+    return ran;
+}
+
+/* Run t on this worker; frees t unless it went back to its queue for a retry.  Returns
+ * how long the processor took when timed (see task_started; 0 when it was not called). */
+static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t, unsigned weight)
+{
+    struct etype *ty = &e->types[t->type];
+    uint64_t start_ns = task_started(ty, t, weight);
     uint64_t now = t->deadline_ms ? clock_now_ms() : 0;
     if (results_start_handle(e->results, t->handle, t->id) < 0) { /* cancelled while queued */
         settle(e, t, -1, NULL, 0);
@@ -562,16 +402,14 @@ static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
         return 0;
     }
     guard_worker(e, t, now);
-    loop_running(l, t);
+    engine_loop_running(l, t);
     atomic_fetch_add(&ty->running, 1);
     struct ggl_result res = {.size = sizeof res};
     char reason[256];
     enum ggl_status st = call_processor(e, t, &res, reason, sizeof reason);
     atomic_fetch_sub(&ty->running, 1);
-    loop_ran(e, l, t);
-    uint64_t ran = latency_now_ns() - start_ns;
-    latency_record(&ty->run, ran);
-    add_busy(e, ran);
+    engine_loop_ran(e, l, t);
+    uint64_t ran = task_ran(e, ty, start_ns, weight);
     if (t->deadline_ms && clock_now_ms() >= t->deadline_ms) { /* too late, whatever it says */
         finish(e, t, RESULT_TIMEOUT, NULL, 0, "finished after its deadline; result discarded");
         free(res.data);
@@ -588,45 +426,37 @@ static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
     return ran;
 }
 
-/* A loop that ran dry waits up to ENGINE_LINGER_NS for more work, yielding the CPU,
- * before it gives its worker back: a steady stream slightly slower than the loops then
- * costs no cross-CPU wake-up (up to ~30 us here, PERF.md) per task.  1: work came. */
-static int linger(struct engine *e)
-{
-    uint64_t until = latency_now_ns() + ENGINE_LINGER_NS;
-    do {
-        sched_yield();
-        if (engine_ready(e))
-            return 1;
-    } while (!atomic_load_explicit(&e->stopping, memory_order_relaxed) && latency_now_ns() < until);
-    return 0;
-}
-
 /* A token loop: run tasks while there are any (see the top of the file). */
 static void task_runner(void *arg)
 {
     struct engine *e = arg;
     struct eloop l = {.cur = NULL};
     int short_tasks = 0;
-    loop_enter(e, &l);
+    unsigned seq = 0;
+    engine_loop_enter(e, &l);
     loop_of = e;
     for (;;) {
-        struct etask *t = next_task(e, &l, short_tasks);
+        struct etask *t = engine_next_task(e, &l, short_tasks);
         if (t) {
-            short_tasks = run_task(e, &l, t) < ENGINE_SHORT_NS;
+            /* short tasks are timed one in ENGINE_SAMPLE (two clock reads are a tenth of
+             * a no-op task's cost); long ones each */
+            unsigned weight = !short_tasks ? 1 : seq++ % ENGINE_SAMPLE == 0 ? ENGINE_SAMPLE : 0;
+            uint64_t ran = run_task(e, &l, t, weight);
+            if (weight)
+                short_tasks = ran < ENGINE_SHORT_NS;
             if (!pool_abandoned_self())
                 continue;
             atomic_fetch_sub(&e->tokens, 1); /* a replacement took over this worker */
             break;
         }
-        if (linger(e))
+        if (engine_linger(e))
             continue;
         atomic_fetch_sub(&e->tokens, 1);
         if (engine_ready(e) == 0 || !claim_token(e))
             break;
     }
     loop_of = NULL;
-    loop_leave(e, &l);
+    engine_loop_leave(e, &l);
 }
 
 /* --- submission ------------------------------------------------------------- */

@@ -66,6 +66,7 @@ struct etask {
 /* Tasks a loop takes from a queue at once while its tasks are short (engine.c). */
 #define ENGINE_BATCH 8
 #define ENGINE_SHORT_NS 20000
+#define ENGINE_SAMPLE 4           /* short tasks timed: one in this many */
 /* How long a loop that ran dry waits for more work before leaving (engine.c). */
 #define ENGINE_LINGER_NS 30000
 
@@ -126,6 +127,15 @@ size_t engine_unsettled(struct engine *e);
 size_t engine_ready(struct engine *e);  /* the types' ready tasks together */
 /* Store st (with reason) as t's outcome unless another came first; settle t. */
 void engine_settle(struct engine *e, struct etask *t, enum result_status st, const char *reason);
+/* engine_loop.c: a token loop's record in e->loops from enter to leave (leave hands
+ * back what it still holds); its next task, NULL when there is none (batch: it may take
+ * a batch); the task it runs, for the monitor; 1 when work came while it lingered. */
+void engine_loop_enter(struct engine *e, struct eloop *l);
+void engine_loop_leave(struct engine *e, struct eloop *l);
+struct etask *engine_next_task(struct engine *e, struct eloop *l, int batch);
+void engine_loop_running(struct eloop *l, struct etask *t);
+void engine_loop_ran(struct engine *e, struct eloop *l, struct etask *t);
+int engine_linger(struct engine *e);
 /* The monitor, e->mu held: hand the tasks a stuck loop took ahead back to their queues;
  * returns how many became ready again. */
 size_t engine_hand_back(struct engine *e, struct eloop *l);

@@ -1,0 +1,206 @@
+/* The engine's token loops take their tasks here: from the preferred type's queue or by
+ * stealing from the type with the most weighted ready work (the seed's task stealing), a
+ * batch at a time while the tasks are short, else from what another loop took ahead;
+ * and the loop records the monitor reads (the running task, the tasks taken ahead). */
+#include "ggl-build.h"
+
+#include <sched.h>
+#include <stdlib.h>
+
+#include "engine_impl.h"
+#include "hostapi.h"
+
+/* Up to max of type's tasks, no more than the loops' fair share of what is ready. */
+static size_t pop_type(struct engine *e, unsigned type, void **out, size_t max)
+{
+    struct etype *ty = &e->types[type];
+    size_t ready = atomic_load(&ty->ready);
+    if (ready == 0)
+        return 0;
+    size_t loops = atomic_load_explicit(&e->tokens, memory_order_relaxed);
+    size_t share = loops > 1 ? (ready + loops - 1) / loops : ready;
+    size_t n = queue_pop_batch(ty->q, out, max < share ? max : share, 0);
+    if (n)
+        atomic_fetch_sub(&ty->ready, n);
+    return n;
+}
+
+/* This worker thread's preferred type, from the monitor's assignment table. */
+static unsigned preferred_type(struct engine *e)
+{
+    static _Thread_local struct engine *seen;
+    static _Thread_local unsigned index;
+    if (seen != e) {
+        seen = e;
+        index = atomic_fetch_add(&e->thread_seq, 1);
+    }
+    unsigned t = atomic_load_explicit(&e->assign[index % 64], memory_order_relaxed);
+    return t < e->n_types ? t : 0;
+}
+
+/* The preferred type's next tasks, else steal from the type with the most weighted
+ * ready work.  A few rounds cover a racing worker taking the tasks we looked at. */
+static size_t take_tasks(struct engine *e, void **out, size_t max)
+{
+    unsigned own = preferred_type(e);
+    for (int round = 0; round < 3 && e->n_types; round++) {
+        size_t n = pop_type(e, own, out, max);
+        if (n)
+            return n;
+        for (size_t tries = 0; tries < 2 * e->n_types; tries++) { /* bounded: counts race */
+            unsigned best = own;
+            uint64_t best_score = 0;
+            for (unsigned k = 0; k < e->n_types; k++) {
+                uint64_t score = (uint64_t)atomic_load(&e->types[k].ready) *
+                                 atomic_load_explicit(&e->types[k].weight, memory_order_relaxed);
+                if (k != own && score > best_score)
+                    best = k, best_score = score;
+            }
+            if (!best_score)
+                break;
+            if ((n = pop_type(e, best, out, max)) != 0)
+                return n;
+        }
+    }
+    return 0;
+}
+
+/* --- token loops and the tasks they took ahead ------------------------------ */
+
+void engine_loop_enter(struct engine *e, struct eloop *l)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_lock(&e->mu);
+    l->prev = NULL;
+    l->next = e->loops;
+    if (e->loops)
+        e->loops->prev = l;
+    e->loops = l;
+    pthread_mutex_unlock(&e->mu);
+}
+
+void engine_loop_leave(struct engine *e, struct eloop *l)
+{
+    pthread_mutex_lock(&e->mu);
+    pthread_mutex_lock(&l->mu);
+    size_t handed = engine_hand_back(e, l); /* left only when this worker was abandoned */
+    pthread_mutex_unlock(&l->mu);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        e->loops = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_destroy(&l->mu);
+    while (handed--)
+        engine_wake(e);
+}
+
+size_t engine_hand_back(struct engine *e, struct eloop *l)
+{
+    size_t ready = 0;
+    for (; l->head < l->n; l->head++) {
+        struct etask *t = l->ahead[l->head];
+        struct etype *ty = &e->types[t->type];
+        /* its slot is still counted in admitted, so the queue has room but perhaps not
+         * outside the critical reserve: then it fails rather than wait behind a stuck loop */
+        if (queue_push_at(ty->q, t, t->prio, clock_now_ms()) == GGL_OK) {
+            atomic_fetch_add(&ty->ready, 1);
+            ready++;
+        } else {
+            engine_settle(e, t, RESULT_FAILED, "its worker got stuck and the queue was full");
+            free(t);
+        }
+    }
+    l->head = l->n = 0;
+    return ready;
+}
+
+/* Half the tasks another loop took ahead (an idle loop's last look before leaving). */
+static size_t steal_ahead(struct engine *e, struct eloop *self, void **out)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&e->mu);
+    for (struct eloop *l = e->loops; l && !n; l = l->next) {
+        if (l == self)
+            continue;
+        pthread_mutex_lock(&l->mu);
+        unsigned k = (l->n - l->head + 1) / 2;
+        for (unsigned i = l->n - k; i < l->n; i++)
+            out[n++] = l->ahead[i];
+        l->n -= k;
+        pthread_mutex_unlock(&l->mu);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
+/* The loop's next task: one it took ahead, else from the queues (up to ENGINE_BATCH
+ * while its tasks are short, so a steady stream costs a queue lock per batch, not per
+ * task), else from another loop. */
+struct etask *engine_next_task(struct engine *e, struct eloop *l, int batch)
+{
+    struct etask *t = NULL;
+    if (atomic_load_explicit(&l->n, memory_order_relaxed)) { /* only this loop adds */
+        pthread_mutex_lock(&l->mu);
+        if (l->head < l->n)
+            t = l->ahead[l->head++];
+        if (l->head == l->n)
+            l->head = l->n = 0;
+        pthread_mutex_unlock(&l->mu);
+        if (t)
+            return t;
+    }
+    void *got[ENGINE_BATCH];
+    size_t n = take_tasks(e, got, batch ? ENGINE_BATCH : 1);
+    if (!n && !(n = steal_ahead(e, l, got)))
+        return NULL;
+    if (n > 1) {
+        pthread_mutex_lock(&l->mu);
+        for (size_t i = 1; i < n; i++)
+            l->ahead[i - 1] = got[i];
+        l->head = 0, l->n = (unsigned)(n - 1);
+        pthread_mutex_unlock(&l->mu);
+    }
+    return got[0];
+}
+
+/* The task the loop runs, where the monitor looks for deadlines (tasks without one it
+ * never times out, so they skip the lock).  Clearing reports whether the monitor gave
+ * the task up as stuck meanwhile. */
+void engine_loop_running(struct eloop *l, struct etask *t)
+{
+    if (!t->deadline_ms)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->cur = t;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void engine_loop_ran(struct engine *e, struct eloop *l, struct etask *t)
+{
+    if (!t->deadline_ms)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->cur = NULL;
+    int stuck = t->reported_stuck;
+    pthread_mutex_unlock(&l->mu);
+    if (stuck) /* back after all: its loop no longer needs a stand-in */
+        atomic_fetch_sub(&e->stuck, 1);
+}
+
+/* A loop that ran dry waits up to ENGINE_LINGER_NS for more work, yielding the CPU,
+ * before it gives its worker back: a steady stream slightly slower than the loops then
+ * costs no cross-CPU wake-up (up to ~30 us here, PERF.md) per task.  1: work came. */
+int engine_linger(struct engine *e)
+{
+    uint64_t until = latency_now_ns() + ENGINE_LINGER_NS;
+    do {
+        sched_yield();
+        if (engine_ready(e))
+            return 1;
+    } while (!atomic_load_explicit(&e->stopping, memory_order_relaxed) && latency_now_ns() < until);
+    return 0;
+}
+
