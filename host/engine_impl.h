@@ -32,9 +32,11 @@ struct etype {
     const char *label;              /* interned name: metric label outliving the engine */
     _Atomic(struct eproc *) proc;  /* swapped by engine_replace_processor */
     struct queue *q;
-    _Atomic size_t admitted;        /* admitted, not settled: bounded by queue_capacity */
+    /* what submits write (settles and pops too), on its own line */
+    _Atomic size_t admitted __attribute__((aligned(64))); /* not settled: <= queue_capacity */
     _Atomic size_t ready;           /* in the queue and due (each has a token) */
-    _Atomic size_t running;
+    /* what only workers write, from here on */
+    _Atomic size_t running __attribute__((aligned(64)));
     unsigned base_weight;
     _Atomic unsigned weight;        /* as last rebalanced */
     _Atomic uint64_t wait_ns_sum, wait_n; /* since the last pass: for rebalancing */
