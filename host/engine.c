@@ -353,37 +353,47 @@ static void add_busy(struct engine *e, uint64_t ns)
     }
 }
 
-/* Timing a task (weight > 0: it stands for `weight` tasks in the busy time; 0: not
- * timed).  Returns the start, 0 when not timed. */
+/* Timing.  Two monotonic clock reads are a tenth of a no-op task's cost here, so while a
+ * type's tasks are short one in ENGINE_SAMPLE is timed, picked at submit (it carries its
+ * queued time), and stands for ENGINE_SAMPLE in the busy time; a type whose timed tasks
+ * run long (time_all) has every task timed.  0: t is not timed. */
+static unsigned task_weight(struct etype *ty, const struct etask *t)
+{
+    return !t->queued_ns ? 0 : atomic_load_explicit(&ty->time_all, memory_order_relaxed) ? 1 : ENGINE_SAMPLE;
+}
+
 static uint64_t task_started(struct etype *ty, const struct etask *t, unsigned weight)
 {
-    static _Thread_local unsigned sampled;
     if (!weight)
         return 0;
-    uint64_t start_ns = latency_now_ns();
-    latency_record(&ty->wait, start_ns - t->queued_ns);
-    if (sampled++ % 8 == 0) { /* the rebalancer's mean wait: a sample keeps lines quiet */
-        atomic_fetch_add_explicit(&ty->wait_ns_sum, start_ns - t->queued_ns, memory_order_relaxed);
-        atomic_fetch_add_explicit(&ty->wait_n, 1, memory_order_relaxed);
-    }
+    uint64_t start_ns = latency_now_ns(), waited = start_ns - t->queued_ns;
+    latency_record(&ty->wait, waited);
+    atomic_fetch_add_explicit(&ty->wait_ns_sum, waited, memory_order_relaxed); /* rebalancing */
+    atomic_fetch_add_explicit(&ty->wait_n, 1, memory_order_relaxed);
     return start_ns;
 }
 
+/* How long a timed task ran, UINT64_MAX for one not timed. */
 static uint64_t task_ran(struct engine *e, struct etype *ty, uint64_t start_ns, unsigned weight)
 {
     if (!weight)
-        return 0;
+        return UINT64_MAX;
     uint64_t ran = latency_now_ns() - start_ns;
     latency_record(&ty->run, ran);
     add_busy(e, ran * weight);
+    int time_all = ran >= ENGINE_SHORT_NS;
+    if (atomic_load_explicit(&ty->time_all, memory_order_relaxed) != time_all)
+        atomic_store_explicit(&ty->time_all, time_all, memory_order_relaxed); /* rarely */
     return ran;
 }
 
 /* Run t on this worker; frees t unless it went back to its queue for a retry.  Returns
- * how long the processor took when timed (see task_started; 0 when it was not called). */
-static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t, unsigned weight)
+ * how long the processor took when timed (0 when it was not called, UINT64_MAX when it
+ * was not timed). */
+static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
 {
     struct etype *ty = &e->types[t->type];
+    unsigned weight = task_weight(ty, t);
     uint64_t start_ns = task_started(ty, t, weight);
     uint64_t now = t->deadline_ms ? clock_now_ms() : 0;
     if (results_start_handle(e->results, t->handle, t->id) < 0) { /* cancelled while queued */
@@ -432,17 +442,13 @@ static void task_runner(void *arg)
     struct engine *e = arg;
     struct eloop l = {.cur = NULL};
     int short_tasks = 0;
-    unsigned seq = 0;
     engine_loop_enter(e, &l);
     loop_of = e;
     for (;;) {
         struct etask *t = engine_next_task(e, &l, short_tasks);
         if (t) {
-            /* short tasks are timed one in ENGINE_SAMPLE (two clock reads are a tenth of
-             * a no-op task's cost); long ones each */
-            unsigned weight = !short_tasks ? 1 : seq++ % ENGINE_SAMPLE == 0 ? ENGINE_SAMPLE : 0;
-            uint64_t ran = run_task(e, &l, t, weight);
-            if (weight)
+            uint64_t ran = run_task(e, &l, t);
+            if (ran != UINT64_MAX) /* timed: batch while they are short */
                 short_tasks = ran < ENGINE_SHORT_NS;
             if (!pool_abandoned_self())
                 continue;
@@ -523,7 +529,9 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
         return refuse(st, st == GGL_RETRY ? "result store full" : "out of memory", NULL);
     }
     uint64_t task_id = t->id; /* t may be run and freed as soon as it is queued */
-    t->queued_ns = latency_now_ns();
+    static _Thread_local unsigned submits; /* which tasks are timed: see task_weight */
+    t->queued_ns = atomic_load_explicit(&ty->time_all, memory_order_relaxed) ||
+                           submits++ % ENGINE_SAMPLE == 0 ? latency_now_ns() : 0;
     if (queue_push(ty->q, t, t->prio) != GGL_OK) { /* cancelled tasks still hold slots */
         results_cancel(e->results, task_id, "refused: queue full");
         free(t);

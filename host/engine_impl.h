@@ -35,6 +35,7 @@ struct etype {
     /* what submits write (settles and pops too), on its own line */
     _Atomic size_t admitted __attribute__((aligned(64))); /* not settled: <= queue_capacity */
     _Atomic size_t ready;           /* in the queue and due (each has a token) */
+    _Atomic int time_all;           /* its timed tasks ran long: time every one (engine.c) */
     /* what only workers write, from here on */
     _Atomic size_t running __attribute__((aligned(64)));
     unsigned base_weight;
@@ -56,7 +57,7 @@ struct etask {
     enum ggl_priority prio;
     unsigned attempt, max_retries;
     uint64_t deadline_ms;           /* host clock; 0 = none */
-    uint64_t queued_ns;             /* when it last became ready (monotonic) */
+    uint64_t queued_ns;             /* when it was queued (monotonic), 0: not timed */
     _Atomic int settled;            /* callback run and admission released */
     int reported_stuck;
     ggl_done_fn done;
@@ -68,7 +69,7 @@ struct etask {
 /* Tasks a loop takes from a queue at once while its tasks are short (engine.c). */
 #define ENGINE_BATCH 8
 #define ENGINE_SHORT_NS 20000
-#define ENGINE_SAMPLE 4           /* short tasks timed: one in this many */
+#define ENGINE_SAMPLE 4           /* short tasks timed: one in this many (engine.c) */
 /* How long a loop that ran dry waits for more work before leaving (engine.c). */
 #define ENGINE_LINGER_NS 30000
 
