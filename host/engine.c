@@ -34,10 +34,16 @@
 
 static struct engine *_Atomic global_engine;
 static _Thread_local uint64_t current_task;
+static _Thread_local struct result_handle *current_handle;
 
 void engine_set_global(struct engine *e) { atomic_store(&global_engine, e); }
 struct engine *engine_global(void) { return atomic_load(&global_engine); }
 uint64_t engine_current_task(void) { return current_task; }
+
+int engine_task_cancelled(void)
+{
+    return current_task && !results_handle_pending(current_handle, current_task);
+}
 struct results *engine_results(struct engine *e) { return e->results; }
 
 void engine_config_defaults(struct engine_config *c)
@@ -263,7 +269,7 @@ static enum ggl_status call_processor(struct engine *e, struct etask *t, struct 
         return GGL_UNAVAILABLE;
     }
     hostapi_clear_reason();
-    current_task = t->id;
+    current_task = t->id, current_handle = t->handle;
     enum ggl_status st = thread_init_once(e, p);
     if (st == GGL_OK)
         st = p->p->vt->process(p->p->self, &gt, res);

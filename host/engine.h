@@ -98,6 +98,8 @@ struct results *engine_results(struct engine *e);
 void engine_maintain(struct engine *e);
 /* The id of the task running on this thread (0 outside a task): sub-task parents. */
 uint64_t engine_current_task(void);
+/* 1 when the task running on this thread was cancelled or timed out (0 outside a task). */
+int engine_task_cancelled(void);
 
 struct engine_type_stats {
     char name[ENGINE_TYPE_NAME];

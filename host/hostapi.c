@@ -287,6 +287,12 @@ static enum ggl_status api_state_get(const struct ggl_host *h, const char *k, ch
     return k ? environment_get(k, v, vl, NULL, NULL, 0) : GGL_INVALID;
 }
 
+static int api_task_cancelled(const struct ggl_host *h)
+{
+    (void)h;
+    return engine_task_cancelled();
+}
+
 static enum ggl_status api_state_set(const struct ggl_host *h, const char *k, const char *v,
                                      size_t vl)
 {
@@ -321,5 +327,6 @@ void hostapi_init(struct ggl_host *h, const char *label)
         .submit_action = api_submit_action,
         .state_get = api_state_get,
         .state_set = api_state_set,
+        .task_cancelled = api_task_cancelled,
     };
 }

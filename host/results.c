@@ -252,6 +252,13 @@ int results_start_handle(struct results *r, struct result_handle *h, uint64_t id
     return want == (id << 2 | RESULT_RUNNING) ? 0 : -1; /* else done, or reused */
 }
 
+int results_handle_pending(const struct result_handle *h, uint64_t id)
+{
+    const struct result_entry *e = (const struct result_entry *)h;
+    uint64_t tag = atomic_load(&e->tag);
+    return tag == (id << 2 | RESULT_RUNNING) || tag == (id << 2 | RESULT_QUEUED);
+}
+
 /* Move a pending id to `state`; -1 when it is not pending. */
 static int set_pending_state(struct results *r, uint64_t id, enum result_state state)
 {

@@ -141,6 +141,9 @@ void results_close_waiters(struct results *r);
 struct result_handle;
 enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct result_handle **h);
 int results_start_handle(struct results *r, struct result_handle *h, uint64_t id);
+/* 1 while the id is still queued or running (not cancelled, timed out or finished);
+ * lock-free, for a running task to poll. */
+int results_handle_pending(const struct result_handle *h, uint64_t id);
 
 struct results_stats {
     size_t pending, finished, waiters;

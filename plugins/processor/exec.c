@@ -1,7 +1,7 @@
 /* processor/exec: runs a configured program for each task of its type, the payload on
  * stdin, and returns its stdout (bounded): the bridge for processors written in any
  * language.  The program runs in its own process group, which is killed at the task's
- * deadline; its exit code maps to ok / retry / invalid / error by config; the start of
+ * deadline or when the task is cancelled; its exit code maps to ok / retry / invalid / error by config; the start of
  * its stderr becomes the reason.  GGL_TASK_ID, _TYPE, _ATTEMPT and _DEADLINE_MS are in
  * its environment. */
 #ifndef _GNU_SOURCE
@@ -254,15 +254,26 @@ static void read_stderr(struct run *r)
     r->reason_len += keep;
 }
 
+/* How often a run looks whether its task was cancelled (a host with task_cancelled). */
+#define CANCEL_POLL_MS 20
+
+static int cancelled(const struct ggl_host *h)
+{
+    return GGL_HAS_SLOT(h, struct ggl_host, task_cancelled) && h->task_cancelled(h);
+}
+
 /* Wait for the program: feed stdin, collect stdout and stderr, until it exited and its
- * pipes closed, its output overflowed, or the deadline (host clock) passed.  Returns 0,
- * or -1 at the deadline. */
+ * pipes closed, its output overflowed, the deadline (host clock) passed or the task was
+ * cancelled.  Returns 0, -1 at the deadline, -2 when cancelled. */
 static int supervise(const struct exec *x, struct run *r, uint64_t deadline_ms)
 {
+    int can_cancel = GGL_HAS_SLOT(x->host, struct ggl_host, task_cancelled);
     while (!r->overflow && (!r->exited || r->out >= 0 || r->err >= 0)) {
         uint64_t now = x->host->now(x->host);
         if (now >= deadline_ms)
             return -1;
+        if (cancelled(x->host))
+            return -2;
         struct pollfd p[4];
         int n = 0, at_in = -1, at_out = -1, at_err = -1, at_pid = -1;
         if (r->in >= 0)
@@ -273,8 +284,8 @@ static int supervise(const struct exec *x, struct run *r, uint64_t deadline_ms)
             at_err = n, p[n++] = (struct pollfd){r->err, POLLIN, 0};
         if (!r->exited)
             at_pid = n, p[n++] = (struct pollfd){r->pidfd, POLLIN, 0};
-        uint64_t wait = deadline_ms - now;
-        if (poll(p, (nfds_t)n, wait > 60000 ? 60000 : (int)wait) < 0 && errno != EINTR)
+        uint64_t wait = deadline_ms - now, cap = can_cancel ? CANCEL_POLL_MS : 60000;
+        if (poll(p, (nfds_t)n, wait > cap ? (int)cap : (int)wait) < 0 && errno != EINTR)
             return -1;
         if (at_in >= 0 && p[at_in].revents)
             feed_stdin(r);
@@ -334,14 +345,17 @@ static enum ggl_status exec_process(void *self, const struct ggl_task *t, struct
     }
     if (!r.payload_len)
         close_fd(&r.in);
-    int late = supervise(x, &r, deadline) < 0;
+    int stopped = supervise(x, &r, deadline), late = stopped < 0;
     if (late || r.overflow)
         kill(-r.pid, SIGKILL); /* the whole group: children of a script too */
     if (!r.exited)
         waitpid(r.pid, &r.status, 0);
     close_fd(&r.in), close_fd(&r.out), close_fd(&r.err), close_fd(&r.pidfd);
     enum ggl_status st;
-    if (late) {
+    if (stopped == -2) {
+        h->set_reason(h, "%s: task cancelled; process group killed", x->argv[0]);
+        st = GGL_ERROR; /* discarded: the task is settled already */
+    } else if (late) {
         h->set_reason(h, "%s passed the deadline; process group killed", x->argv[0]);
         st = GGL_RETRY;
     } else {

@@ -164,6 +164,31 @@ static void test_deadline_kills_the_whole_process_group(void **state)
     close(fd);
 }
 
+/* TASK.CANCEL of a running exec task: the processor sees it (host->task_cancelled) and
+ * kills the process group long before the deadline, freeing its worker. */
+static void test_cancel_stops_a_running_exec_task(void **state)
+{
+    (void)state;
+    int fd = client(&shared);
+    char path[256];
+    snprintf(path, sizeof path, "%s/slow.child", shared.dir);
+    unlink(path); /* left by another test */
+    long long id = submit(fd, "slow x TIMEOUT 60000");
+    pid_t child = read_pid("slow.child");
+    sendf(fd, "TASK.CANCEL %lld\r\n", id);
+    expect(fd, ":1\r\n");
+    int dead = 0;
+    for (int waited = 0; waited < TIMEOUT_MS && !dead; waited += 10) {
+        dead = gone(child);
+        if (!dead)
+            poll(NULL, 0, 10);
+    }
+    assert_true(dead);
+    sendf(fd, "TASK.RESULT %lld\r\n", id);
+    expect(fd, "*3\r\n$9\r\ncancelled\r\n$0\r\n\r\n$9\r\ncancelled\r\n");
+    close(fd);
+}
+
 static void test_parked_wait_keeps_order_and_frees_the_io_thread(void **state)
 {
     (void)state;
@@ -235,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_exec_runs_a_script_with_the_payload_on_stdin),
         cmocka_unit_test(test_exit_codes_map_to_retry_and_invalid),
         cmocka_unit_test(test_deadline_kills_the_whole_process_group),
+        cmocka_unit_test(test_cancel_stops_a_running_exec_task),
         cmocka_unit_test(test_parked_wait_keeps_order_and_frees_the_io_thread),
         cmocka_unit_test(test_cancel_and_busy_at_the_queue_bound),
     };

@@ -12,7 +12,7 @@ extern "C" {
 #endif
 
 #define GGL_ABI_MAJOR 1
-#define GGL_ABI_MINOR 1
+#define GGL_ABI_MINOR 2  /* 1.1: tier get_into, take_reads; 1.2: host task_cancelled */
 
 /* Return codes of every fallible call.  After a non-OK return a plugin may leave a
  * human-readable reason with host->set_reason(); dead letters and HEALTH show it. */

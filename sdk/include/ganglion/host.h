@@ -86,6 +86,11 @@ struct ggl_host {
                                  size_t *value_len);
     enum ggl_status (*state_set)(const struct ggl_host *h, const char *key, const char *value,
                                  size_t value_len);
+
+    /* Appended in ABI 1.2 (check with GGL_HAS_SLOT).  Inside a processor's process():
+     * 1 once the task it is working on was cancelled (TASK.CANCEL) or timed out, so a
+     * long computation can stop early (what it returns is discarded); else 0. */
+    int (*task_cancelled)(const struct ggl_host *h);
 };
 
 /* True when the host table has slot `field` (it was built against a header that had it). */
