@@ -25,7 +25,11 @@
 
 #define BOUND_MS 3000          /* answered or disconnected by then (sanitizer builds too) */
 #define BYSTANDER_MS 1000      /* a PING on another connection, meanwhile */
+#ifdef __SANITIZE_THREAD__ /* the host is a TSan build too: its shadow memory grows with it */
+#define RSS_BOUND_KB (8 * 64 * 1024)
+#else
 #define RSS_BOUND_KB (64 * 1024)
+#endif
 #define REQUEST_TIMEOUT_MS 400 /* request_timeout_ms of the shared host */
 
 static struct host shared;
