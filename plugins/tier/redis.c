@@ -184,8 +184,18 @@ static enum ggl_status reply_one(struct redis *r, const struct batch *b, size_t 
 /* Send the commands of items whose status is `which` in pipelines of up to WINDOW, reading
  * each window's replies in order: one round trip per window instead of per command
  * (PERF.md: ~60x), while the output buffer stays bounded for large batches.  A window's
- * commands are built in c->out and handed to hiredis in one piece. */
+ * commands are built in c->out and handed to hiredis in one piece (in pieces of about
+ * OUT_FLUSH when values are large, so a window is not held twice). */
 #define WINDOW 256
+#define OUT_FLUSH (64 * 1024) /* large values: hiredis queues them as they are built */
+
+/* What c->out holds, queued in hiredis's output buffer in one piece. */
+static int hand_over(struct redis_conn *c)
+{
+    int rc = c->out.len ? redisAppendFormattedCommand(c->ctx, c->out.buf, c->out.len) : REDIS_OK;
+    c->out.len = 0;
+    return rc == REDIS_OK ? 0 : -1;
+}
 
 static enum ggl_status pipeline(struct redis *r, struct redis_conn *c, const struct batch *b,
                                 size_t n, enum ggl_status which)
@@ -193,12 +203,12 @@ static enum ggl_status pipeline(struct redis *r, struct redis_conn *c, const str
     for (size_t start = 0; start < n; start += WINDOW) {
         size_t end = n - start > WINDOW ? start + WINDOW : n;
         c->out.len = 0;
-        for (size_t i = start; i < end; i++)
-            if (b->status[i] == which && append_one(r, c, b, i) < 0) /* nothing sent yet */
-                return r->host->set_reason(r->host, "redis %s: out of memory for a pipeline",
-                                           r->where), GGL_NOMEM;
-        if (c->out.len && redisAppendFormattedCommand(c->ctx, c->out.buf, c->out.len) != REDIS_OK)
-            return conn_failed(r, c, "send");
+        for (size_t i = start; i < end; i++) {
+            if (b->status[i] == which && append_one(r, c, b, i) < 0)
+                return conn_failed(r, c, "build"); /* part of the window may be queued */
+            if ((c->out.len >= OUT_FLUSH || i + 1 == end) && hand_over(c) < 0)
+                return conn_failed(r, c, "send");
+        }
         for (size_t i = start; i < end; i++) {
             redisReply *rep;
             if (b->status[i] != which)

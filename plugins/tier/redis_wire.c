@@ -1,6 +1,7 @@
 /* tier/redis wire format: header encoding (fixed size, little-endian, so any host reads
  * any other host's entries), the Lua script that checks it on the server, and RESP
  * command building. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,6 +111,8 @@ size_t wire_digits(char *out, uint64_t v)
 static char *room(struct wire_out *o, size_t n)
 {
     if (o->cap - o->len < n) {
+        if (n > SIZE_MAX / 4 - o->len) /* doubling below would overflow */
+            return NULL;
         size_t cap = o->cap ? o->cap : 4096;
         while (cap - o->len < n)
             cap *= 2;
