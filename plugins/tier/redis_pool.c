@@ -9,9 +9,9 @@
 #include "redis_pool.h"
 #include "redis_wire.h"
 
-/* A connection keeps a pipeline buffer up to this size (a window of 256 small entries
- * fits); one large value does not pin a larger one. */
-#define OUT_KEEP (256 * 1024)
+/* A connection keeps its pipeline buffer up to this size: windows are handed to hiredis
+ * every 64 KiB, so only one large value grows it past that, and does not pin it. */
+#define OUT_KEEP (128 * 1024)
 
 static struct timeval ms_tv(int64_t ms)
 {
