@@ -458,12 +458,13 @@ static int write_target(const struct memory_write *w)
 }
 
 static struct ggl_entry new_entry(const void *key, size_t len, const void *value, size_t vlen,
-                                  const struct memory_write *w, int target, uint64_t now)
+                                  const struct memory_write *w, int target, uint64_t now,
+                                  uint64_t version)
 {
     uint64_t ttl = w->ttl_ms > 0 ? (uint64_t)w->ttl_ms : default_ttl(target);
     return (struct ggl_entry){.size = sizeof(struct ggl_entry), .key = key, .key_len = len,
                               .value = (void *)value, .value_len = vlen,
-                              .version = next_version(), .importance = w->importance,
+                              .version = version, .importance = w->importance,
                               .created_ms = now, .last_access_ms = now,
                               .flags = w->pin ? GGL_ENTRY_PINNED : 0,
                               .expires_ms = w->pin || !ttl ? 0 : now + ttl};
@@ -477,7 +478,7 @@ enum ggl_status memory_put(const void *key, size_t len, const void *value, size_
     int target = write_target(w);
     if (target < 0)
         return GGL_INVALID;
-    struct ggl_entry e = new_entry(key, len, value, vlen, w, target, clock_now_ms());
+    struct ggl_entry e = new_entry(key, len, value, vlen, w, target, clock_now_ms(), next_version());
     enum ggl_status st = write_through(target, &e, NULL);
     if (st == GGL_OK) {
         metrics_add(M.writes, 1);
@@ -493,9 +494,14 @@ int memory_prepare(const struct memory_item *items, size_t n, const struct memor
     if (!M.ready)
         return hostapi_set_reason("memory is not ready"), -1;
     int target = write_target(w);
-    uint64_t now = clock_now_ms();
-    for (size_t i = 0; target >= 0 && i < n; i++)
-        es[i] = new_entry(items[i].key, items[i].len, items[i].value, items[i].vlen, w, target, now);
+    if (target < 0)
+        return target;
+    /* The batch's n versions in one atomic add, not n: callers writing batches at once
+     * would otherwise bounce the counter's cache line between CPUs per entry. */
+    uint64_t now = clock_now_ms(), first = atomic_fetch_add(&M.version, n) + 1;
+    for (size_t i = 0; i < n; i++)
+        es[i] = new_entry(items[i].key, items[i].len, items[i].value, items[i].vlen, w, target,
+                          now, first + i);
     return target;
 }
 

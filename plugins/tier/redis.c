@@ -44,43 +44,49 @@ struct batch {
     enum ggl_status *status;
 };
 
-static char *scratch(struct redis_conn *c, size_t n)
+/* <prefix><key> as one argument. */
+static int arg_key(struct redis *r, struct wire_out *o, const void *key, size_t len)
 {
-    if (n > c->cap) {
-        char *p = realloc(c->buf, n);
-        if (!p)
-            return NULL;
-        c->buf = p;
-        c->cap = n;
-    }
-    return c->buf;
+    char *p = wire_bulk(o, r->prefix_len + len);
+    if (!p)
+        return -1;
+    memcpy(p, r->prefix, r->prefix_len);
+    if (len)
+        memcpy(p + r->prefix_len, key, len);
+    return 0;
 }
 
-/* <prefix><key> at the start of the scratch buffer, with `extra` bytes free after it. */
-static char *prefixed(struct redis *r, struct redis_conn *c, const void *key, size_t len, size_t extra)
+/* <header><value> as one argument, written in place (no concatenation first); an empty
+ * one for e == NULL. */
+static int arg_entry(struct wire_out *o, const struct ggl_entry *e)
 {
-    char *p = scratch(c, r->prefix_len + len + extra + 1);
-    if (p) {
-        memcpy(p, r->prefix, r->prefix_len);
-        if (len)
-            memcpy(p + r->prefix_len, key, len);
-    }
-    return p;
+    size_t vlen = e ? e->value_len : 0;
+    unsigned char *p = (unsigned char *)wire_bulk(o, e ? WIRE_HEADER + vlen : 0);
+    if (!p)
+        return -1;
+    if (e)
+        wire_encode(p, e);
+    if (vlen)
+        memcpy(p + WIRE_HEADER, e->value, vlen);
+    return 0;
 }
 
-static int append_script(struct redis_conn *c, const char *op, uint64_t expect, const char *key,
-                         size_t klen, uint64_t now, const char *value, size_t vlen,
-                         const char *px)
+static int append_script(struct redis *r, struct redis_conn *c, const char *op, uint64_t expect,
+                         const void *key, size_t klen, uint64_t now, const struct ggl_entry *e,
+                         const char *px, size_t pxlen)
 {
     unsigned char now8[8], expect8[8];
     wire_u64(now8, now);
     wire_u64(expect8, expect);
     const char *mode = expect == GGL_VERSION_ANY ? "any"
                        : expect == GGL_VERSION_OLDER ? "newer" : "equal";
-    const char *argv[] = {"EVALSHA", c->sha, "1", key, op, mode, (char *)now8,
-                          (char *)expect8, value, px};
-    size_t len[] = {7, strlen(c->sha), 1, klen, 3, strlen(mode), 8, 8, vlen, strlen(px)};
-    return redisAppendCommandArgv(c->ctx, 10, argv, len);
+    struct wire_out *o = &c->out;
+    return wire_array(o, 10) || wire_arg(o, "EVALSHA", 7) || wire_arg(o, c->sha, strlen(c->sha)) ||
+                   wire_arg(o, "1", 1) || arg_key(r, o, key, klen) || wire_arg(o, op, 3) ||
+                   wire_arg(o, mode, strlen(mode)) || wire_arg(o, now8, 8) ||
+                   wire_arg(o, expect8, 8) || arg_entry(o, e) || wire_arg(o, px, pxlen)
+               ? -1
+               : 0;
 }
 
 /* Unconditional writes of live entries are a plain SET.  Insert-if-newer first tries SET
@@ -91,48 +97,37 @@ static int append_script(struct redis_conn *c, const char *op, uint64_t expect, 
 static int append_put(struct redis *r, struct redis_conn *c, const struct ggl_entry *e,
                       uint64_t expect, uint64_t now, int scripted)
 {
-    size_t klen = r->prefix_len + e->key_len, hlen = WIRE_HEADER + e->value_len;
-    char px[24] = "0", *key = prefixed(r, c, e->key, e->key_len, hlen);
-    if (!key)
-        return REDIS_ERR;
-    wire_encode((unsigned char *)key + klen, e);
-    if (e->value_len)
-        memcpy(key + klen + WIRE_HEADER, e->value, e->value_len);
-    if (e->expires_ms)
-        snprintf(px, sizeof px, "%lld",
-                 e->expires_ms > now ? (long long)(e->expires_ms - now) : -1ll);
+    char px[24] = "0";
+    size_t pxlen = 1;
+    int expired = e->expires_ms && e->expires_ms <= now;
+    if (expired)
+        px[0] = '-', px[1] = '1', pxlen = 2;
+    else if (e->expires_ms)
+        pxlen = wire_digits(px, e->expires_ms - now);
     int nx = expect == GGL_VERSION_OLDER && !scripted;
-    if ((expect != GGL_VERSION_ANY && !nx) || px[0] == '-')
-        return append_script(c, "put", expect, key, klen, now, key + klen, hlen, px);
-    const char *argv[6] = {"SET", key, key + klen};
-    size_t len[6] = {3, klen, hlen};
-    int argc = 3;
-    if (e->expires_ms) {
-        argv[argc] = "PX";
-        len[argc++] = 2;
-        argv[argc] = px;
-        len[argc++] = strlen(px);
-    }
-    if (nx) {
-        argv[argc] = "NX";
-        len[argc++] = 2;
-    }
-    return redisAppendCommandArgv(c->ctx, argc, argv, len);
+    if ((expect != GGL_VERSION_ANY && !nx) || expired)
+        return append_script(r, c, "put", expect, e->key, e->key_len, now, e, px, pxlen);
+    struct wire_out *o = &c->out;
+    unsigned argc = 3 + (e->expires_ms ? 2u : 0u) + (nx ? 1u : 0u);
+    return wire_array(o, argc) || wire_arg(o, "SET", 3) || arg_key(r, o, e->key, e->key_len) ||
+                   arg_entry(o, e) ||
+                   (e->expires_ms && (wire_arg(o, "PX", 2) || wire_arg(o, px, pxlen))) ||
+                   (nx && wire_arg(o, "NX", 2))
+               ? -1
+               : 0;
 }
 
 static int append_one(struct redis *r, struct redis_conn *c, const struct batch *b, size_t i)
 {
     if (b->op == OP_PUT)
         return append_put(r, c, &b->entries[i], b->expect, b->now, b->scripted);
-    size_t klen = r->prefix_len + b->lens[i];
-    char *key = prefixed(r, c, b->keys[i], b->lens[i], 0);
-    if (!key)
-        return REDIS_ERR;
     if (b->op == OP_DEL)
-        return append_script(c, "del", b->expect, key, klen, b->now, "", 0, "0");
-    const char *argv[] = {b->op == OP_GET ? "GET" : "STRLEN", key};
-    size_t len[] = {strlen(argv[0]), klen};
-    return redisAppendCommandArgv(c->ctx, 2, argv, len);
+        return append_script(r, c, "del", b->expect, b->keys[i], b->lens[i], b->now, NULL, "0", 1);
+    const char *cmd = b->op == OP_GET ? "GET" : "STRLEN";
+    return wire_array(&c->out, 2) || wire_arg(&c->out, cmd, strlen(cmd)) ||
+                   arg_key(r, &c->out, b->keys[i], b->lens[i])
+               ? -1
+               : 0;
 }
 
 /* A stored value into *out (value copied with host->alloc); expired on the host clock
@@ -188,17 +183,32 @@ static enum ggl_status reply_one(struct redis *r, const struct batch *b, size_t 
 
 /* Send the commands of items whose status is `which` in pipelines of up to WINDOW, reading
  * each window's replies in order: one round trip per window instead of per command
- * (PERF.md: ~60x), while the output buffer stays bounded for large batches. */
+ * (PERF.md: ~60x), while the output buffer stays bounded for large batches.  A window's
+ * commands are built in c->out and handed to hiredis in one piece (in pieces of about
+ * OUT_FLUSH when values are large, so a window is not held twice). */
 #define WINDOW 256
+#define OUT_FLUSH (64 * 1024) /* large values: hiredis queues them as they are built */
+
+/* What c->out holds, queued in hiredis's output buffer in one piece. */
+static int hand_over(struct redis_conn *c)
+{
+    int rc = c->out.len ? redisAppendFormattedCommand(c->ctx, c->out.buf, c->out.len) : REDIS_OK;
+    c->out.len = 0;
+    return rc == REDIS_OK ? 0 : -1;
+}
 
 static enum ggl_status pipeline(struct redis *r, struct redis_conn *c, const struct batch *b,
                                 size_t n, enum ggl_status which)
 {
     for (size_t start = 0; start < n; start += WINDOW) {
         size_t end = n - start > WINDOW ? start + WINDOW : n;
-        for (size_t i = start; i < end; i++)
-            if (b->status[i] == which && append_one(r, c, b, i) != REDIS_OK)
+        c->out.len = 0;
+        for (size_t i = start; i < end; i++) {
+            if (b->status[i] == which && append_one(r, c, b, i) < 0)
+                return conn_failed(r, c, "build"); /* part of the window may be queued */
+            if ((c->out.len >= OUT_FLUSH || i + 1 == end) && hand_over(c) < 0)
                 return conn_failed(r, c, "send");
+        }
         for (size_t i = start; i < end; i++) {
             redisReply *rep;
             if (b->status[i] != which)

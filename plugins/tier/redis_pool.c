@@ -9,7 +9,9 @@
 #include "redis_pool.h"
 #include "redis_wire.h"
 
-#define SCRATCH_KEEP (64 * 1024)
+/* A connection keeps its pipeline buffer up to this size: windows are handed to hiredis
+ * every 64 KiB, so only one large value grows it past that, and does not pin it. */
+#define OUT_KEEP (128 * 1024)
 
 static struct timeval ms_tv(int64_t ms)
 {
@@ -20,7 +22,7 @@ static void conn_free(struct redis_conn *c)
 {
     if (c->ctx)
         redisFree(c->ctx);
-    free(c->buf);
+    free(c->out.buf);
     free(c);
 }
 
@@ -190,10 +192,9 @@ void pool_release(struct redis *r, struct redis_conn *c)
 {
     pthread_mutex_lock(&r->lock);
     int keep = c->ctx && c->gen == r->gen && r->nidle < r->pool_size;
-    if (keep && c->cap > SCRATCH_KEEP) { /* one large value does not pin its buffer */
-        free(c->buf);
-        c->buf = NULL;
-        c->cap = 0;
+    if (keep && c->out.cap > OUT_KEEP) {
+        free(c->out.buf);
+        c->out = (struct wire_out){0};
     }
     if (keep) {
         c->next = r->idle;

@@ -7,13 +7,13 @@
 #include <hiredis/hiredis.h>
 
 #include <ganglion/ganglion.h>
+#include "redis_wire.h"
 
 struct redis_conn {
     redisContext *ctx; /* NULL once it failed: hiredis 0.14 contexts do not recover */
     uint64_t gen;      /* r->gen when it was opened */
     char sha[41];      /* the script's SHA1 as this server knows it */
-    char *buf;         /* scratch for building one command's arguments */
-    size_t cap;
+    struct wire_out out; /* one window's commands, built before they are sent */
     struct redis_conn *next;
 };
 

@@ -1,5 +1,8 @@
 /* tier/redis wire format: header encoding (fixed size, little-endian, so any host reads
- * any other host's entries) and the Lua script that checks it on the server. */
+ * any other host's entries), the Lua script that checks it on the server, and RESP
+ * command building. */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "redis_wire.h"
@@ -91,3 +94,73 @@ const char wire_script[] =
     "elseif ARGV[6] == '0' then redis.call('SET', KEYS[1], ARGV[5])\n"
     "else redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[6]) end\n"
     "return 1\n";
+
+size_t wire_digits(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Room for n more bytes at o->buf + o->len, growing by doubling. */
+static char *room(struct wire_out *o, size_t n)
+{
+    if (o->cap - o->len < n) {
+        if (n > SIZE_MAX / 4 - o->len) /* doubling below would overflow */
+            return NULL;
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap - o->len < n)
+            cap *= 2;
+        char *p = realloc(o->buf, cap);
+        if (!p)
+            return NULL;
+        o->buf = p;
+        o->cap = cap;
+    }
+    return o->buf + o->len;
+}
+
+/* <mark><n>\r\n, with `extra` more bytes reserved after it. */
+static char *length_line(struct wire_out *o, char mark, uint64_t n, size_t extra)
+{
+    char *p = room(o, 23 + extra);
+    if (!p)
+        return NULL;
+    p[0] = mark;
+    size_t d = wire_digits(p + 1, n);
+    p[1 + d] = '\r';
+    p[2 + d] = '\n';
+    o->len += 3 + d;
+    return p + 3 + d;
+}
+
+int wire_array(struct wire_out *o, unsigned argc)
+{
+    return length_line(o, '*', argc, 0) ? 0 : -1;
+}
+
+char *wire_bulk(struct wire_out *o, size_t n)
+{
+    char *p = length_line(o, '$', n, n + 2);
+    if (!p)
+        return NULL;
+    p[n] = '\r';
+    p[n + 1] = '\n';
+    o->len += n + 2;
+    return p;
+}
+
+int wire_arg(struct wire_out *o, const void *p, size_t n)
+{
+    char *at = wire_bulk(o, n);
+    if (!at)
+        return -1;
+    if (n)
+        memcpy(at, p, n);
+    return 0;
+}

@@ -1,5 +1,6 @@
-/* tier/redis wire format: the fixed-size header stored in front of every value, and
- * the server-side script that applies conditional writes against it. */
+/* tier/redis wire format: the fixed-size header stored in front of every value, the
+ * server-side script that applies conditional writes against it, and RESP command
+ * building into one buffer per pipeline. */
 #ifndef GGL_REDIS_WIRE_H
 #define GGL_REDIS_WIRE_H
 
@@ -30,5 +31,22 @@ void wire_u64(unsigned char *out, uint64_t v);
  * delete).  Returns 1 applied, 0 condition failed, -1 absent (del), or an error
  * "GGLFORMAT ..." when the stored value has no header. */
 extern const char wire_script[];
+
+/* A pipeline's commands in RESP, built in one buffer and handed to hiredis in one piece
+ * (redisAppendFormattedCommand): no allocation, format parsing or copy per command. */
+struct wire_out {
+    char *buf;
+    size_t len, cap;
+};
+
+/* "*argc": the start of a command of argc arguments.  0, or -1 when out of memory. */
+int wire_array(struct wire_out *o, unsigned argc);
+/* One argument of n bytes: returns where to write them (valid until the next call on
+ * o), or NULL when out of memory. */
+char *wire_bulk(struct wire_out *o, size_t n);
+/* One argument copied from p[n].  0, or -1 when out of memory. */
+int wire_arg(struct wire_out *o, const void *p, size_t n);
+/* v in decimal into out (at least 20 bytes, no NUL); returns the length. */
+size_t wire_digits(char *out, uint64_t v);
 
 #endif

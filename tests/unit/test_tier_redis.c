@@ -16,6 +16,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "redis_wire.h"
 #include "redisserver.h"
 #include "testhost.h"
 #include "tier_conformance.h"
@@ -153,6 +154,68 @@ static void test_batch_larger_than_a_window(void **state)
         free(out[i].value);
     }
     vt->close(t);
+}
+
+/* Commands are built as RESP by hand (redis_wire.c): binary keys and values of sizes
+ * around the pipeline buffer's growth steps, an empty value, CR LF inside, and a TTL,
+ * all arrive byte for byte (read back by another client, not through the plugin). */
+static void test_awkward_bytes_arrive_exactly(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {0, 1, 2, 4095 - WIRE_HEADER, 4096, 70000, 300000};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    static char keys[N][8], *values[N];
+    struct ggl_entry es[N];
+    enum ggl_status st[N];
+    testhost_init(T0);
+    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    for (size_t i = 0; i < N; i++) {
+        memcpy(keys[i], (char[]){'k', '\r', '\n', '\0', '$', (char)('0' + i), '*'}, 7);
+        assert_non_null(values[i] = malloc(sizes[i] + 1));
+        for (size_t j = 0; j < sizes[i]; j++)
+            values[i][j] = "\r\n$*\0x"[j % 6];
+        es[i] = (struct ggl_entry){.size = sizeof es[i], .key = keys[i], .key_len = 7,
+                                   .value = values[i], .value_len = sizes[i],
+                                   .version = 5 + i, .expires_ms = i % 2 ? T0 + 60000 : 0};
+    }
+    assert_int_equal(vt->put_batch(t, es, N, GGL_VERSION_ANY, st), GGL_OK);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(st[i], GGL_OK);
+        char name[16] = "conf:";
+        memcpy(name + 5, keys[i], 7);
+        redisReply *r = raw(&server, 0, "GET %b", name, (size_t)12);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        assert_int_equal((size_t)r->len, WIRE_HEADER + sizes[i]);
+        struct ggl_entry got = {.size = sizeof got};
+        assert_int_equal(wire_decode(r->str, (size_t)r->len, &got), 0);
+        assert_int_equal(got.version, 5 + i);
+        assert_memory_equal(got.value, values[i], sizes[i]);
+        freeReplyObject(r);
+        r = raw(&server, 0, "PTTL %b", name, (size_t)12);
+        if (i % 2) /* PX from the entry's expiry on the host clock: 60 s */
+            assert_in_range(r->integer, 55000, 60000);
+        else
+            assert_int_equal(r->integer, -1);
+        freeReplyObject(r);
+        free(values[i]);
+    }
+    vt->close(t);
+}
+
+static void test_wire_digits(void **state)
+{
+    (void)state;
+    char out[24];
+    static const struct {
+        uint64_t v;
+        const char *text;
+    } cases[] = {{0, "0"}, {9, "9"}, {10, "10"}, {3600000, "3600000"},
+                 {UINT64_MAX, "18446744073709551615"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = wire_digits(out, cases[i].v);
+        assert_int_equal(n, strlen(cases[i].text));
+        assert_memory_equal(out, cases[i].text, n);
+    }
 }
 
 /* A put of an entry already past its expiry stores nothing and removes the old copy. */
@@ -448,6 +511,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redis_px_expires_the_key),
         cmocka_unit_test(test_batch_larger_than_a_window),
+        cmocka_unit_test(test_awkward_bytes_arrive_exactly),
+        cmocka_unit_test(test_wire_digits),
         cmocka_unit_test(test_expired_put_removes_the_key),
         cmocka_unit_test(test_command_timeout_answers_retry),
         cmocka_unit_test(test_malformed_value_is_an_error_not_a_crash),
