@@ -170,7 +170,7 @@ static void cache_close(void *self)
 }
 
 static size_t home_of(const struct shard *s, uint64_t h) { return (size_t)(h >> 16) & s->mask; }
-static uint64_t tag_of(uint64_t h) { return (h >> 48) | 1; } /* never 0: 0 is "untagged" */
+static uint64_t tag_of(uint64_t h) { return (h >> 48) | 1; } /* never 0: a used slot is not 0 */
 
 size_t cache_find(const struct shard *s, uint64_t h, const void *key, size_t len)
 {
@@ -179,7 +179,7 @@ size_t cache_find(const struct shard *s, uint64_t h, const void *key, size_t len
         uint64_t v = s->index[i];
         if (!v)
             return NOPOS;
-        if ((v >> 48) != tag && (v >> 48) != 0)
+        if ((v >> 48) != tag)
             continue;
         const struct item *it = slot_item(v);
         if (it->hash == h && it->key_len == len && memcmp(item_key(it), key, len) == 0)
@@ -187,7 +187,7 @@ size_t cache_find(const struct shard *s, uint64_t h, const void *key, size_t len
     }
 }
 
-/* The index word for item it (tagged when its address fits in 48 bits). */
+/* The index word for item it (new_item refused addresses beyond 48 bits). */
 static uint64_t index_word(const struct item *it)
 {
     uint64_t addr = (uint64_t)(uintptr_t)it;
@@ -415,12 +415,12 @@ static int condition_holds(const struct item *it, uint64_t expect, uint64_t vers
 static struct item *new_item(const struct ggl_entry *e, uint64_t h, uint64_t now)
 {
     struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
+    if (!it)
+        return NULL;
     if ((uint64_t)(uintptr_t)it >> 48) { /* the index keeps 48-bit addresses (cache.h) */
         free(it);
         return NULL;
     }
-    if (!it)
-        return NULL;
     *it = (struct item){.hash = h, .expires_ms = e->expires_ms, .flags = e->flags,
                         .key_len = (uint32_t)e->key_len, .value_len = (uint32_t)e->value_len,
                         .version = e->version, .created_ms = e->created_ms,
