@@ -412,6 +412,22 @@ static int condition_holds(const struct item *it, uint64_t expect, uint64_t vers
 }
 
 /* A detached item holding a copy of e. */
+/* Copy e's value and metadata into it (key and lengths already match), as a new copy:
+ * its last hit is now; its hits and reads, the history, stay. */
+static void set_entry(struct item *it, const struct ggl_entry *e, uint64_t now)
+{
+    it->flags = e->flags;
+    it->expires_ms = e->expires_ms;
+    it->version = e->version;
+    it->created_ms = e->created_ms;
+    it->last_access_ms = e->last_access_ms;
+    it->access_count = e->access_count;
+    it->importance = e->importance;
+    atomic_store_explicit(&it->last_hit_ms, now, memory_order_relaxed);
+    memcpy(it->data + it->key_len, e->value, e->value_len);
+}
+
+/* A detached item holding a copy of e. */
 static struct item *new_item(const struct ggl_entry *e, uint64_t h, uint64_t now)
 {
     struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
@@ -421,39 +437,41 @@ static struct item *new_item(const struct ggl_entry *e, uint64_t h, uint64_t now
         free(it);
         return NULL;
     }
-    *it = (struct item){.hash = h, .expires_ms = e->expires_ms, .flags = e->flags,
-                        .key_len = (uint32_t)e->key_len, .value_len = (uint32_t)e->value_len,
-                        .version = e->version, .created_ms = e->created_ms,
-                        .last_access_ms = e->last_access_ms, .access_count = e->access_count,
-                        .importance = e->importance};
+    *it = (struct item){.hash = h, .key_len = (uint32_t)e->key_len,
+                        .value_len = (uint32_t)e->value_len};
     atomic_init(&it->hits, 0);
     atomic_init(&it->last_hit_ms, now);
     atomic_init(&it->reads, 0);
     memcpy(it->data, e->key, e->key_len);
-    memcpy(it->data + e->key_len, e->value, e->value_len);
+    set_entry(it, e, now);
     return it;
 }
 
-/* Put new item `it` where `old` (same key) is, keeping old's history for the score and
- * its reads.  A value of the same length is copied into old instead, so rewriting a key
- * neither keeps a new block nor frees one another thread allocated (glibc would take
- * that thread's arena lock).  Returns what the caller frees after unlocking: the unused
- * copy, or NULL.  Write lock held. */
-static struct item *replace(struct shard *s, struct item *old, struct item *it)
+/* Put new item `it` where `old` (same key, another value length) is, keeping old's
+ * history for the score and its reads.  Write lock held. */
+static void replace(struct shard *s, struct item *old, struct item *it)
 {
     atomic_store_explicit(&it->hits, atomic_load_explicit(&old->hits, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(&it->reads, atomic_load_explicit(&old->reads, memory_order_relaxed),
                           memory_order_relaxed);
     it->slot = old->slot;
-    if (old->value_len == it->value_len) {
-        memcpy(old, it, sizeof *it + item_bytes(it));
-        return it;
-    }
+    s->bytes += item_bytes(it) - item_bytes(old);
     s->index[cache_find(s, old->hash, item_key(old), old->key_len)] = index_word(it);
     s->dense[it->slot] = it;
     free(old);
-    return NULL;
+}
+
+/* Does key hold a value of e's length (which a put rewrites in place, allocating
+ * nothing)?  A look under the read stripe; the write lock checks again. */
+static int same_length_held(struct cache *c, size_t si, uint64_t h, const struct ggl_entry *e)
+{
+    const struct shard *s = &c->shards[si];
+    pthread_mutex_t *m = read_lock(c, si);
+    size_t i = cache_find(s, h, e->key, e->key_len);
+    int same = i != NOPOS && slot_item(s->index[i])->value_len == e->value_len;
+    pthread_mutex_unlock(m);
+    return same;
 }
 
 static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t expect)
@@ -468,21 +486,34 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
                             e->key_len + e->value_len, (unsigned long long)s->max_bytes);
         return GGL_INVALID;
     }
-    struct item *it = new_item(e, h, now);
-    if (!it)
+    /* A rewrite of the same length is copied into the item, so the common rewrite of a
+     * key neither allocates nor frees a block another thread allocated (glibc would
+     * take that thread's arena lock); anything else gets its new item made before the
+     * lock.  If the look was wrong by the time the lock is held, the put starts over
+     * allocating. */
+    struct item *it = NULL;
+    int peek = 1;
+again:
+    if (!(peek && same_length_held(c, si, h, e)) && !(it = new_item(e, h, now)))
         return GGL_NOMEM;
-
     enum ggl_status st = GGL_OK;
-    struct item *spare = NULL;
     cache_write_lock(c, si);
     struct item *old = find_live(s, h, e->key, e->key_len, now);
     if (!condition_holds(old, expect, e->version)) {
         st = GGL_CONFLICT;
         goto out;
     }
+    if (old && old->value_len == e->value_len) {
+        set_entry(old, e, now);
+        goto out;
+    }
+    if (!it) {
+        cache_write_unlock(c, si);
+        peek = 0;
+        goto again;
+    }
     if (old) {
-        s->bytes += item_bytes(it) - item_bytes(old);
-        spare = replace(s, old, it);
+        replace(s, old, it);
         it = NULL;
     }
     while (s->count + (it != NULL) > s->max_entries || s->bytes > s->max_bytes ||
@@ -507,7 +538,6 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
 out:
     cache_write_unlock(c, si);
     free(it);
-    free(spare);
     return st;
 }
 
