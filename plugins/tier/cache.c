@@ -172,19 +172,25 @@ static void cache_close(void *self)
 static size_t home_of(const struct shard *s, uint64_t h) { return (size_t)(h >> 16) & s->mask; }
 static uint64_t tag_of(uint64_t h) { return (h >> 48) | 1; } /* never 0: a used slot is not 0 */
 
-size_t cache_find(const struct shard *s, uint64_t h, const void *key, size_t len)
+/* cache_find's body, inlined into the hit path (lookup). */
+static inline size_t find(const struct shard *s, uint64_t h, const void *key, size_t len)
 {
-    uint64_t tag = tag_of(h);
-    for (size_t i = home_of(s, h);; i = (i + 1) & s->mask) {
-        uint64_t v = s->index[i];
+    const uint64_t *index = s->index, tag = tag_of(h);
+    size_t mask = s->mask;
+    for (size_t i = home_of(s, h);; i = (i + 1) & mask) {
+        uint64_t v = index[i];
         if (!v)
             return NOPOS;
-        if ((v >> 48) != tag)
-            continue;
         const struct item *it = slot_item(v);
-        if (it->hash == h && it->key_len == len && memcmp(item_key(it), key, len) == 0)
+        if ((v >> 48) == tag && it->hash == h && it->key_len == len &&
+            memcmp(item_key(it), key, len) == 0)
             return i;
     }
+}
+
+size_t cache_find(const struct shard *s, uint64_t h, const void *key, size_t len)
+{
+    return find(s, h, key, len);
 }
 
 /* The index word for item it (new_item refused addresses beyond 48 bits). */
@@ -351,7 +357,7 @@ static struct item *lookup(struct cache *c, const void *key, size_t len, uint64_
     size_t si = shard_index(c, h);
     const struct shard *s = &c->shards[si];
     *m = read_lock(c, si);
-    size_t i = cache_find(s, h, key, len);
+    size_t i = find(s, h, key, len);
     struct item *it = i == NOPOS ? NULL : slot_item(s->index[i]);
     if (it && !item_expired(it, now))
         return it;
