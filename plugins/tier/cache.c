@@ -1,5 +1,6 @@
 /* tier/cache: the in-process cache in front of the other tiers.  Bounded by entries and
- * bytes, GGL_NONBLOCKING, sharded.  Each shard is locked by READ_STRIPES plain mutexes
+ * bytes, GGL_NONBLOCKING, sharded; each shard finds its items through an open-addressed
+ * index of tagged addresses (cache.h).  Each shard is locked by READ_STRIPES plain mutexes
  * (no rwlock — see PERF.md), each on its own cache line: a reader takes only its
  * thread's stripe, a writer takes all of them, so a hit writes no line another reading
  * thread uses (a big-reader lock; writes are the rare side).  Eviction samples a few
@@ -417,7 +418,6 @@ static int condition_holds(const struct item *it, uint64_t expect, uint64_t vers
     return ggl_condition_holds(it != NULL, it ? it->version : 0, expect, version);
 }
 
-/* A detached item holding a copy of e. */
 /* Copy e's value and metadata into it (key and lengths already match), as a new copy:
  * its last hit is now; its hits and reads, the history, stay. */
 static void set_entry(struct item *it, const struct ggl_entry *e, uint64_t now)
