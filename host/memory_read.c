@@ -34,29 +34,31 @@ enum cache_answer {
 
 /* Ask the cache through get_into when that is one plain call: a nonblocking backend
  * that has the slot, no migration whose old binding would need asking too, no
- * compression to undo.  A value over cap is ANSWER_ELSEWHERE (not copied, not counted). */
+ * compression to undo.  A value over cap is ANSWER_ELSEWHERE (not copied, not counted).
+ * The slot is entered through its inline fast path (slot.h): same checks, no calls. */
 static enum cache_answer ask_cache(const void *key, size_t len, void *buf, size_t cap,
                                    uint64_t now, struct ggl_entry *e)
 {
     struct slot *s = memory_slot(SLOT_CACHE);
     struct binding *b;
-    if (!memory_ready() || R.compressed || slot_acquire(s, &b) != GGL_OK)
+    if (!memory_ready() || R.compressed || slot_acquire_fast(s, &b) != GGL_OK)
         return ANSWER_ELSEWHERE;
     if (!b->nonblocking || !GGL_HAS_SLOT(b->vt, struct ggl_tier, get_into) ||
         atomic_load_explicit(&s->previous, memory_order_relaxed)) {
-        slot_release(s, b, GGL_OK, NULL);
+        slot_release_fast(s, b, GGL_OK, NULL);
         return ANSWER_ELSEWHERE;
     }
     hostapi_clear_reason();
     *e = (struct ggl_entry){.size = sizeof *e};
     enum ggl_status st = b->vt->get_into(b->self, key, len, buf, cap, now, e);
     int failed = st != GGL_OK && st != GGL_NOTFOUND;
-    slot_release(s, b, st, failed ? hostapi_peek_reason() : NULL);
+    slot_release_fast(s, b, st, failed ? hostapi_peek_reason() : NULL);
     if (st == GGL_NOTFOUND)
         return ANSWER_ABSENT;
-    if (st != GGL_OK || (e->value_len > cap && memory_entry_live(e, now)))
+    int live = st == GGL_OK && memory_entry_live(e, now);
+    if (st != GGL_OK || (e->value_len > cap && live))
         return ANSWER_ELSEWHERE;
-    return memory_entry_live(e, now) ? ANSWER_LIVE : ANSWER_GONE;
+    return live ? ANSWER_LIVE : ANSWER_GONE;
 }
 
 /* A live answer (in out->meta) as a memory_value whose data is buf. */

@@ -35,13 +35,13 @@ void slot_fini(struct slot *s)
     pthread_mutex_destroy(&s->lock);
 }
 
-unsigned ref_stripe(void)
+_Thread_local unsigned ref_stripe_mine = ~0u;
+
+unsigned ref_stripe_assign(void)
 {
     static _Atomic unsigned next_stripe;
-    static _Thread_local unsigned stripe = ~0u;
-    if (stripe == ~0u)
-        stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % REF_STRIPES;
-    return stripe;
+    ref_stripe_mine = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % REF_STRIPES;
+    return ref_stripe_mine;
 }
 
 /* This thread's stripe of a binding's reference count. */

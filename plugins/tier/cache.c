@@ -1,5 +1,6 @@
 /* tier/cache: the in-process cache in front of the other tiers.  Bounded by entries and
- * bytes, GGL_NONBLOCKING, sharded.  Each shard is locked by READ_STRIPES plain mutexes
+ * bytes, GGL_NONBLOCKING, sharded; each shard finds its items through an open-addressed
+ * index of tagged addresses (cache.h).  Each shard is locked by READ_STRIPES plain mutexes
  * (no rwlock — see PERF.md), each on its own cache line: a reader takes only its
  * thread's stripe, a writer takes all of them, so a hit writes no line another reading
  * thread uses (a big-reader lock; writes are the rare side).  Eviction samples a few
@@ -75,6 +76,8 @@ static unsigned my_stripe(void)
     return stripe;
 }
 
+#define MIN_INDEX 64 /* index slots a shard starts with */
+
 static size_t shard_index(const struct cache *c, uint64_t h) { return h & (c->nshards - 1); }
 
 static pthread_mutex_t *read_lock(struct cache *c, size_t si)
@@ -135,13 +138,10 @@ static enum ggl_status cache_open(const struct ggl_host *host, const struct ggl_
         s->max_entries = (size_t)max_entries / c->nshards;
         s->max_bytes = (uint64_t)max_bytes / c->nshards;
         s->rng = 0x9E3779B97F4A7C15ull * (i + 1);
-        size_t nb = 8;
-        while (nb < 2 * s->max_entries)
-            nb <<= 1;
-        s->mask = nb - 1;
-        s->buckets = calloc(nb, sizeof *s->buckets);
+        s->mask = MIN_INDEX - 1; /* grows with the entries (index_reserve) */
+        s->index = calloc(MIN_INDEX, sizeof *s->index);
         s->dense = calloc(s->max_entries, sizeof *s->dense);
-        if (!s->buckets || !s->dense) {
+        if (!s->index || !s->dense) {
             c->nshards = i + 1; /* a failed open is not closed by the host: undo it here */
             cache_close(c);
             return GGL_NOMEM;
@@ -160,7 +160,7 @@ static void cache_close(void *self)
             free(s->dense[j]);
         for (struct item *o = s->orphans, *next; o; o = next)
             next = o->next, free(o);
-        free(s->buckets);
+        free(s->index);
         free(s->dense);
     }
     for (size_t i = 0; c->locks && i < READ_STRIPES * c->nshards; i++)
@@ -170,13 +170,77 @@ static void cache_close(void *self)
     free(c);
 }
 
-struct item **cache_find(struct shard *s, uint64_t h, const void *key, size_t len)
+static size_t home_of(const struct shard *s, uint64_t h) { return (size_t)(h >> 16) & s->mask; }
+static uint64_t tag_of(uint64_t h) { return (h >> 48) | 1; } /* never 0: a used slot is not 0 */
+
+/* cache_find's body, inlined into the hit path (lookup). */
+static inline size_t find(const struct shard *s, uint64_t h, const void *key, size_t len)
 {
-    struct item **p = &s->buckets[(h >> 10) & s->mask];
-    for (; *p; p = &(*p)->next)
-        if ((*p)->hash == h && (*p)->key_len == len && memcmp(item_key(*p), key, len) == 0)
-            break;
-    return p;
+    const uint64_t *index = s->index, tag = tag_of(h);
+    size_t mask = s->mask;
+    for (size_t i = home_of(s, h);; i = (i + 1) & mask) {
+        uint64_t v = index[i];
+        if (!v)
+            return NOPOS;
+        const struct item *it = slot_item(v);
+        if ((v >> 48) == tag && it->hash == h && it->key_len == len &&
+            memcmp(item_key(it), key, len) == 0)
+            return i;
+    }
+}
+
+size_t cache_find(const struct shard *s, uint64_t h, const void *key, size_t len)
+{
+    return find(s, h, key, len);
+}
+
+/* The index word for item it (new_item refused addresses beyond 48 bits). */
+static uint64_t index_word(const struct item *it)
+{
+    uint64_t addr = (uint64_t)(uintptr_t)it;
+    return addr | tag_of(it->hash) << 48;
+}
+
+/* Put it into the first free slot of its probe sequence (it is not there yet). */
+static void index_insert(struct shard *s, struct item *it)
+{
+    size_t i = home_of(s, it->hash);
+    while (s->index[i])
+        i = (i + 1) & s->mask;
+    s->index[i] = index_word(it);
+}
+
+/* Empty slot i, shifting back the entries after it that probing would no longer reach. */
+static void index_remove(struct shard *s, size_t i)
+{
+    s->index[i] = 0;
+    for (size_t j = (i + 1) & s->mask; s->index[j]; j = (j + 1) & s->mask) {
+        size_t home = home_of(s, slot_item(s->index[j])->hash);
+        if (((j - home) & s->mask) >= ((j - i) & s->mask)) {
+            s->index[i] = s->index[j];
+            s->index[j] = 0;
+            i = j;
+        }
+    }
+}
+
+/* Double the index when one more entry would fill it past 7/8 (amortised O(1): each
+ * doubling rehashes what the doublings before it added).  -1 when out of memory. */
+static int index_reserve(struct shard *s)
+{
+    size_t slots = s->mask + 1;
+    if (8 * (s->count + 1) <= 7 * slots)
+        return 0;
+    uint64_t *old = s->index, *grown = calloc(2 * slots, sizeof *grown);
+    if (!grown)
+        return -1;
+    s->index = grown;
+    s->mask = 2 * slots - 1;
+    for (size_t i = 0; i < slots; i++)
+        if (old[i])
+            index_insert(s, slot_item(old[i]));
+    free(old);
+    return 0;
 }
 
 /* Write lock held for this, as for everything below that changes a shard. */
@@ -197,10 +261,9 @@ static void keep_reads(struct shard *s, struct item *it)
     s->norphans++;
 }
 
-void cache_drop(struct shard *s, struct item **p)
+void cache_drop(struct shard *s, struct item *it)
 {
-    struct item *it = *p;
-    *p = it->next;
+    index_remove(s, cache_find(s, it->hash, item_key(it), it->key_len));
     struct item *last = s->dense[--s->count];
     s->dense[it->slot] = last;
     last->slot = it->slot;
@@ -208,17 +271,19 @@ void cache_drop(struct shard *s, struct item **p)
     keep_reads(s, it);
 }
 
-/* The link to key's item, an expired one dropped (and counted) on sight.  Lock held. */
-static struct item **find_live(struct shard *s, uint64_t h, const void *key, size_t len,
-                               uint64_t now)
+/* Key's item (NULL: absent), an expired one dropped (and counted) on sight.  Write
+ * lock held. */
+static struct item *find_live(struct shard *s, uint64_t h, const void *key, size_t len,
+                              uint64_t now)
 {
-    struct item **p = cache_find(s, h, key, len);
-    if (*p && item_expired(*p, now)) {
-        cache_drop(s, p);
+    size_t i = cache_find(s, h, key, len);
+    struct item *it = i == NOPOS ? NULL : slot_item(s->index[i]);
+    if (it && item_expired(it, now)) {
+        cache_drop(s, it);
         s->expirations++;
-        p = cache_find(s, h, key, len);
+        it = NULL;
     }
-    return p;
+    return it;
 }
 
 static double score(struct cache *c, const struct item *it, uint64_t now)
@@ -255,7 +320,7 @@ static int evict_one(struct cache *c, struct shard *s, uint64_t now)
         s->expirations++;
     else
         s->evictions++;
-    cache_drop(s, cache_find(s, victim->hash, item_key(victim), victim->key_len));
+    cache_drop(s, victim);
     return 0;
 }
 
@@ -291,8 +356,10 @@ static struct item *lookup(struct cache *c, const void *key, size_t len, uint64_
 {
     uint64_t h = hash(key, len);
     size_t si = shard_index(c, h);
+    const struct shard *s = &c->shards[si];
     *m = read_lock(c, si);
-    struct item *it = *cache_find(&c->shards[si], h, key, len);
+    size_t i = find(s, h, key, len);
+    struct item *it = i == NOPOS ? NULL : slot_item(s->index[i]);
     if (it && !item_expired(it, now))
         return it;
     pthread_mutex_unlock(*m);
@@ -351,23 +418,66 @@ static int condition_holds(const struct item *it, uint64_t expect, uint64_t vers
     return ggl_condition_holds(it != NULL, it ? it->version : 0, expect, version);
 }
 
+/* Copy e's value and metadata into it (key and lengths already match), as a new copy:
+ * its last hit is now; its hits and reads, the history, stay. */
+static void set_entry(struct item *it, const struct ggl_entry *e, uint64_t now)
+{
+    it->flags = e->flags;
+    it->expires_ms = e->expires_ms;
+    it->version = e->version;
+    it->created_ms = e->created_ms;
+    it->last_access_ms = e->last_access_ms;
+    it->access_count = e->access_count;
+    it->importance = e->importance;
+    atomic_store_explicit(&it->last_hit_ms, now, memory_order_relaxed);
+    memcpy(it->data + it->key_len, e->value, e->value_len);
+}
+
 /* A detached item holding a copy of e. */
 static struct item *new_item(const struct ggl_entry *e, uint64_t h, uint64_t now)
 {
     struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
     if (!it)
         return NULL;
-    *it = (struct item){.hash = h, .expires_ms = e->expires_ms, .flags = e->flags,
-                        .key_len = (uint32_t)e->key_len, .value_len = (uint32_t)e->value_len,
-                        .version = e->version, .created_ms = e->created_ms,
-                        .last_access_ms = e->last_access_ms, .access_count = e->access_count,
-                        .importance = e->importance};
+    if ((uint64_t)(uintptr_t)it >> 48) { /* the index keeps 48-bit addresses (cache.h) */
+        free(it);
+        return NULL;
+    }
+    *it = (struct item){.hash = h, .key_len = (uint32_t)e->key_len,
+                        .value_len = (uint32_t)e->value_len};
     atomic_init(&it->hits, 0);
     atomic_init(&it->last_hit_ms, now);
     atomic_init(&it->reads, 0);
     memcpy(it->data, e->key, e->key_len);
-    memcpy(it->data + e->key_len, e->value, e->value_len);
+    set_entry(it, e, now);
     return it;
+}
+
+/* Put new item `it` where `old` (same key, another value length) is, keeping old's
+ * history for the score and its reads.  Write lock held. */
+static void replace(struct shard *s, struct item *old, struct item *it)
+{
+    atomic_store_explicit(&it->hits, atomic_load_explicit(&old->hits, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&it->reads, atomic_load_explicit(&old->reads, memory_order_relaxed),
+                          memory_order_relaxed);
+    it->slot = old->slot;
+    s->bytes += item_bytes(it) - item_bytes(old);
+    s->index[cache_find(s, old->hash, item_key(old), old->key_len)] = index_word(it);
+    s->dense[it->slot] = it;
+    free(old);
+}
+
+/* Does key hold a value of e's length (which a put rewrites in place, allocating
+ * nothing)?  A look under the read stripe; the write lock checks again. */
+static int same_length_held(struct cache *c, size_t si, uint64_t h, const struct ggl_entry *e)
+{
+    const struct shard *s = &c->shards[si];
+    pthread_mutex_t *m = read_lock(c, si);
+    size_t i = cache_find(s, h, e->key, e->key_len);
+    int same = i != NOPOS && slot_item(s->index[i])->value_len == e->value_len;
+    pthread_mutex_unlock(m);
+    return same;
 }
 
 static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t expect)
@@ -382,29 +492,34 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
                             e->key_len + e->value_len, (unsigned long long)s->max_bytes);
         return GGL_INVALID;
     }
-    struct item *it = new_item(e, h, now);
-    if (!it)
+    /* A rewrite of the same length is copied into the item, so the common rewrite of a
+     * key neither allocates nor frees a block another thread allocated (glibc would
+     * take that thread's arena lock); anything else gets its new item made before the
+     * lock.  If the look was wrong by the time the lock is held, the put starts over
+     * allocating. */
+    struct item *it = NULL;
+    int peek = 1;
+again:
+    if (!(peek && same_length_held(c, si, h, e)) && !(it = new_item(e, h, now)))
         return GGL_NOMEM;
-
     enum ggl_status st = GGL_OK;
     cache_write_lock(c, si);
-    struct item **p = find_live(s, h, e->key, e->key_len, now);
-    if (!condition_holds(*p, expect, e->version)) {
+    struct item *old = find_live(s, h, e->key, e->key_len, now);
+    if (!condition_holds(old, expect, e->version)) {
         st = GGL_CONFLICT;
         goto out;
     }
-    if (*p) { /* replace in place, keeping its history for the score and its reads */
-        struct item *old = *p;
-        atomic_store_explicit(&it->hits, atomic_load_explicit(&old->hits, memory_order_relaxed),
-                              memory_order_relaxed);
-        atomic_store_explicit(&it->reads, atomic_load_explicit(&old->reads, memory_order_relaxed),
-                              memory_order_relaxed);
-        it->next = old->next;
-        it->slot = old->slot;
-        s->dense[it->slot] = it;
-        s->bytes += item_bytes(it) - item_bytes(old);
-        *p = it;
-        free(old);
+    if (old && old->value_len == e->value_len) {
+        set_entry(old, e, now);
+        goto out;
+    }
+    if (!it) {
+        cache_write_unlock(c, si);
+        peek = 0;
+        goto again;
+    }
+    if (old) {
+        replace(s, old, it);
         it = NULL;
     }
     while (s->count + (it != NULL) > s->max_entries || s->bytes > s->max_bytes ||
@@ -415,10 +530,12 @@ static enum ggl_status cache_put(void *self, const struct ggl_entry *e, uint64_t
             goto out;
         }
     }
+    if (it && index_reserve(s) < 0) {
+        st = GGL_NOMEM;
+        goto out;
+    }
     if (it) {
-        p = cache_find(s, h, e->key, e->key_len); /* eviction may have moved the chain */
-        it->next = NULL;
-        *p = it;
+        index_insert(s, it);
         it->slot = s->count;
         s->dense[s->count++] = it;
         s->bytes += item_bytes(it);
@@ -440,16 +557,16 @@ static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64
     /* Most deletes (a write aimed below the cache invalidates it) find nothing: look
      * under the read lock first.  A put racing it is simply ordered after the delete. */
     pthread_mutex_t *m = read_lock(c, si);
-    int absent = *cache_find(s, h, key, len) == NULL;
+    int absent = cache_find(s, h, key, len) == NOPOS;
     pthread_mutex_unlock(m);
     if (absent)
         return GGL_NOTFOUND;
     cache_write_lock(c, si);
-    struct item **p = find_live(s, h, key, len, now);
-    if (*p && !condition_holds(*p, expect, 0)) {
+    struct item *it = find_live(s, h, key, len, now);
+    if (it && !condition_holds(it, expect, 0)) {
         st = GGL_CONFLICT;
-    } else if (*p) {
-        cache_drop(s, p);
+    } else if (it) {
+        cache_drop(s, it);
         st = GGL_OK;
     }
     cache_write_unlock(c, si);

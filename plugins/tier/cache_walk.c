@@ -95,7 +95,7 @@ static enum ggl_status walk(struct cache *c, uint64_t *cursor, size_t count, ggl
                 if (take && (nomem = take_item(take, it) < 0))
                     break;
                 seen += take != NULL; /* bounds what take holds to `count` */
-                cache_drop(s, cache_find(s, it->hash, item_key(it), it->key_len));
+                cache_drop(s, it);
                 s->expirations++;
                 continue;
             }

@@ -142,9 +142,40 @@ static int condition_holds(const struct item *it, uint64_t expect, uint64_t vers
     return ggl_condition_holds(it != NULL, it ? it->e.version : 0, expect, version);
 }
 
+/* Rewrite key's item in place when the new value has the same length (the common
+ * rewrite of a key): no allocation, and no free of a block another thread allocated
+ * (glibc takes that thread's arena lock).  1 if done, with *st its outcome; 0 if the
+ * caller must allocate.  Lock held. */
+static int put_in_place(struct mem *m, const struct ggl_entry *e, uint64_t expect,
+                        enum ggl_status *st)
+{
+    struct item **p = find_live(m, e->key, e->key_len);
+    if (!*p || (*p)->e.value_len != e->value_len)
+        return 0;
+    struct ggl_entry *old = &(*p)->e;
+    if (!condition_holds(*p, expect, e->version)) {
+        *st = GGL_CONFLICT;
+        return 1;
+    }
+    const void *key = old->key;
+    void *value = old->value;
+    *old = *e;
+    old->size = sizeof *old;
+    old->key = key;
+    old->value = memcpy(value, e->value, e->value_len);
+    *st = GGL_OK;
+    return 1;
+}
+
 static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t expect)
 {
     struct mem *m = self;
+    enum ggl_status st;
+    pthread_mutex_lock(&m->lock);
+    int done = put_in_place(m, e, expect, &st);
+    pthread_mutex_unlock(&m->lock);
+    if (done)
+        return st;
     struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
     if (!it)
         return GGL_NOMEM;
@@ -153,9 +184,9 @@ static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t e
     it->e.key = memcpy((char *)(it + 1), e->key, e->key_len);
     it->e.value = memcpy((char *)(it + 1) + e->key_len, e->value, e->value_len);
 
-    pthread_mutex_lock(&m->lock);
+    pthread_mutex_lock(&m->lock); /* again: the item may have changed meanwhile */
     struct item **p = find_live(m, e->key, e->key_len);
-    enum ggl_status st = GGL_OK;
+    st = GGL_OK;
     if (!condition_holds(*p, expect, e->version))
         st = GGL_CONFLICT;
     else if (!*p && m->count >= m->max_entries)

@@ -289,6 +289,89 @@ static void test_get_into_copies_and_counts_reads(void **state)
     vt->close(t);
 }
 
+static enum ggl_status put_value(void *t, const char *key, const char *value, uint64_t version)
+{
+    struct ggl_entry e = {.size = sizeof e, .key = key, .key_len = strlen(key),
+                          .value = (void *)value, .value_len = strlen(value), .version = version};
+    return vt->put(t, &e, GGL_VERSION_ANY);
+}
+
+/* key's value and version as get_into answers them ("" and 0 when absent). */
+static uint64_t value_of(void *t, const char *key, char *buf, size_t cap)
+{
+    struct ggl_entry out = {.size = sizeof out};
+    memset(buf, 0, cap);
+    if (vt->get_into(t, key, strlen(key), buf, cap - 1, 1000, &out) != GGL_OK)
+        return 0;
+    return out.version;
+}
+
+#define GROW_KEYS 3000
+
+/* The index grows by doubling from 64 slots to hold 3000 keys in one shard, and
+ * deletions shift entries back: after deleting a pseudo-random third, every kept key
+ * answers its own value, every deleted one is absent, and a scan sees each kept key
+ * once.  Rewrites of the same length (copied in place) and of another length both
+ * answer the new value and version. */
+static void test_index_grows_and_deletes_keep_every_key(void **state)
+{
+    (void)state;
+    host = testhost_init(1000);
+    void *t = open_cache("4000", "10000000", "5");
+    char key[16], val[32], buf[32];
+    static char deleted[GROW_KEYS];
+    for (int i = 0; i < GROW_KEYS; i++) {
+        snprintf(key, sizeof key, "k%d", i), snprintf(val, sizeof val, "v%05d", i);
+        assert_int_equal(put_value(t, key, val, (uint64_t)i + 1), GGL_OK);
+    }
+    for (unsigned i = 0, x = 12345; i < GROW_KEYS / 3; i++) {
+        x = x * 1103515245u + 12345u;
+        int k = (int)((x >> 8) % GROW_KEYS);
+        snprintf(key, sizeof key, "k%d", k);
+        assert_int_equal(vt->del(t, key, strlen(key), GGL_VERSION_ANY),
+                         deleted[k] ? GGL_NOTFOUND : GGL_OK);
+        deleted[k] = 1;
+    }
+    size_t kept = 0, seen = 0;
+    for (int i = 0; i < GROW_KEYS; i++) {
+        snprintf(key, sizeof key, "k%d", i), snprintf(val, sizeof val, "v%05d", i);
+        uint64_t v = value_of(t, key, buf, sizeof buf);
+        assert_int_equal(v, deleted[i] ? 0 : (uint64_t)i + 1);
+        if (!deleted[i])
+            assert_string_equal(buf, val), kept++;
+    }
+    uint64_t cursor = 0;
+    do
+        assert_int_equal(vt->scan(t, &cursor, 100, count_cb, &seen), GGL_OK);
+    while (cursor);
+    assert_int_equal(seen, kept);
+    for (int i = 0; i < GROW_KEYS; i += 2) { /* same length, then a longer value */
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(put_value(t, key, i % 4 ? "w1234" : "longer value", 9000), GGL_OK);
+        assert_int_equal(value_of(t, key, buf, sizeof buf), 9000);
+        assert_string_equal(buf, i % 4 ? "w1234" : "longer value");
+    }
+    vt->close(t);
+}
+
+/* A same-length rewrite (copied into the old entry) keeps the reads counted before it. */
+static void test_same_length_rewrite_keeps_reads(void **state)
+{
+    (void)state;
+    host = testhost_init(1000);
+    void *t = open_cache("100", "100000", "5");
+    char buf[16];
+    assert_int_equal(put_value(t, "k1", "aaaa", 1), GGL_OK);
+    assert_int_equal(value_of(t, "k1", buf, sizeof buf), 1);
+    assert_int_equal(value_of(t, "k1", buf, sizeof buf), 1);
+    assert_int_equal(put_value(t, "k1", "bbbb", 2), GGL_OK);
+    assert_int_equal(value_of(t, "k1", buf, sizeof buf), 2);
+    assert_string_equal(buf, "bbbb");
+    struct taken_reads r = take_all(t);
+    assert_int_equal(r.k1, 3);
+    vt->close(t);
+}
+
 static void test_bad_settings_refused(void **state)
 {
     (void)state;
@@ -311,6 +394,8 @@ int main(void)
         cmocka_unit_test(test_byte_bound_and_oversized),
         cmocka_unit_test(test_scan_trims_expired),
         cmocka_unit_test(test_get_into_copies_and_counts_reads),
+        cmocka_unit_test(test_index_grows_and_deletes_keep_every_key),
+        cmocka_unit_test(test_same_length_rewrite_keeps_reads),
         cmocka_unit_test(test_bad_settings_refused),
     };
     return failed | cmocka_run_group_tests(tests, NULL, NULL);

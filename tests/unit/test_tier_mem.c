@@ -123,6 +123,32 @@ static void test_full_returns_retry_with_reason(void **state)
     assert_int_equal(st.bytes, 3 + strlen("replaced") + 10);
 }
 
+/* A rewrite with a value of the same length is copied into the stored entry: the new
+ * value and all of its metadata answer, a losing conditional rewrite changes nothing,
+ * and a full store still takes it (no entry is added). */
+static void test_same_length_rewrite_in_place(void **state)
+{
+    struct ggl_entry e = entry("k", "aa", 1);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_ANY), GGL_OK);
+    e = entry("x", "x", 1);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_ANY), GGL_OK);
+    e.key = "y", e.key_len = 1;
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_ANY), GGL_OK); /* full: 3 entries */
+    e = entry("k", "bb", 5);
+    e.importance = 0.75, e.expires_ms = 2000000, e.flags = GGL_ENTRY_PINNED;
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_OLDER), GGL_OK);
+    e = entry("k", "cc", 4);
+    assert_int_equal(vt->put(*state, &e, GGL_VERSION_OLDER), GGL_CONFLICT);
+    struct ggl_entry out = {.size = sizeof out};
+    assert_int_equal(vt->get(*state, "k", 1, &out), GGL_OK);
+    assert_memory_equal(out.value, "bb", 2);
+    assert_int_equal(out.version, 5);
+    assert_true(out.importance == 0.75);
+    assert_int_equal(out.expires_ms, 2000000);
+    assert_int_equal(out.flags, GGL_ENTRY_PINNED);
+    host->free(out.value);
+}
+
 static void test_bad_config_refused(void **state)
 {
     (void)state;
@@ -139,6 +165,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compare_and_set_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_follows_host_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_returns_retry_with_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_length_rewrite_in_place, setup, teardown),
         cmocka_unit_test(test_bad_config_refused),
     };
     static const char *const pairs[] = {"max_entries", "1000", NULL};
