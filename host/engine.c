@@ -149,6 +149,47 @@ void engine_settle(struct engine *e, struct etask *t, enum result_status st, con
     finish(e, t, st, NULL, 0, reason);
 }
 
+/* A task that ran OK while its loop has more ahead keeps its result with the loop, to be
+ * stored with the others in one go (a results lock per batch, not per task).  1: kept. */
+static int keep_done(struct engine *e, struct eloop *l, struct etask *t, void *data, size_t len)
+{
+    if (!atomic_load_explicit(&l->n, memory_order_relaxed) ||
+        (e->cfg.max_result_bytes && len > e->cfg.max_result_bytes))
+        return 0;
+    pthread_mutex_lock(&l->mu);
+    int kept = l->n_done < ENGINE_BATCH;
+    if (kept)
+        l->done[l->n_done++] = (struct edone){t, data, len};
+    pthread_mutex_unlock(&l->mu);
+    return kept;
+}
+
+void engine_flush_done(struct engine *e, struct eloop *l)
+{
+    struct edone d[ENGINE_BATCH];
+    struct result_ok ok[ENGINE_BATCH];
+    pthread_mutex_lock(&l->mu);
+    unsigned n = l->n_done;
+    memcpy(d, l->done, n * sizeof *d);
+    l->n_done = 0;
+    pthread_mutex_unlock(&l->mu);
+    if (!n)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        ok[i] = (struct result_ok){.id = d[i].t->id, .data = d[i].data, .len = d[i].len};
+    results_finish_ok(e->results, ok, n);
+    for (unsigned i = 0; i < n; i++) {
+        if (atomic_load_explicit(&e->publish_done, memory_order_relaxed))
+            publish_done(e, d[i].t, RESULT_OK, d[i].len);
+        if (ok[i].won)
+            settle(e, d[i].t, RESULT_OK, d[i].data, d[i].len);
+        else
+            settle(e, d[i].t, -1, NULL, 0); /* cancelled or timed out first */
+        free(d[i].data);
+        free(d[i].t);
+    }
+}
+
 /* --- taking work ---------------------------------------------------------- */
 
 static void task_runner(void *arg);
@@ -436,6 +477,8 @@ static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
         free(res.data);
         return ran;
     }
+    if (st == GGL_OK && keep_done(e, l, t, res.data, res.data ? res.data_len : 0))
+        return ran;
     conclude(e, t, st, &res, reason);
     free(res.data); /* host->alloc is malloc */
     free(t);
@@ -452,6 +495,8 @@ static void task_runner(void *arg)
     loop_of = e;
     for (;;) {
         struct etask *t = engine_next_task(e, &l, short_tasks);
+        if (l.n_done && !atomic_load_explicit(&l.n, memory_order_relaxed))
+            engine_flush_done(e, &l); /* the last of a batch: before it runs */
         if (t) {
             uint64_t ran = run_task(e, &l, t);
             if (ran != UINT64_MAX) /* timed: batch while they are short */

@@ -82,6 +82,12 @@ struct eloop {
     struct etask *ahead[ENGINE_BATCH];
     unsigned head;                  /* ahead[head..n) not started */
     _Atomic unsigned n;
+    struct edone {                  /* ran OK while more were ahead: results stored together */
+        struct etask *t;
+        void *data;
+        size_t len;
+    } done[ENGINE_BATCH];
+    unsigned n_done;
     struct eloop *prev, *next;      /* e->loops, under e->mu */
 };
 
@@ -139,6 +145,9 @@ struct etask *engine_next_task(struct engine *e, struct eloop *l, int batch);
 void engine_loop_running(struct eloop *l, struct etask *t);
 void engine_loop_ran(struct engine *e, struct eloop *l, struct etask *t);
 int engine_linger(struct engine *e);
+/* engine.c: store together the results of the tasks a loop finished and kept, and
+ * settle them (the loop, or the monitor for a loop that may be stuck). */
+void engine_flush_done(struct engine *e, struct eloop *l);
 /* The monitor, e->mu held: hand the tasks a stuck loop took ahead back to their queues;
  * returns how many became ready again. */
 size_t engine_hand_back(struct engine *e, struct eloop *l);

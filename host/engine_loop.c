@@ -81,6 +81,7 @@ void engine_loop_enter(struct engine *e, struct eloop *l)
 
 void engine_loop_leave(struct engine *e, struct eloop *l)
 {
+    engine_flush_done(e, l); /* kept only when this worker was abandoned mid-batch */
     pthread_mutex_lock(&e->mu);
     pthread_mutex_lock(&l->mu);
     size_t handed = engine_hand_back(e, l); /* left only when this worker was abandoned */

@@ -106,6 +106,7 @@ static size_t check_running(struct engine *e, uint64_t now)
 {
     size_t handed = 0;
     for (struct eloop *l = e->loops; l; l = l->next) {
+        engine_flush_done(e, l); /* a loop stuck in a task could keep them for good */
         pthread_mutex_lock(&l->mu);
         handed += check_loop(e, l, now);
         pthread_mutex_unlock(&l->mu);

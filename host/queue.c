@@ -23,6 +23,7 @@
 
 #include "deadline.h"
 #include "hostapi.h"
+#include "lock.h"
 #include "metrics.h"
 #include "queue.h"
 
@@ -65,7 +66,7 @@ struct queue *queue_new(const struct queue_config *cfg)
     pthread_condattr_destroy(&ca);
     if (!q->nodes || !q->heap || cv_rc != 0)
         goto fail;
-    pthread_mutex_init(&q->mu, NULL);
+    mutex_init_adaptive(&q->mu);
     for (uint32_t i = 0; i < cfg->capacity; i++)
         q->nodes[i].next = i + 1 < cfg->capacity ? i + 1 : NIL;
     for (int l = 0; l < QUEUE_LEVELS; l++)

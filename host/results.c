@@ -12,6 +12,7 @@
 
 #include "deadline.h"
 #include "hostapi.h"
+#include "lock.h"
 #include "results_impl.h"
 
 static const char *const status_words[] = {"ok", "failed", "invalid", "timeout", "cancelled"};
@@ -160,7 +161,7 @@ struct results *results_new(const struct results_config *cfg)
     r->buckets = calloc(nb, sizeof *r->buckets);
     r->heap = calloc(cfg->max_waiters ? cfg->max_waiters : 1, sizeof *r->heap);
     r->next_id = 1;
-    pthread_mutex_init(&r->lock, NULL);
+    mutex_init_adaptive(&r->lock);
     cond_init_monotonic(&r->timer_cond);
     register_metrics(r);
     if (!r->buckets || !r->heap ||
@@ -339,6 +340,49 @@ int results_finish(struct results *r, uint64_t id, enum result_status status, co
     free(copy);
     free(why);
     return -1;
+}
+
+#define FINISH_CHUNK 16
+
+static void finish_ok_chunk(struct results *r, struct result_ok *items, size_t n)
+{
+    void *copy[FINISH_CHUNK];
+    size_t locked = 0; /* items[0..locked) go under the lock, the rest one by one */
+    for (; locked < n; locked++) {
+        struct result_ok *it = &items[locked];
+        if (r->cfg.max_data && it->len > r->cfg.max_data)
+            break; /* stored as failed, with its reason: results_finish */
+        if ((copy[locked] = it->len ? malloc(it->len) : NULL) == NULL && it->len)
+            break;
+        if (it->len)
+            memcpy(copy[locked], it->data, it->len);
+    }
+    struct job *done = NULL;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < locked; i++) {
+        struct result_entry *e = find(r, items[i].id);
+        if ((items[i].won = e && entry_state(e) != RESULT_DONE)) {
+            settle(r, e, RESULT_OK, copy[i], items[i].len, NULL);
+            release_waiters(r, e, 0, &done);
+        } else {
+            r->st.late++;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    complete_all(r, done);
+    for (size_t i = 0; i < locked; i++)
+        if (!items[i].won) {
+            metrics_add(r->m_late, 1);
+            free(copy[i]);
+        }
+    for (size_t i = locked; i < n; i++)
+        items[i].won = results_finish(r, items[i].id, RESULT_OK, items[i].data, items[i].len, NULL) == 0;
+}
+
+void results_finish_ok(struct results *r, struct result_ok *items, size_t n)
+{
+    for (size_t off = 0; off < n; off += FINISH_CHUNK)
+        finish_ok_chunk(r, items + off, n - off < FINISH_CHUNK ? n - off : FINISH_CHUNK);
 }
 
 int results_cancel(struct results *r, uint64_t id, const char *reason)

@@ -141,6 +141,15 @@ void results_close_waiters(struct results *r);
 struct result_handle;
 enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct result_handle **h);
 int results_start_handle(struct results *r, struct result_handle *h, uint64_t id);
+/* results_finish(id, RESULT_OK, data, len, NULL) of n ids under one lock (a worker's
+ * batch of short tasks); won is set as that call's return would be 0. */
+struct result_ok {
+    uint64_t id;
+    const void *data;       /* copied */
+    size_t len;
+    int won;
+};
+void results_finish_ok(struct results *r, struct result_ok *items, size_t n);
 /* 1 while the id is still queued or running (not cancelled, timed out or finished);
  * lock-free, for a running task to poll. */
 int results_handle_pending(const struct result_handle *h, uint64_t id);
