@@ -160,7 +160,9 @@ struct results *results_new(const struct results_config *cfg)
     r->mask = nb - 1;
     r->buckets = calloc(nb, sizeof *r->buckets);
     r->heap = calloc(cfg->max_waiters ? cfg->max_waiters : 1, sizeof *r->heap);
+    static _Atomic uint64_t gens;
     r->next_id = 1;
+    r->gen = atomic_fetch_add(&gens, 1) + 1;
     mutex_init_adaptive(&r->lock);
     cond_init_monotonic(&r->timer_cond);
     register_metrics(r);
@@ -208,11 +210,11 @@ enum ggl_status results_reserve(struct results *r, uint64_t *id)
     return results_reserve_handle(r, id, NULL);
 }
 
-enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct result_handle **h)
+/* One fresh queued entry (lock held), or NULL with *st the reason. */
+static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum ggl_status *st)
 {
-    pthread_mutex_lock(&r->lock);
     if (r->held >= r->cfg.max_results)
-        purge_expired(r, clock_now_ms());
+        purge_expired(r, now);
     if (r->held >= r->cfg.max_results && r->cfg.evict_unread && r->oldest) {
         remove_entry(r, r->oldest); /* the oldest finished result, unread */
         r->st.evicted++;
@@ -220,14 +222,14 @@ enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct r
     }
     if (r->held >= r->cfg.max_results) {
         r->st.refused++;
-        pthread_mutex_unlock(&r->lock);
         metrics_add(r->m_refused, 1);
-        return GGL_RETRY;
+        *st = GGL_RETRY;
+        return NULL;
     }
     struct result_entry *e = entry_alloc(r);
     if (!e) {
-        pthread_mutex_unlock(&r->lock);
-        return GGL_NOMEM;
+        *st = GGL_NOMEM;
+        return NULL;
     }
     e->id = r->next_id++;
     entry_set_state(e, RESULT_QUEUED);
@@ -235,11 +237,50 @@ enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct r
     e->chain = r->buckets[b];
     r->buckets[b] = e;
     r->held++;
-    uint64_t got = e->id;
-    pthread_mutex_unlock(&r->lock);
-    *id = got;
-    if (h)
-        *h = (struct result_handle *)e;
+    return e;
+}
+
+/* A thread submitting through handles (the engine) takes up to RESERVE_AHEAD ids under
+ * one lock and hands them out one by one: reserving was a contended lock per task.  The
+ * ids it holds count as pending (at most RESERVE_AHEAD - 1 more per submitting thread)
+ * and nobody knows them until they are handed out.  Only a store with room for more
+ * than that gets them ahead, so a small store refuses exactly when full. */
+#define RESERVE_AHEAD 8
+
+static _Thread_local struct {
+    uint64_t gen;                    /* the store they belong to */
+    unsigned n, next;
+    struct result_entry *e[RESERVE_AHEAD];
+} ahead;
+
+enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct result_handle **h)
+{
+    enum ggl_status st = GGL_OK;
+    if (!h || ahead.gen != r->gen || ahead.next == ahead.n) {
+        unsigned want = h && r->cfg.max_results >= 64 * RESERVE_AHEAD ? RESERVE_AHEAD : 1;
+        uint64_t now = clock_now_ms();
+        struct result_entry *got[RESERVE_AHEAD];
+        unsigned n = 0;
+        pthread_mutex_lock(&r->lock);
+        while (n < want && (n == 0 || r->held < r->cfg.max_results) &&
+               (got[n] = reserve_locked(r, now, &st)) != NULL)
+            n++;
+        pthread_mutex_unlock(&r->lock);
+        if (!n)
+            return st;
+        *id = got[0]->id;
+        if (!h)
+            return GGL_OK;
+        *h = (struct result_handle *)got[0];
+        if (ahead.gen == r->gen && ahead.next < ahead.n) /* not ours to drop */
+            return GGL_OK;
+        ahead.gen = r->gen, ahead.next = 0, ahead.n = n - 1;
+        memcpy(ahead.e, got + 1, (n - 1) * sizeof *got);
+        return GGL_OK;
+    }
+    struct result_entry *e = ahead.e[ahead.next++];
+    *id = e->id;
+    *h = (struct result_handle *)e;
     return GGL_OK;
 }
 

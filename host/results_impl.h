@@ -52,6 +52,7 @@ struct results {
     struct result_slab *slabs;
     size_t mask, held, finished;
     uint64_t next_id;
+    uint64_t gen;                    /* tells stores apart in threads' reserve caches */
     struct result_entry *oldest, *newest;   /* finished FIFO */
     struct waiter **heap;
     size_t n_waiters;
