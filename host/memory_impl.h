@@ -1,0 +1,62 @@
+/* Private to the memory manager's files (memory.c: tier calls, reads, info, set-up;
+ * memory_write.c: writes, deletes, moves): its state and the calls they share. */
+#ifndef GGL_HOST_MEMORY_IMPL_H
+#define GGL_HOST_MEMORY_IMPL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "memory.h"
+#include "metrics.h"
+#include "swap.h"
+
+struct memory_state {
+    int ready;
+    struct instance *inst; /* every opened instance: a swap may bind any tier one */
+    size_t ninst;
+
+    struct memory_conf conf;
+    struct slot slots[SLOT_COUNT];
+    _Atomic uint64_t version;
+    memory_hook_fn hook;
+    unsigned compress_mask; /* bit t: tier t compresses */
+    struct ggl_metric *hits[SLOT_COUNT], *misses, *writes, *deletes, *promotions, *conflicts,
+        *unretired, *zin, *zout;
+};
+
+extern struct memory_state mm; /* the one memory manager (memory.c) */
+
+enum op { OP_GET, OP_PUT, OP_DEL };
+
+static inline int mem_bound(int t)
+{
+    return mm.ready && atomic_load(&mm.slots[t].current) != NULL;
+}
+
+static inline uint64_t mem_next_version(void) { return atomic_fetch_add(&mm.version, 1) + 1; }
+
+/* The entry to hand tier t: *e itself, or a compressed copy in *tmp (whose buffer,
+ * *zbuf, the caller frees) when t compresses and it pays. */
+const struct ggl_entry *mem_for_tier(int t, const struct ggl_entry *e, struct ggl_entry *tmp,
+                                     void **zbuf);
+/* One call on tier t through its slot (acquire, breaker, release), and during a
+ * migration also on the binding it replaces (p: mem_previous_of the slot). */
+enum ggl_status mem_tier_call(int t, enum op op, const void *key, size_t len,
+                              const struct ggl_entry *in, struct ggl_entry *out, uint64_t expect);
+struct binding *mem_previous_of(struct slot *s);
+enum ggl_status mem_with_previous(struct binding *p, int t, enum op op, enum ggl_status st,
+                                  const void *key, size_t len, const struct ggl_entry *in,
+                                  struct ggl_entry *out, uint64_t expect);
+void mem_tier_get_batch(int t, const void *const *keys, const size_t *lens, size_t n,
+                        struct ggl_entry *out, enum ggl_status *status);
+/* A tombstone or past its expiry on the host clock. */
+int mem_dead(const struct ggl_entry *e, uint64_t now);
+/* The first copy top down (value allocated); *tier where, *failed tiers that failed. */
+enum ggl_status mem_find_top(const void *key, size_t len, struct ggl_entry *e, int *tier,
+                             int *failed);
+/* Compare-and-delete copies of key older than version in the tiers below t. */
+int mem_retire_found(int t, const void *key, size_t len, enum ggl_status st,
+                     struct ggl_entry e, uint64_t version, uint64_t now);
+int mem_retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now);
+
+#endif
