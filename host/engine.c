@@ -495,7 +495,8 @@ static void task_runner(void *arg)
     loop_of = e;
     for (;;) {
         struct etask *t = engine_next_task(e, &l, short_tasks);
-        if (l.n_done && !atomic_load_explicit(&l.n, memory_order_relaxed))
+        if (atomic_load_explicit(&l.n_done, memory_order_relaxed) &&
+            !atomic_load_explicit(&l.n, memory_order_relaxed))
             engine_flush_done(e, &l); /* the last of a batch: before it runs */
         if (t) {
             uint64_t ran = run_task(e, &l, t);

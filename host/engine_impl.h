@@ -87,7 +87,7 @@ struct eloop {
         void *data;
         size_t len;
     } done[ENGINE_BATCH];
-    unsigned n_done;
+    _Atomic unsigned n_done;        /* changed under mu; the loop peeks without it */
     struct eloop *prev, *next;      /* e->loops, under e->mu */
 };
 
