@@ -65,13 +65,13 @@ static enum ggl_status callback_status(enum result_status st)
     return (unsigned)st < 5 ? map[st] : GGL_ERROR;
 }
 
-static void count_outcome(struct etype *ty, enum result_status st)
+static void count_outcome(struct etype *ty, enum result_status st, unsigned n)
 {
     struct ggl_metric *const m[] = {ty->completed, ty->failed, ty->invalid, ty->timed_out,
                                     ty->cancelled};
     unsigned i = (unsigned)st < 5 ? (unsigned)st : RESULT_FAILED;
-    metrics_add(m[i], 1);
-    atomic_fetch_add(&ty->outcomes[i], 1);
+    metrics_add(m[i], n);
+    atomic_fetch_add(&ty->outcomes[i], n);
 }
 
 size_t engine_ready(struct engine *e)
@@ -91,32 +91,47 @@ size_t engine_unsettled(struct engine *e)
 }
 
 /* The task is done with (its result stored by us or by someone else): run its callback
- * once and release its admission.  status < 0: look the stored outcome up. */
-static void settle(struct engine *e, struct etask *t, int status, const void *data, size_t len)
+ * once and count its outcome (unless `counted`: the caller counts a batch).  status < 0:
+ * look the stored outcome up.  1 when this call settled it; its admission is then the
+ * caller's to release. */
+static int settle_one(struct engine *e, struct etask *t, int status, const void *data,
+                      size_t len, int counted)
 {
     int zero = 0;
     if (!atomic_compare_exchange_strong(&t->settled, &zero, 1))
-        return;
+        return 0;
     struct result_view v = {.status = RESULT_CANCELLED};
     if (status < 0) {
         results_get(e->results, t->id, &v);
         status = (int)v.status, data = v.data, len = v.len;
     }
-    struct etype *ty = &e->types[t->type];
-    count_outcome(ty, (enum result_status)status);
+    if (!counted)
+        count_outcome(&e->types[t->type], (enum result_status)status, 1);
     if (t->done) {
         struct ggl_result r = {.size = sizeof r, .status = callback_status((enum result_status)status),
                                .data = (void *)data, .data_len = len};
         t->done(t->arg, t->id, &r);
     }
     result_view_free(&v);
-    atomic_fetch_sub(&ty->admitted, 1);
+    return 1;
+}
+
+/* n settled tasks of type ty give their admissions back. */
+static void release(struct engine *e, struct etype *ty, size_t n)
+{
+    atomic_fetch_sub(&ty->admitted, n);
     if (atomic_load(&e->stopping) && engine_unsettled(e) <= atomic_load(&e->delayed)) {
         /* engine_stop waits for the last settle (only retries left waiting) */
         pthread_mutex_lock(&e->drain_mu);
         pthread_cond_broadcast(&e->drain_cv);
         pthread_mutex_unlock(&e->drain_mu);
     }
+}
+
+static void settle(struct engine *e, struct etask *t, int status, const void *data, size_t len)
+{
+    if (settle_one(e, t, status, data, len, 0))
+        release(e, &e->types[t->type], 1);
 }
 
 /* task.done on the orchestrator's bus, when someone listens: {"type", "status",
@@ -178,16 +193,24 @@ void engine_flush_done(struct engine *e, struct eloop *l)
     for (unsigned i = 0; i < n; i++)
         ok[i] = (struct result_ok){.id = d[i].t->id, .data = d[i].data, .len = d[i].len};
     results_finish_ok(e->results, ok, n);
+    unsigned won[ENGINE_MAX_TYPES] = {0}, settled[ENGINE_MAX_TYPES] = {0};
     for (unsigned i = 0; i < n; i++) {
+        unsigned type = d[i].t->type;
         if (atomic_load_explicit(&e->publish_done, memory_order_relaxed))
             publish_done(e, d[i].t, RESULT_OK, d[i].len);
-        if (ok[i].won)
-            settle(e, d[i].t, RESULT_OK, d[i].data, d[i].len);
-        else
-            settle(e, d[i].t, -1, NULL, 0); /* cancelled or timed out first */
+        if (ok[i].won) /* counted below, a batch at a time: shared lines */
+            won[type] += settle_one(e, d[i].t, RESULT_OK, d[i].data, d[i].len, 1);
+        else /* cancelled or timed out first */
+            settled[type] += settle_one(e, d[i].t, -1, NULL, 0, 0);
         free(d[i].data);
         free(d[i].t);
     }
+    for (size_t k = 0; k < e->n_types; k++)
+        if (won[k] + settled[k]) {
+            if (won[k])
+                count_outcome(&e->types[k], RESULT_OK, won[k]);
+            release(e, &e->types[k], won[k] + settled[k]);
+        }
 }
 
 /* --- taking work ---------------------------------------------------------- */
@@ -225,6 +248,8 @@ void engine_wake(struct engine *e)
      * the monitor starts another loop within monitor_ms.  More waiting: wake as usual. */
     if (loop_of == e && engine_ready(e) <= 1)
         return;
+    if (atomic_load(&e->tokens) >= e->cfg.max_workers && !atomic_load(&e->stuck))
+        return; /* as many loops as there can be: the common case under a stream */
     if (claim_token(e) && pool_submit(e->pool, 0, task_runner, e) != GGL_OK)
         atomic_fetch_sub(&e->tokens, 1); /* the monitor tries again */
 }
@@ -460,11 +485,11 @@ static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
     }
     guard_worker(e, t, now);
     engine_loop_running(l, t);
-    atomic_fetch_add(&ty->running, 1);
+    atomic_store_explicit(&l->running_type, (int)t->type, memory_order_relaxed);
     struct ggl_result res = {.size = sizeof res};
     char reason[256];
     enum ggl_status st = call_processor(e, t, &res, reason, sizeof reason);
-    atomic_fetch_sub(&ty->running, 1);
+    atomic_store_explicit(&l->running_type, -1, memory_order_relaxed);
     engine_loop_ran(e, l, t);
     uint64_t ran = task_ran(e, ty, start_ns, weight);
     if (t->deadline_ms && clock_now_ms() >= t->deadline_ms) { /* too late, whatever it says */
@@ -491,6 +516,7 @@ static void task_runner(void *arg)
     struct engine *e = arg;
     struct eloop l = {.cur = NULL};
     int short_tasks = 0;
+    unsigned ran = 0; /* tasks this loop ran: a stream is worth lingering for */
     engine_loop_enter(e, &l);
     loop_of = e;
     for (;;) {
@@ -499,15 +525,16 @@ static void task_runner(void *arg)
             !atomic_load_explicit(&l.n, memory_order_relaxed))
             engine_flush_done(e, &l); /* the last of a batch: before it runs */
         if (t) {
-            uint64_t ran = run_task(e, &l, t);
-            if (ran != UINT64_MAX) /* timed: batch while they are short */
-                short_tasks = ran < ENGINE_SHORT_NS;
+            uint64_t took = run_task(e, &l, t);
+            if (took != UINT64_MAX) /* timed: batch while they are short */
+                short_tasks = took < ENGINE_SHORT_NS;
+            ran++;
             if (!pool_abandoned_self())
                 continue;
             atomic_fetch_sub(&e->tokens, 1); /* a replacement took over this worker */
             break;
         }
-        if (engine_linger(e))
+        if (ran >= ENGINE_BATCH && short_tasks && engine_linger(e))
             continue;
         atomic_fetch_sub(&e->tokens, 1);
         if (engine_ready(e) == 0 || !claim_token(e))

@@ -37,8 +37,7 @@ struct etype {
     _Atomic size_t ready;           /* in the queue and due (each has a token) */
     _Atomic int time_all;           /* its timed tasks ran long: time every one (engine.c) */
     /* what only workers write, from here on */
-    _Atomic size_t running __attribute__((aligned(64)));
-    unsigned base_weight;
+    unsigned base_weight __attribute__((aligned(64)));
     _Atomic unsigned weight;        /* as last rebalanced */
     _Atomic uint64_t wait_ns_sum, wait_n; /* since the last pass: for rebalancing */
     struct latency run, wait;
@@ -79,6 +78,7 @@ struct etask {
 struct eloop {
     pthread_mutex_t mu;             /* the worker, a stealer, the monitor: rarely contended */
     struct etask *cur;
+    _Atomic int running_type;       /* the type of the task it is in, -1 between tasks */
     struct etask *ahead[ENGINE_BATCH];
     unsigned head;                  /* ahead[head..n) not started */
     _Atomic unsigned n;

@@ -70,6 +70,7 @@ static size_t take_tasks(struct engine *e, void **out, size_t max)
 void engine_loop_enter(struct engine *e, struct eloop *l)
 {
     pthread_mutex_init(&l->mu, NULL);
+    atomic_store(&l->running_type, -1);
     pthread_mutex_lock(&e->mu);
     l->prev = NULL;
     l->next = e->loops;
@@ -191,9 +192,11 @@ void engine_loop_ran(struct engine *e, struct eloop *l, struct etask *t)
         atomic_fetch_sub(&e->stuck, 1);
 }
 
-/* A loop that ran dry waits up to ENGINE_LINGER_NS for more work, yielding the CPU,
- * before it gives its worker back: a steady stream slightly slower than the loops then
- * costs no cross-CPU wake-up (up to ~30 us here, PERF.md) per task.  1: work came. */
+/* A loop that ran dry after a stream of short tasks (task_runner asks) waits up to
+ * ENGINE_LINGER_NS for more work, yielding the CPU, before it gives its worker back: a
+ * steady stream slightly slower than the loops then costs no cross-CPU wake-up (up to
+ * ~30 us here, PERF.md) per task.  A loop that ran a task or two sleeps at once: its
+ * spinning would compete for the CPU the next submitter wants.  1: work came. */
 int engine_linger(struct engine *e)
 {
     uint64_t until = latency_now_ns() + ENGINE_LINGER_NS;

@@ -230,12 +230,18 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 {
     memset(out, 0, sizeof *out);
     out->n_types = e->n_types;
+    pthread_mutex_lock(&e->mu); /* running: the loops in a task, by its type */
+    for (struct eloop *l = e->loops; l; l = l->next) {
+        int t = atomic_load_explicit(&l->running_type, memory_order_relaxed);
+        if (t >= 0 && (size_t)t < e->n_types)
+            out->type[t].running++;
+    }
+    pthread_mutex_unlock(&e->mu);
     for (size_t k = 0; k < e->n_types; k++) {
         struct etype *ty = &e->types[k];
         struct engine_type_stats *s = &out->type[k];
         snprintf(s->name, sizeof s->name, "%s", ty->name);
         s->queued = atomic_load(&ty->ready);
-        s->running = atomic_load(&ty->running);
         s->completed = (double)atomic_load(&ty->outcomes[RESULT_OK]);
         s->failed = (double)atomic_load(&ty->outcomes[RESULT_FAILED]);
         s->invalid = (double)atomic_load(&ty->outcomes[RESULT_INVALID]);
