@@ -234,8 +234,8 @@ static enum ggl_status admit(struct queue *q, void *item, enum ggl_priority prio
         heap_insert(q, n);
         wake = wake && q->heap[0] == n; /* earlier than what waiters are timing */
     }
-    metrics_set(q->depth, (double)(used + 1));
     pthread_mutex_unlock(&q->mu);
+    metrics_set(q->depth, (double)(used + 1)); /* outside: racing sets may land late */
     if (wake)
         pthread_cond_signal(&q->ready_cv);
     return GGL_OK;
@@ -321,8 +321,9 @@ size_t queue_pop_batch(struct queue *q, void **out, size_t max, int64_t timeout_
             break;
     }
     int more = n > 0 && q->ready > 0 && q->waiters > 0;
-    metrics_set(q->depth, (double)(q->ready + q->heap_len));
+    size_t depth = q->ready + q->heap_len;
     pthread_mutex_unlock(&q->mu);
+    metrics_set(q->depth, (double)depth);
     if (more) /* pass the baton: a consumer took its fill and work is left */
         pthread_cond_signal(&q->ready_cv);
     return n;

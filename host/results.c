@@ -55,7 +55,9 @@ static void unlink_finished(struct results *r, struct result_entry *e)
     r->finished--;
 }
 
-static void remove_entry(struct results *r, struct result_entry *e)
+/* Unlink e and keep it for the next reserve; its data and reason go to the caller,
+ * which frees them (after unlocking, on a hot path). */
+static void detach_entry(struct results *r, struct result_entry *e, void **data, char **reason)
 {
     struct result_entry **p = &r->buckets[bucket_of(r, e->id)];
     while (*p != e)
@@ -64,13 +66,22 @@ static void remove_entry(struct results *r, struct result_entry *e)
     if (entry_state(e) == RESULT_DONE)
         unlink_finished(r, e);
     r->held--;
-    free(e->data);
-    free(e->reason);
+    *data = e->data;
+    *reason = e->reason;
     atomic_store(&e->tag, 0); /* a stale lock-free start now fails */
     e->id = 0, e->data = NULL, e->len = 0, e->reason = NULL, e->waiters = NULL;
     e->older = e->newer = NULL;
     e->chain = r->spare; /* kept for the next reserve */
     r->spare = e;
+}
+
+static void remove_entry(struct results *r, struct result_entry *e)
+{
+    void *data;
+    char *reason;
+    detach_entry(r, e, &data, &reason);
+    free(data);
+    free(reason);
 }
 
 /* An unused entry (lock held): a spare one, else from a new slab; NULL without memory.
@@ -210,15 +221,27 @@ enum ggl_status results_reserve(struct results *r, uint64_t *id)
     return results_reserve_handle(r, id, NULL);
 }
 
+#define RESERVE_AHEAD 8 /* see results_reserve_handle */
+#define RESERVE_MAX RESERVE_AHEAD
+
+/* What a reserve evicted, freed and counted once the lock is released. */
+struct evicted {
+    void *data[RESERVE_MAX];
+    char *reason[RESERVE_MAX];
+    unsigned n;
+};
+
 /* One fresh queued entry (lock held), or NULL with *st the reason. */
-static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum ggl_status *st)
+static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum ggl_status *st,
+                                           struct evicted *ev)
 {
     if (r->held >= r->cfg.max_results)
         purge_expired(r, now);
     if (r->held >= r->cfg.max_results && r->cfg.evict_unread && r->oldest) {
-        remove_entry(r, r->oldest); /* the oldest finished result, unread */
+        /* the oldest finished result, unread */
+        detach_entry(r, r->oldest, &ev->data[ev->n], &ev->reason[ev->n]);
+        ev->n++;
         r->st.evicted++;
-        metrics_add(r->m_evicted, 1);
     }
     if (r->held >= r->cfg.max_results) {
         r->st.refused++;
@@ -245,8 +268,6 @@ static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum
  * ids it holds count as pending (at most RESERVE_AHEAD - 1 more per submitting thread)
  * and nobody knows them until they are handed out.  Only a store with room for more
  * than that gets them ahead, so a small store refuses exactly when full. */
-#define RESERVE_AHEAD 8
-
 static _Thread_local struct {
     uint64_t gen;                    /* the store they belong to */
     unsigned n, next;
@@ -260,12 +281,17 @@ enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct r
         unsigned want = h && r->cfg.max_results >= 64 * RESERVE_AHEAD ? RESERVE_AHEAD : 1;
         uint64_t now = clock_now_ms();
         struct result_entry *got[RESERVE_AHEAD];
+        struct evicted ev = {.n = 0};
         unsigned n = 0;
         pthread_mutex_lock(&r->lock);
         while (n < want && (n == 0 || r->held < r->cfg.max_results) &&
-               (got[n] = reserve_locked(r, now, &st)) != NULL)
+               (got[n] = reserve_locked(r, now, &st, &ev)) != NULL)
             n++;
         pthread_mutex_unlock(&r->lock);
+        for (unsigned i = 0; i < ev.n; i++)
+            free(ev.data[i]), free(ev.reason[i]);
+        if (ev.n)
+            metrics_add(r->m_evicted, ev.n);
         if (!n)
             return st;
         *id = got[0]->id;
@@ -319,14 +345,14 @@ int results_requeue(struct results *r, uint64_t id) { return set_pending_state(r
 
 /* Fill a pending entry's outcome (lock held); data is taken over (may be NULL). */
 static void settle(struct results *r, struct result_entry *e, enum result_status status, void *data,
-                   size_t len, char *reason)
+                   size_t len, char *reason, uint64_t now)
 {
     entry_set_state(e, RESULT_DONE);
     e->status = status;
     e->data = data;
     e->len = len;
     e->reason = reason;
-    e->finished_ms = clock_now_ms();
+    e->finished_ms = now;
     e->older = r->newest;
     e->newer = NULL;
     if (r->newest)
@@ -363,12 +389,13 @@ int results_finish(struct results *r, uint64_t id, enum result_status status, co
         memcpy(copy, data, len);
     }
     struct job *done = NULL;
+    uint64_t now = clock_now_ms(); /* outside the lock */
     pthread_mutex_lock(&r->lock);
     r->st.oversized += too_big;
     struct result_entry *e = find(r, id);
     int pending = e && entry_state(e) != RESULT_DONE;
     if (pending) {
-        settle(r, e, status, copy, len, why);
+        settle(r, e, status, copy, len, why, now);
         release_waiters(r, e, 0, &done);
     } else {
         r->st.late++;
@@ -399,11 +426,12 @@ static void finish_ok_chunk(struct results *r, struct result_ok *items, size_t n
             memcpy(copy[locked], it->data, it->len);
     }
     struct job *done = NULL;
+    uint64_t now = clock_now_ms();
     pthread_mutex_lock(&r->lock);
     for (size_t i = 0; i < locked; i++) {
         struct result_entry *e = find(r, items[i].id);
         if ((items[i].won = e && entry_state(e) != RESULT_DONE)) {
-            settle(r, e, RESULT_OK, copy[i], items[i].len, NULL);
+            settle(r, e, RESULT_OK, copy[i], items[i].len, NULL, now);
             release_waiters(r, e, 0, &done);
         } else {
             r->st.late++;
@@ -430,11 +458,12 @@ int results_cancel(struct results *r, uint64_t id, const char *reason)
 {
     char *why = reason_copy(reason ? reason : "cancelled");
     struct job *done = NULL;
+    uint64_t now = clock_now_ms();
     pthread_mutex_lock(&r->lock);
     struct result_entry *e = find_live(r, id);
     int rc = !e ? -1 : entry_state(e) == RESULT_DONE ? 0 : 1;
     if (rc == 1) {
-        settle(r, e, RESULT_CANCELLED, NULL, 0, why);
+        settle(r, e, RESULT_CANCELLED, NULL, 0, why, now);
         release_waiters(r, e, 0, &done);
         why = NULL;
     }
