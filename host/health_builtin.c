@@ -49,16 +49,24 @@ static enum health_state check_slot(void *arg, char *reason, size_t len)
 {
     struct slot *s = arg;
     struct binding *b;
-    enum ggl_status st = slot_acquire(s, &b);
-    if (st != GGL_OK) {
-        snprintf(reason, len, "%s (breaker %s)", hostapi_take_reason(),
-                 breaker_state_name(atomic_load(&s->state)));
+    int writes = slot_refusing(s, SLOT_WRITES); /* refused writes count too */
+    enum ggl_status st = slot_acquire(s, SLOT_READS, &b);
+    if (st != GGL_OK || writes) {
+        char why[256];
+        slot_last_error(s, why, sizeof why);
+        if (st != GGL_OK) /* the reason says why: its breaker, or calls in flight */
+            snprintf(reason, len, "%s%s", hostapi_take_reason(),
+                     writes ? " (writes refused too)" : "");
+        else
+            snprintf(reason, len, "%s (breaker open for writes)", why);
+        if (st == GGL_OK)
+            slot_release(s, SLOT_READS, b, GGL_OK, NULL);
         return HEALTH_DEGRADED;
     }
     st = GGL_HAS_SLOT(b->vt, struct ggl_tier, health) ? b->vt->health(b->self) : GGL_OK;
     const char *why = st == GGL_OK ? "" : hostapi_take_reason();
     snprintf(reason, len, "%s: %s%s%s", b->label, ggl_status_str(st), why[0] ? ": " : "", why);
-    slot_release(s, b, st, why);
+    slot_release(s, SLOT_READS, b, st, why);
     if (st == GGL_OK)
         return HEALTH_OK;
     return st == GGL_RETRY || st == GGL_UNAVAILABLE ? HEALTH_DEGRADED : HEALTH_FAILED;

@@ -116,14 +116,15 @@ enum ggl_status mem_tier_call(int t, enum op op, const void *key, size_t len,
 {
     struct binding *b;
     struct slot *s = &mm.slots[t];
-    enum ggl_status st = slot_acquire(s, &b);
+    enum slot_dir dir = op == OP_GET ? SLOT_READS : SLOT_WRITES;
+    enum ggl_status st = slot_acquire(s, dir, &b);
     if (st != GGL_OK)
         return st == GGL_NOTFOUND ? GGL_UNAVAILABLE : st;
     hostapi_clear_reason();
     struct binding *p = mem_previous_of(s);
     st = call_binding(b, t, op, key, len, in, out, expect);
     int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
-    slot_release(s, b, st, failed ? hostapi_peek_reason() : NULL);
+    slot_release(s, dir, b, st, failed ? hostapi_peek_reason() : NULL);
     st = mem_with_previous(p, t, op, st, key, len, in, out, expect);
     if (p)
         binding_put(p);
@@ -248,7 +249,7 @@ void mem_tier_get_batch(int t, const void *const *keys, const size_t *lens, size
 {
     struct binding *b;
     struct slot *s = &mm.slots[t];
-    enum ggl_status st = slot_acquire(s, &b), health = GGL_OK;
+    enum ggl_status st = slot_acquire(s, SLOT_READS, &b), health = GGL_OK;
     for (size_t i = 0; i < n; i++)
         out[i] = (struct ggl_entry){.size = sizeof out[i]}, status[i] = st;
     if (st != GGL_OK)
@@ -266,7 +267,7 @@ void mem_tier_get_batch(int t, const void *const *keys, const size_t *lens, size
     for (size_t i = 0; i < n; i++)
         if (status[i] == GGL_RETRY || status[i] == GGL_ERROR || status[i] == GGL_NOMEM)
             health = status[i];
-    slot_release(s, b, health, health == GGL_OK ? NULL : hostapi_peek_reason());
+    slot_release(s, SLOT_READS, b, health, health == GGL_OK ? NULL : hostapi_peek_reason());
     for (size_t i = 0; i < n; i++)
         if (p && (status[i] == GGL_NOTFOUND || status[i] == GGL_OK))
             status[i] = mem_with_previous(p, t, OP_GET, status[i], keys[i], lens[i], NULL,
@@ -355,17 +356,16 @@ size_t memory_info(char *buf, size_t len)
     for (int t = 0; mm.ready && t < SLOT_COUNT; t++) {
         struct slot *s = &mm.slots[t];
         struct binding *b = atomic_load(&s->current);
-        char reason[sizeof s->reason];
-        pthread_mutex_lock(&s->lock);
-        memcpy(reason, s->reason, sizeof reason);
-        pthread_mutex_unlock(&s->lock);
+        char reason[sizeof s->br[0].reason];
+        slot_last_error(s, reason, sizeof reason);
         OUT("slot_%s:backend=%s,breaker=%s,in_flight=%ld,refused_busy=%llu,refused_open=%llu,"
-            "errors=%llu,compress=%d,last_error=%s\r\n",
-            s->name, b ? b->label : "(unbound)", breaker_state_name(atomic_load(&s->state)),
+            "errors=%llu,compress=%d,breaker_reads=%s,breaker_writes=%s,last_error=%s\r\n",
+            s->name, b ? b->label : "(unbound)", breaker_state_name(slot_breaker_state(s)),
             (long)atomic_load(&s->in_flight), (unsigned long long)atomic_load(&s->refused_busy),
             (unsigned long long)atomic_load(&s->refused_open),
             (unsigned long long)atomic_load(&s->errors), !!(mm.compress_mask & (1u << t)),
-            reason[0] ? reason : "-");
+            breaker_state_name(atomic_load(&s->br[SLOT_READS].state)),
+            breaker_state_name(atomic_load(&s->br[SLOT_WRITES].state)), reason[0] ? reason : "-");
         struct ggl_tier_stats st = {.size = sizeof st};
         /* Counts only where they are cheap: a nonblocking (in-process) backend. */
         if (b && b->nonblocking && GGL_HAS_SLOT(b->vt, struct ggl_tier, stats) &&
@@ -408,17 +408,17 @@ enum ggl_status memory_scan(int tier, uint64_t *cursor, size_t count, ggl_scan_f
 {
     struct binding *b;
     struct slot *s = &mm.slots[tier];
-    enum ggl_status st = slot_acquire(s, &b);
+    enum ggl_status st = slot_acquire(s, SLOT_READS, &b);
     if (st != GGL_OK)
         return st;
     if (!GGL_HAS_SLOT(b->vt, struct ggl_tier, scan)) {
-        slot_release(s, b, GGL_OK, NULL);
+        slot_release(s, SLOT_READS, b, GGL_OK, NULL);
         hostapi_set_reason("%s has no scan slot", b->label);
         return GGL_UNAVAILABLE;
     }
     hostapi_clear_reason();
     st = b->vt->scan(b->self, cursor, count, fn, arg);
-    slot_release(s, b, st, st == GGL_OK ? NULL : hostapi_peek_reason());
+    slot_release(s, SLOT_READS, b, st, st == GGL_OK ? NULL : hostapi_peek_reason());
     return st;
 }
 

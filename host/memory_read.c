@@ -117,12 +117,12 @@ size_t memory_flush_cache_reads(void)
     uint64_t cursor = 0;
     do {
         struct binding *b;
-        if (!memory_ready() || slot_acquire(s, &b) != GGL_OK)
+        if (!memory_ready() || slot_acquire(s, SLOT_READS, &b) != GGL_OK)
             break;
         enum ggl_status st = GGL_HAS_SLOT(b->vt, struct ggl_tier, take_reads)
                                  ? b->vt->take_reads(b->self, &cursor, 1024, touch_taken, &h)
                                  : GGL_UNAVAILABLE;
-        slot_release(s, b, GGL_OK, NULL); /* a count not collected is no backend failure */
+        slot_release(s, SLOT_READS, b, GGL_OK, NULL); /* a count not taken is no failure */
         if (st != GGL_OK)
             break;
     } while (cursor != 0);

@@ -171,7 +171,7 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
         es[i].flags &= ~GGL_ENTRY_PENDING;
     }
     struct binding *b, *p = mem_previous_of(&mm.slots[target]);
-    enum ggl_status st = slot_acquire(&mm.slots[target], &b);
+    enum ggl_status st = slot_acquire(&mm.slots[target], SLOT_WRITES, &b);
     if (st == GGL_OK) {
         hostapi_clear_reason();
         enum ggl_status health = GGL_OK; /* what the breaker hears: the batch's worst */
@@ -183,7 +183,7 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
                     status[i] == GGL_ERROR)
                     health = status[i];
         }
-        slot_release(&mm.slots[target], b, health,
+        slot_release(&mm.slots[target], SLOT_WRITES, b, health,
                      health == GGL_OK ? NULL : hostapi_peek_reason());
     }
     size_t acked = 0;

@@ -103,8 +103,10 @@ struct binding *slot_rebind(struct slot *s, const struct ggl_tier *vt, void *sel
         old->next = s->retired;
         s->retired = old;
     }
-    atomic_store(&s->state, BREAKER_CLOSED);
-    atomic_store(&s->failures, 0);
+    for (int d = 0; d < 2; d++) {
+        atomic_store(&s->br[d].state, BREAKER_CLOSED);
+        atomic_store(&s->br[d].failures, 0);
+    }
     pthread_mutex_unlock(&s->lock);
     return old;
 }
@@ -164,23 +166,44 @@ const char *breaker_state_name(int state)
     return state >= 0 && state <= 2 ? names[state] : "?";
 }
 
-/* May a call pass the breaker?  Open until the cooldown ends, then one probe. */
-static int breaker_allows(struct slot *s)
+int slot_breaker_state(struct slot *s)
 {
-    int st = atomic_load(&s->state);
+    int r = atomic_load(&s->br[SLOT_READS].state), w = atomic_load(&s->br[SLOT_WRITES].state);
+    return r == BREAKER_OPEN || w == BREAKER_OPEN ? BREAKER_OPEN
+           : r == BREAKER_HALF_OPEN || w == BREAKER_HALF_OPEN ? BREAKER_HALF_OPEN : BREAKER_CLOSED;
+}
+
+void slot_last_error(struct slot *s, char *out, size_t len)
+{
+    pthread_mutex_lock(&s->lock);
+    snprintf(out, len, "%s", s->br[atomic_load(&s->last_failed) & 1].reason);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int slot_refusing(struct slot *s, enum slot_dir dir)
+{
+    return atomic_load(&s->br[dir].state) == BREAKER_OPEN &&
+           clock_now_ms() < atomic_load(&s->br[dir].open_until);
+}
+
+/* May a call pass the breaker?  Open until the cooldown ends, then one probe. */
+static int breaker_allows(struct breaker *br)
+{
+    int st = atomic_load(&br->state);
     if (st == BREAKER_CLOSED)
         return 1;
-    if (clock_now_ms() < atomic_load(&s->open_until))
+    if (clock_now_ms() < atomic_load(&br->open_until))
         return 0;
     int expected = 0;
-    if (!atomic_compare_exchange_strong(&s->probing, &expected, 1))
+    if (!atomic_compare_exchange_strong(&br->probing, &expected, 1))
         return 0; /* another call is the probe */
-    atomic_store(&s->state, BREAKER_HALF_OPEN);
+    atomic_store(&br->state, BREAKER_HALF_OPEN);
     return 1;
 }
 
-enum ggl_status slot_acquire(struct slot *s, struct binding **out)
+enum ggl_status slot_acquire(struct slot *s, enum slot_dir dir, struct binding **out)
 {
+    struct breaker *br = &s->br[dir];
     struct binding *b;
     _Atomic long *ref;
     for (;;) {
@@ -193,14 +216,15 @@ enum ggl_status slot_acquire(struct slot *s, struct binding **out)
             break;
         atomic_fetch_sub(ref, 1); /* rebound meanwhile: use the new binding */
     }
-    if (!breaker_allows(s)) {
+    if (!breaker_allows(br)) {
         atomic_fetch_sub(ref, 1);
         atomic_fetch_add_explicit(&s->refused_open, 1, memory_order_relaxed);
         pthread_mutex_lock(&s->lock);
-        char why[sizeof s->reason];
-        memcpy(why, s->reason, sizeof why);
+        char why[sizeof br->reason];
+        memcpy(why, br->reason, sizeof why);
         pthread_mutex_unlock(&s->lock);
-        hostapi_set_reason("%s: circuit breaker open: %s", s->name, why);
+        hostapi_set_reason("%s: circuit breaker open%s: %s", s->name,
+                           dir == SLOT_WRITES ? " for writes" : "", why);
         return GGL_RETRY;
     }
     /* A nonblocking backend cannot pile calls up: no shared counter on its hot path. */
@@ -215,28 +239,31 @@ enum ggl_status slot_acquire(struct slot *s, struct binding **out)
     return GGL_OK;
 }
 
-void slot_release(struct slot *s, struct binding *b, enum ggl_status st, const char *why)
+void slot_release(struct slot *s, enum slot_dir dir, struct binding *b, enum ggl_status st,
+                  const char *why)
 {
+    struct breaker *br = &s->br[dir];
     int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
     if (failed) {
         atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
         pthread_mutex_lock(&s->lock);
-        snprintf(s->reason, sizeof s->reason, "%s: %s%s%s", b->label, ggl_status_str(st),
+        snprintf(br->reason, sizeof br->reason, "%s: %s%s%s", b->label, ggl_status_str(st),
                  why && why[0] ? ": " : "", why ? why : "");
         pthread_mutex_unlock(&s->lock);
-        int probe = atomic_load(&s->state) == BREAKER_HALF_OPEN;
-        if (probe || atomic_fetch_add(&s->failures, 1) + 1 >= s->threshold) {
-            atomic_store(&s->open_until, clock_now_ms() + s->cooldown_ms);
-            atomic_store(&s->state, BREAKER_OPEN);
+        atomic_store(&s->last_failed, (int)dir);
+        int probe = atomic_load(&br->state) == BREAKER_HALF_OPEN;
+        if (probe || atomic_fetch_add(&br->failures, 1) + 1 >= s->threshold) {
+            atomic_store(&br->open_until, clock_now_ms() + s->cooldown_ms);
+            atomic_store(&br->state, BREAKER_OPEN);
         }
-    } else if (atomic_load_explicit(&s->failures, memory_order_relaxed) ||
-               atomic_load(&s->state) != BREAKER_CLOSED) { /* read first: no store per call */
-        atomic_store(&s->failures, 0);
-        atomic_store(&s->state, BREAKER_CLOSED);
+    } else if (atomic_load_explicit(&br->failures, memory_order_relaxed) ||
+               atomic_load(&br->state) != BREAKER_CLOSED) { /* read first: no store per call */
+        atomic_store(&br->failures, 0);
+        atomic_store(&br->state, BREAKER_CLOSED);
     }
-    if (atomic_load_explicit(&s->probing, memory_order_relaxed) &&
-        atomic_load(&s->state) != BREAKER_HALF_OPEN)
-        atomic_store(&s->probing, 0);
+    if (atomic_load_explicit(&br->probing, memory_order_relaxed) &&
+        atomic_load(&br->state) != BREAKER_HALF_OPEN)
+        atomic_store(&br->probing, 0);
     if (!b->nonblocking)
         atomic_fetch_sub(&s->in_flight, 1);
     atomic_fetch_sub(my_ref(b), 1);

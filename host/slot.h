@@ -40,24 +40,33 @@ long binding_refs(struct binding *b);
 
 enum breaker_state { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
 
+/* Reads and writes each have their own breaker: a tier refusing writes (a full disk)
+ * still serves what it holds. */
+enum slot_dir { SLOT_READS, SLOT_WRITES };
+
+/* Circuit breaker: `threshold` consecutive failures (RETRY/ERROR/NOMEM) open it for
+ * `cooldown_ms`; then one probe call is let through (half-open): success closes it,
+ * failure opens it again. */
+struct breaker {
+    _Atomic int state;
+    _Atomic long failures;
+    _Atomic uint64_t open_until;
+    _Atomic int probing;
+    char reason[256];            /* why it last failed (the slot's lock) */
+};
+
 struct slot {
     const char *name;            /* "cache", "stm", "im", "ltm" */
     _Atomic(struct binding *) current;
     _Atomic(struct binding *) previous; /* during a migration: the binding copied from */
     struct binding *retired;
-    pthread_mutex_t lock;        /* rebind and the breaker's reason */
+    pthread_mutex_t lock;        /* rebind and the breakers' reasons */
     long max_in_flight;
     _Atomic long in_flight;
-    /* Circuit breaker: `threshold` consecutive failures (RETRY/ERROR/NOMEM) open it for
-     * `cooldown_ms`; then one probe call is let through (half-open): success closes it,
-     * failure opens it again. */
-    long threshold;
+    long threshold;              /* the breakers' (see struct breaker) */
     uint64_t cooldown_ms;
-    _Atomic int state;
-    _Atomic long failures;
-    _Atomic uint64_t open_until;
-    _Atomic int probing;
-    char reason[256];            /* why it last failed */
+    struct breaker br[2];        /* by enum slot_dir */
+    _Atomic int last_failed;     /* the direction that failed last */
     _Atomic uint64_t refused_busy, refused_open, errors;
 };
 
@@ -81,13 +90,21 @@ int slot_bound(struct slot *s);
  * still current or previous (it may be called at any moment).  0: unused by s. */
 long slot_refs_on(struct slot *s, const void *self);
 
-/* Reserve a call: *b receives the binding to call.  GGL_RETRY (reason set) when the
- * breaker is open or the in-flight limit is reached; GGL_NOTFOUND when unbound. */
-enum ggl_status slot_acquire(struct slot *s, struct binding **b);
+/* Reserve a call that reads or writes (dir): *b receives the binding to call.
+ * GGL_RETRY (reason set) when that direction's breaker is open or the in-flight limit
+ * is reached; GGL_NOTFOUND when unbound. */
+enum ggl_status slot_acquire(struct slot *s, enum slot_dir dir, struct binding **b);
 /* End a call with the status it returned; `why` is the plugin's reason, if any. */
-void slot_release(struct slot *s, struct binding *b, enum ggl_status st, const char *why);
+void slot_release(struct slot *s, enum slot_dir dir, struct binding *b, enum ggl_status st,
+                  const char *why);
+/* The worse of the two breakers' states (open, half-open, closed), and a copy of the
+ * reason of the last failure in the direction that failed last. */
+int slot_breaker_state(struct slot *s);
+/* 1 while dir's breaker refuses calls (open, its cooldown not over). */
+int slot_refusing(struct slot *s, enum slot_dir dir);
+void slot_last_error(struct slot *s, char *out, size_t len);
 
-/* slot_acquire and slot_release for the cache-hit path: when the backend is
+/* slot_acquire and slot_release of a read for the cache-hit path: when the backend is
  * nonblocking, the breaker closed and no failure counted, a call is one reference
  * taken and dropped on this thread's stripe, inline; anything else (unbound, a rebind
  * racing, an open or probing breaker, a failure to count) takes the functions above,
@@ -96,7 +113,7 @@ static inline enum ggl_status slot_acquire_fast(struct slot *s, struct binding *
 {
     struct binding *b = atomic_load(&s->current);
     if (b && b->nonblocking &&
-        atomic_load_explicit(&s->state, memory_order_relaxed) == BREAKER_CLOSED) {
+        atomic_load_explicit(&s->br[SLOT_READS].state, memory_order_relaxed) == BREAKER_CLOSED) {
         _Atomic long *ref = &b->refs[ref_stripe()].n;
         atomic_fetch_add(ref, 1);
         if (atomic_load(&s->current) == b) { /* the re-check a rebind's drain relies on */
@@ -105,20 +122,21 @@ static inline enum ggl_status slot_acquire_fast(struct slot *s, struct binding *
         }
         atomic_fetch_sub(ref, 1);
     }
-    return slot_acquire(s, out);
+    return slot_acquire(s, SLOT_READS, out);
 }
 
 static inline void slot_release_fast(struct slot *s, struct binding *b, enum ggl_status st,
                                      const char *why)
 {
+    struct breaker *br = &s->br[SLOT_READS];
     if (b->nonblocking && st != GGL_RETRY && st != GGL_ERROR && st != GGL_NOMEM &&
-        !atomic_load_explicit(&s->failures, memory_order_relaxed) &&
-        atomic_load_explicit(&s->state, memory_order_relaxed) == BREAKER_CLOSED &&
-        !atomic_load_explicit(&s->probing, memory_order_relaxed)) {
+        !atomic_load_explicit(&br->failures, memory_order_relaxed) &&
+        atomic_load_explicit(&br->state, memory_order_relaxed) == BREAKER_CLOSED &&
+        !atomic_load_explicit(&br->probing, memory_order_relaxed)) {
         atomic_fetch_sub(&b->refs[ref_stripe()].n, 1);
         return;
     }
-    slot_release(s, b, st, why);
+    slot_release(s, SLOT_READS, b, st, why);
 }
 
 const char *breaker_state_name(int state);

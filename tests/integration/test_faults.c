@@ -46,13 +46,22 @@ static void value_of(int i, char *out)
 }
 
 /* MEM.PUT k<i> <value> TIER ltm; returns the reply's first line in line. */
+/* 0 when the host is gone: the loader thread cannot assert (cmocka's checks belong to
+ * the test's own thread), and a SIGKILL may land in the middle of a send. */
 static int put(int fd, int i, char *line, size_t size)
 {
-    char value[VALUE_LEN + 1], key[32];
+    char value[VALUE_LEN + 1], key[32], req[VALUE_LEN + 128];
     value_of(i, value);
     int kl = snprintf(key, sizeof key, "k%d", i);
-    sendf(fd, "*5\r\n$7\r\nMEM.PUT\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$4\r\nTIER\r\n$3\r\nltm\r\n", kl,
-          key, VALUE_LEN, value);
+    int n = snprintf(req, sizeof req,
+                     "*5\r\n$7\r\nMEM.PUT\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$4\r\nTIER\r\n$3\r\nltm\r\n",
+                     kl, key, VALUE_LEN, value);
+    for (int at = 0; at < n;) {
+        ssize_t k = send(fd, req + at, (size_t)(n - at), MSG_NOSIGNAL);
+        if (k <= 0)
+            return 0;
+        at += (int)k;
+    }
     return read_line(fd, line, size);
 }
 
@@ -76,20 +85,14 @@ static void expect_acked(const struct host *h, const unsigned char *acked, int n
     close(fd);
 }
 
-/* The failed writes opened LTM's circuit breaker, which refuses reads too until its
- * cooldown ends and a probe succeeds: wait (bounded) for a read to pass. */
-static void wait_breaker_closed(const struct host *h)
+/* The failed writes opened LTM's breaker for writes; reads have their own and are
+ * served at once (a miss answered as a miss, not -BUSY). */
+static void expect_reads_served(const struct host *h)
 {
     int fd = client(h);
     char line[512];
-    for (int i = 0; i < 100; i++) {
-        sendf(fd, "MEM.GET never-written\r\n");
-        assert_true(read_line(fd, line, sizeof line));
-        if (strcmp(line, "$-1") == 0)
-            break;
-        assert_non_null(strstr(line, "-BUSY"));
-        poll(NULL, 0, 50);
-    }
+    sendf(fd, "MEM.GET never-written\r\n");
+    assert_true(read_line(fd, line, sizeof line));
     assert_string_equal(line, "$-1");
     close(fd);
 }
@@ -172,7 +175,7 @@ static void test_ltm_disk_full(void **state)
     assert_int_equal(refused, 20);
     assert_true(n > 50); /* some writes fit before the disk filled */
     assert_still_serving(&h);
-    wait_breaker_closed(&h);
+    expect_reads_served(&h);
     expect_acked(&h, acked, n);
     kill(h.pid, SIGTERM);
     assert_int_equal(wait_exit(h.pid), 0);

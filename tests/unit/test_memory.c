@@ -21,7 +21,7 @@ static uint64_t fake_clock(void) { return __atomic_load_n(&fake_now, __ATOMIC_RE
 static void advance(uint64_t ms) { __atomic_add_fetch(&fake_now, ms, __ATOMIC_RELAXED); }
 
 static struct host_fixture fx;
-static char fail_file[128];
+static char fail_file[128], full_file[128];
 
 static int setup(void **state)
 {
@@ -30,7 +30,8 @@ static int setup(void **state)
     if (host_fixture_open(&fx,
                           "backends = {\n"
                           "  c = { plugin = \"cache\"; max_entries = 1024; };\n"
-                          "  s = { plugin = \"flaky\"; fail_file = \"%1$s/down\"; };\n"
+                          "  s = { plugin = \"flaky\"; fail_file = \"%1$s/down\";"
+                          " write_fail_file = \"%1$s/full\"; };\n"
                           "  i = { plugin = \"mem\"; };\n"
                           "  l = { plugin = \"sqlite\"; path = \"%1$s/ltm.db\"; };\n"
                           "};\n"
@@ -40,6 +41,7 @@ static int setup(void **state)
                           " compress = \"im, ltm\"; compress_min_bytes = 64; };\n") < 0)
         return -1;
     snprintf(fail_file, sizeof fail_file, "%s/down", fx.dir);
+    snprintf(full_file, sizeof full_file, "%s/full", fx.dir);
     return 0;
 }
 
@@ -315,21 +317,29 @@ static void test_put_between_copy_and_delete(void **state)
     assert_int_equal(tier_get(SLOT_IM, "mv2", &e), GGL_OK);
 }
 
+/* The flaky STM fails while `file` exists: two writes fail and open its writes' breaker
+ * (threshold 2). */
+static void fail_writes_until_open(const char *file)
+{
+    FILE *f = fopen(file, "w");
+    fclose(f);
+    assert_int_equal(put("x", "v", -1), GGL_RETRY);
+    assert_int_equal(put("x", "v", -1), GGL_RETRY);
+    assert_int_equal(atomic_load(&memory_slot(SLOT_STM)->br[SLOT_WRITES].state), BREAKER_OPEN);
+}
+
 static void test_breaker_fails_fast_and_recovers(void **state)
 {
     (void)state;
     struct slot *stm = memory_slot(SLOT_STM);
     assert_int_equal(put("below", "v", SLOT_LTM), GGL_OK);
     tier_drop(SLOT_CACHE, "below");
-    FILE *f = fopen(fail_file, "w");
-    fclose(f);
-    assert_int_equal(put("x", "v", -1), GGL_RETRY);
-    assert_int_equal(put("x", "v", -1), GGL_RETRY);
-    assert_int_equal(atomic_load(&stm->state), BREAKER_OPEN);
+    fail_writes_until_open(fail_file);
     long refused = (long)atomic_load(&stm->refused_open);
     assert_int_equal(put("x", "v", -1), GGL_RETRY);
     assert_int_equal((long)atomic_load(&stm->refused_open), refused + 1);
-    assert_non_null(strstr(hostapi_take_reason(), "stm: circuit breaker open: tier/flaky[s]: RETRY: down"));
+    assert_non_null(strstr(hostapi_take_reason(),
+                           "stm: circuit breaker open for writes: tier/flaky[s]: RETRY: down"));
     /* Reads fall through to the tiers that answer; a miss is not claimed while one failed. */
     expect_get("below", GGL_OK, "v");
     expect_get("nowhere", GGL_RETRY, NULL);
@@ -337,14 +347,42 @@ static void test_breaker_fails_fast_and_recovers(void **state)
     assert_int_equal(put("x", "v", -1), GGL_RETRY); /* still cooling down */
     advance(1000);
     assert_int_equal(put("x", "v", -1), GGL_OK); /* the probe succeeds */
-    assert_int_equal(atomic_load(&stm->state), BREAKER_CLOSED);
+    assert_int_equal(atomic_load(&stm->br[SLOT_WRITES].state), BREAKER_CLOSED);
     expect_get("x", GGL_OK, "v");
+    tier_drop(SLOT_CACHE, "x"); /* a read reaching STM: the reads' probe closes theirs */
+    expect_get("x", GGL_OK, "v");
+    assert_int_equal(atomic_load(&stm->br[SLOT_READS].state), BREAKER_CLOSED);
     char info[2048];
     memory_info(info, sizeof info);
     assert_non_null(strstr(info, "slot_stm:backend=tier/flaky[s],breaker=closed,in_flight=0,"));
     assert_non_null(strstr(info, "last_error=stm: tier/flaky[s]: RETRY: down") ||
                     strstr(info, "last_error=tier/flaky[s]: RETRY: down"));
     assert_non_null(strstr(info, "slot_ltm:backend=tier/sqlite[l],breaker=closed"));
+}
+
+/* Writes refused (a full disk) open the writes' breaker only: what the tier holds is
+ * still read from it, and its reads' breaker stays closed. */
+static void test_write_failures_leave_reads_served(void **state)
+{
+    (void)state;
+    struct slot *stm = memory_slot(SLOT_STM);
+    assert_int_equal(put("kept", "v1", SLOT_STM), GGL_OK);
+    tier_drop(SLOT_CACHE, "kept");
+    fail_writes_until_open(full_file);
+    for (int i = 0; i < 5; i++) { /* past the threshold: reads are not refused */
+        tier_drop(SLOT_CACHE, "kept");
+        expect_get("kept", GGL_OK, "v1");
+    }
+    assert_int_equal(atomic_load(&stm->br[SLOT_READS].state), BREAKER_CLOSED);
+    char info[2048];
+    memory_info(info, sizeof info);
+    assert_non_null(strstr(info, "slot_stm:backend=tier/flaky[s],breaker=open,"));
+    assert_non_null(strstr(info, "breaker_reads=closed,breaker_writes=open,"
+                                 "last_error=tier/flaky[s]: RETRY: full"));
+    unlink(full_file);
+    advance(1000);
+    assert_int_equal(put("x", "v", SLOT_STM), GGL_OK); /* the probe succeeds */
+    assert_int_equal(atomic_load(&stm->br[SLOT_WRITES].state), BREAKER_CLOSED);
 }
 
 static void test_batch_write_to_ltm(void **state)
@@ -540,6 +578,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_between_copy_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_before_copy_leaves_no_stale_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_breaker_fails_fast_and_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failures_leave_reads_served, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_write_to_ltm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compression_is_transparent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_read_matches_single_reads, setup, teardown),
