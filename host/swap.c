@@ -56,19 +56,54 @@ static void migration_join(void)
     }
 }
 
-/* Copy one scanned entry into the new binding unless a newer copy is there. */
-static int migrate_one(void *arg, const struct ggl_entry *e)
+/* One scan call's live entries, copied: they are put into the new binding after the
+ * scan returns, since a backend may hold its lock around the visitor (tier/mem does), and
+ * a put there, a round trip to Redis say, would stall every call on the old one. */
+struct chunk {
+    struct migration *m;
+    struct ggl_entry *e;
+    size_t n, cap;
+};
+
+static int collect_one(void *arg, const struct ggl_entry *e)
 {
-    struct migration *m = arg;
-    atomic_fetch_add(&m->scanned, 1);
+    struct chunk *c = arg;
+    atomic_fetch_add(&c->m->scanned, 1);
     if ((e->flags & GGL_ENTRY_TOMBSTONE) || !memory_entry_live(e, clock_now_ms())) {
-        atomic_fetch_add(&m->skipped, 1);
+        atomic_fetch_add(&c->m->skipped, 1);
         return 0;
     }
-    /* Values stay as the old tier stored them (compressed or not: same tier, same rule). */
-    if (m->to->vt->put(m->to->self, e, GGL_VERSION_OLDER) == GGL_OK)
-        atomic_fetch_add(&m->copied, 1);
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 512;
+        struct ggl_entry *grown = realloc(c->e, cap * sizeof *grown);
+        if (!grown)
+            return 0; /* not copied: the old binding keeps it, and MIGRATE says how many */
+        c->e = grown, c->cap = cap;
+    }
+    char *buf = malloc(e->key_len + e->value_len + 1);
+    if (!buf)
+        return 0;
+    memcpy(buf, e->key, e->key_len);
+    if (e->value_len)
+        memcpy(buf + e->key_len, e->value, e->value_len);
+    c->e[c->n] = *e;
+    c->e[c->n].key = buf;
+    c->e[c->n].value = buf + e->key_len;
+    c->n++;
     return 0;
+}
+
+/* Copy the chunk into the new binding unless a newer copy is there; values stay as the
+ * old tier stored them (compressed or not: same tier, same rule). */
+static void put_chunk(struct chunk *c)
+{
+    struct migration *m = c->m;
+    for (size_t i = 0; i < c->n; i++) {
+        if (m->to->vt->put(m->to->self, &c->e[i], GGL_VERSION_OLDER) == GGL_OK)
+            atomic_fetch_add(&m->copied, 1);
+        free((void *)c->e[i].key);
+    }
+    c->n = 0;
 }
 
 static void *migrate(void *arg)
@@ -79,9 +114,12 @@ static void *migrate(void *arg)
     /* Calls that took the old binding before the switch finish first: a write among them
      * could otherwise land behind the scan's cursor and be lost to the new backend. */
     binding_drain(m->from, 5000);
-    do
-        st = m->from->vt->scan(m->from->self, &cursor, 512, migrate_one, m);
-    while (st == GGL_OK && cursor != 0);
+    struct chunk c = {.m = m};
+    do {
+        st = m->from->vt->scan(m->from->self, &cursor, 512, collect_one, &c);
+        put_chunk(&c);
+    } while (st == GGL_OK && cursor != 0);
+    free(c.e);
     struct binding *prev = atomic_load(&memory_slot(m->tier)->previous);
     slot_forget_previous(memory_slot(m->tier)); /* reads and writes now reach only the new one */
     int drained = binding_drain(m->from, 5000) | (prev ? binding_drain(prev, 5000) : 0);

@@ -54,7 +54,9 @@ struct ggl_tier_stats {
     uint64_t expirations;
 };
 
-/* Called by scan for every live entry; return non-zero to stop. */
+/* Called by scan for every live entry; return non-zero to stop.  The entry is valid for
+ * the call only, and a backend may hold its own lock around it (tier/mem does): copy what
+ * is needed, and call no tier from it. */
 typedef int (*ggl_scan_fn)(void *arg, const struct ggl_entry *entry);
 
 struct ggl_tier {
