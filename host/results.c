@@ -242,6 +242,11 @@ static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum
         detach_entry(r, r->oldest, &ev->data[ev->n], &ev->reason[ev->n]);
         ev->n++;
         r->st.evicted++;
+        if (r->oldest) { /* the next to go is cold (max_results ago): start fetching it */
+            __builtin_prefetch(r->oldest, 1);
+            if (r->oldest->newer)
+                __builtin_prefetch(r->oldest->newer, 1);
+        }
     }
     if (r->held >= r->cfg.max_results) {
         r->st.refused++;
