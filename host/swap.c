@@ -93,16 +93,26 @@ static int collect_one(void *arg, const struct ggl_entry *e)
     return 0;
 }
 
-/* Copy the chunk into the new binding unless a newer copy is there; values stay as the
- * old tier stored them (compressed or not: same tier, same rule). */
+/* Copy the chunk into the new binding unless a newer copy is there, in one put_batch
+ * where the backend has it (one transaction, one pipeline); values stay as the old tier
+ * stored them (compressed or not: same tier, same rule). */
 static void put_chunk(struct chunk *c)
 {
     struct migration *m = c->m;
-    for (size_t i = 0; i < c->n; i++) {
-        if (m->to->vt->put(m->to->self, &c->e[i], GGL_VERSION_OLDER) == GGL_OK)
-            atomic_fetch_add(&m->copied, 1);
-        free((void *)c->e[i].key);
+    const struct ggl_tier *vt = m->to->vt;
+    enum ggl_status st[512];
+    for (size_t i = 0; i < c->n; i += 512) {
+        size_t k = c->n - i < 512 ? c->n - i : 512;
+        if (!GGL_HAS_SLOT(vt, struct ggl_tier, put_batch) ||
+            vt->put_batch(m->to->self, &c->e[i], k, GGL_VERSION_OLDER, st) != GGL_OK)
+            for (size_t j = 0; j < k; j++) /* one by one: what the batch could not say */
+                st[j] = vt->put(m->to->self, &c->e[i + j], GGL_VERSION_OLDER);
+        for (size_t j = 0; j < k; j++)
+            if (st[j] == GGL_OK)
+                atomic_fetch_add(&m->copied, 1);
     }
+    for (size_t i = 0; i < c->n; i++)
+        free((void *)c->e[i].key);
     c->n = 0;
 }
 
