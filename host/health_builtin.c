@@ -52,13 +52,14 @@ static enum health_state check_slot(void *arg, char *reason, size_t len)
     int writes = slot_refusing(s, SLOT_WRITES); /* refused writes count too */
     enum ggl_status st = slot_acquire(s, SLOT_READS, &b);
     if (st != GGL_OK || writes) {
-        char why[256];
-        slot_last_error(s, why, sizeof why);
-        if (st != GGL_OK) /* the reason says why: its breaker, or calls in flight */
+        if (st != GGL_OK) { /* the reason says why: its breaker, or calls in flight */
             snprintf(reason, len, "%s%s", hostapi_take_reason(),
                      writes ? " (writes refused too)" : "");
-        else
+        } else {
+            char why[256];
+            slot_last_error(s, why, sizeof why);
             snprintf(reason, len, "%s (breaker open for writes)", why);
+        }
         if (st == GGL_OK)
             slot_release(s, SLOT_READS, b, GGL_OK, NULL);
         return HEALTH_DEGRADED;

@@ -222,12 +222,11 @@ enum ggl_status results_reserve(struct results *r, uint64_t *id)
 }
 
 #define RESERVE_AHEAD 8 /* see results_reserve_handle */
-#define RESERVE_MAX RESERVE_AHEAD
 
 /* What a reserve evicted, freed and counted once the lock is released. */
 struct evicted {
-    void *data[RESERVE_MAX];
-    char *reason[RESERVE_MAX];
+    void *data[RESERVE_AHEAD];
+    char *reason[RESERVE_AHEAD];
     unsigned n;
 };
 
