@@ -153,7 +153,12 @@ static void finish(struct engine *e, struct etask *t, enum result_status st, con
 {
     if (atomic_load_explicit(&e->publish_done, memory_order_relaxed))
         publish_done(e, t, st, len);
-    if (results_finish(e->results, t->id, st, data, len, reason) == 0)
+    struct result_ok ok = {.id = t->id, .handle = t->handle, .data = data, .len = len};
+    if (st == RESULT_OK) /* without the results lock, as a batch's */
+        results_finish_ok(e->results, &ok, 1);
+    else
+        ok.won = results_finish(e->results, t->id, st, data, len, reason) == 0;
+    if (ok.won)
         settle(e, t, (int)st, data, len);
     else
         settle(e, t, -1, NULL, 0); /* cancelled or timed out first: ours is discarded */
@@ -191,7 +196,8 @@ void engine_flush_done(struct engine *e, struct eloop *l)
     if (!n)
         return;
     for (unsigned i = 0; i < n; i++)
-        ok[i] = (struct result_ok){.id = d[i].t->id, .data = d[i].data, .len = d[i].len};
+        ok[i] = (struct result_ok){.id = d[i].t->id, .handle = d[i].t->handle, .data = d[i].data,
+                                   .len = d[i].len};
     results_finish_ok(e->results, ok, n);
     unsigned won[ENGINE_MAX_TYPES] = {0}, settled[ENGINE_MAX_TYPES] = {0};
     for (unsigned i = 0; i < n; i++) {
@@ -203,7 +209,7 @@ void engine_flush_done(struct engine *e, struct eloop *l)
         else /* cancelled or timed out first */
             settled[type] += settle_one(e, d[i].t, -1, NULL, 0, 0);
         free(d[i].data);
-        free(d[i].t);
+        task_free(d[i].t);
     }
     for (size_t k = 0; k < e->n_types; k++)
         if (won[k] + settled[k]) {
@@ -470,17 +476,17 @@ static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
     uint64_t now = t->deadline_ms ? clock_now_ms() : 0;
     if (results_start_handle(e->results, t->handle, t->id) < 0) { /* cancelled while queued */
         settle(e, t, -1, NULL, 0);
-        free(t);
+        task_free(t);
         return 0;
     }
     if (t->deadline_ms && now >= t->deadline_ms) {
         finish(e, t, RESULT_TIMEOUT, NULL, 0, "deadline passed while queued");
-        free(t);
+        task_free(t);
         return 0;
     }
     if (atomic_load(&ty->proc->failed)) {
         finish(e, t, RESULT_FAILED, NULL, 0, "processor failed: a worker was stuck in it past a deadline");
-        free(t);
+        task_free(t);
         return 0;
     }
     guard_worker(e, t, now);
@@ -495,7 +501,7 @@ static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
     if (t->deadline_ms && clock_now_ms() >= t->deadline_ms) { /* too late, whatever it says */
         finish(e, t, RESULT_TIMEOUT, NULL, 0, "finished after its deadline; result discarded");
         free(res.data);
-        free(t);
+        task_free(t);
         return ran;
     }
     if (st == GGL_RETRY && retry_later(e, t) == 0) {
@@ -506,7 +512,7 @@ static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
         return ran;
     conclude(e, t, st, &res, reason);
     free(res.data); /* host->alloc is malloc */
-    free(t);
+    task_free(t);
     return ran;
 }
 
@@ -563,7 +569,7 @@ static enum ggl_status refuse(enum ggl_status st, const char *why, const char *t
 static struct etask *new_task(struct engine *e, const struct engine_task_spec *s, unsigned type,
                               ggl_done_fn done, void *arg)
 {
-    struct etask *t = malloc(sizeof *t + s->payload_len);
+    struct etask *t = task_alloc(s->payload_len);
     if (!t)
         return NULL;
     uint64_t timeout = s->timeout_ms ? s->timeout_ms : e->cfg.default_timeout_ms;
@@ -602,7 +608,8 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
     struct etask *t = new_task(e, s, (unsigned)type, done, arg);
     enum ggl_status st = t ? results_reserve_handle(e->results, &t->id, &t->handle) : GGL_NOMEM;
     if (st != GGL_OK) {
-        free(t);
+        if (t)
+            task_free(t);
         atomic_fetch_sub(&ty->admitted, 1);
         metrics_add(e->busy_refused, st == GGL_RETRY);
         return refuse(st, st == GGL_RETRY ? "result store full" : "out of memory", NULL);
@@ -613,7 +620,7 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
                            submits++ % ENGINE_SAMPLE == 0 ? latency_now_ns() : 0;
     if (queue_push(ty->q, t, t->prio) != GGL_OK) { /* cancelled tasks still hold slots */
         results_cancel(e->results, task_id, "refused: queue full");
-        free(t);
+        task_free(t);
         atomic_fetch_sub(&ty->admitted, 1);
         metrics_add(e->busy_refused, 1);
         return refuse(GGL_RETRY, "task queue full for type", s->type);

@@ -6,6 +6,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include <stdlib.h>
+
+#include "blockpool.h"
 #include "engine.h"
 #include "latency.h"
 #include "metrics.h"
@@ -64,6 +67,21 @@ struct etask {
     size_t len;
     unsigned char payload[];
 };
+
+/* A task's memory: a recycled block when it fits (see blockpool.h), else malloc's. */
+static inline struct etask *task_alloc(size_t payload_len)
+{
+    size_t size = sizeof(struct etask) + payload_len;
+    return size <= BLOCK_SIZE ? block_get() : malloc(size);
+}
+
+static inline void task_free(struct etask *t)
+{
+    if (sizeof *t + t->len <= BLOCK_SIZE)
+        block_put(t);
+    else
+        free(t);
+}
 
 /* Tasks a loop takes from a queue at once while its tasks are short (engine.c). */
 #define ENGINE_BATCH 8

@@ -187,7 +187,7 @@ static size_t cancel_queued(struct engine *e)
             for (size_t i = 0; i < got; i++) {
                 struct etask *t = items[i];
                 engine_settle(e, t, RESULT_CANCELLED, "dropped at shutdown");
-                free(t);
+                task_free(t);
                 cancelled++;
             }
         atomic_store(&ty->ready, 0);

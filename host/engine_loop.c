@@ -112,7 +112,7 @@ size_t engine_hand_back(struct engine *e, struct eloop *l)
             ready++;
         } else {
             engine_settle(e, t, RESULT_FAILED, "its worker got stuck and the queue was full");
-            free(t);
+            task_free(t);
         }
     }
     l->head = l->n = 0;

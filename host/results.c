@@ -1,4 +1,4 @@
-/* The results store (policy in results.h): a chained hash of entries by id under one
+/* The results store (policy in results.h): a table of entries indexed by id under one
  * mutex, finished entries in a FIFO (one TTL, so finish order is expiry order), and the
  * life of an id.  Parked waiters and the timer thread are in results_wait.c. */
 #include "ggl-build.h"
@@ -30,49 +30,95 @@ const char *result_state_str(enum result_state s)
 
 /* --- entries ---------------------------------------------------------------- */
 
-/* Ids are handed out in sequence, so their low bits spread them evenly and neighbours
- * share cache lines: no hash function needed. */
-static size_t bucket_of(const struct results *r, uint64_t id) { return (size_t)id & r->mask; }
+/* The slot of id (NULL: its chunk was never needed).  See RESULTS_CHUNK. */
+static struct result_entry *slot_of(const struct results *r, uint64_t id)
+{
+    size_t i = (size_t)id & r->mask;
+    struct result_entry *chunk = r->chunks[i >> RESULTS_CHUNK_SHIFT];
+    return chunk ? &chunk[i & r->chunk_mask] : NULL;
+}
 
 static struct result_entry *find(struct results *r, uint64_t id)
 {
-    struct result_entry *e = r->buckets[bucket_of(r, id)];
-    while (e && e->id != id)
-        e = e->chain;
-    return e;
+    struct result_entry *e = slot_of(r, id);
+    return e && e->id == id ? e : NULL;
 }
 
-static void unlink_finished(struct results *r, struct result_entry *e)
+/* --- the finished FIFO (see struct results) ------------------------------------- */
+
+/* Append first..last (linked by newer, already done): any thread, no lock. */
+static void fifo_push(struct results *r, struct result_entry *first, struct result_entry *last)
 {
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        r->oldest = e->newer;
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        r->newest = e->older;
-    r->finished--;
+    atomic_store_explicit(&last->newer, NULL, memory_order_relaxed);
+    struct result_entry *prev = atomic_exchange_explicit(&r->fifo_tail, last, memory_order_acq_rel);
+    atomic_store_explicit(&prev->newer, first, memory_order_release);
 }
 
-/* Unlink e and keep it for the next reserve; its data and reason go to the caller,
- * which frees them (after unlocking, on a hot path). */
+/* Take the oldest finished entry (lock held); NULL when none, or when the only ones
+ * left are still being appended (an exchange done, its link not yet written). */
+static struct result_entry *fifo_pop(struct results *r)
+{
+    struct result_entry *head = r->fifo_head;
+    struct result_entry *next = atomic_load_explicit(&head->newer, memory_order_acquire);
+    if (head == &r->stub) {
+        if (!next)
+            return NULL;
+        r->fifo_head = head = next;
+        next = atomic_load_explicit(&head->newer, memory_order_acquire);
+    }
+    if (!next) { /* head is the last: put the stub behind it, so it can leave */
+        if (head != atomic_load_explicit(&r->fifo_tail, memory_order_acquire))
+            return NULL;
+        fifo_push(r, &r->stub, &r->stub);
+        if (!(next = atomic_load_explicit(&head->newer, memory_order_acquire)))
+            return NULL;
+    }
+    r->fifo_head = next;
+    return head;
+}
+
+/* Put back what fifo_pop just returned (its link is unchanged). */
+static void fifo_unpop(struct results *r, struct result_entry *e) { r->fifo_head = e; }
+
+/* --- states ------------------------------------------------------------------------ */
+
+static uint64_t tag_for(uint64_t id, enum result_state s) { return id << TAG_SHIFT | (uint64_t)s; }
+
+/* Move pending (queued or running, not being finished) entry id to `to`, keeping its
+ * flags; -1 when it is not pending. */
+static int move_pending(struct result_entry *e, uint64_t id, enum result_state to)
+{
+    uint64_t t = atomic_load(&e->tag);
+    do {
+        enum result_state s = (enum result_state)(t & TAG_STATE);
+        if (t >> TAG_SHIFT != id || (s != RESULT_QUEUED && s != RESULT_RUNNING) || (t & TAG_SETTLING))
+            return -1;
+    } while (!atomic_compare_exchange_weak(&e->tag, &t, (t & ~(uint64_t)TAG_STATE) | to));
+    return 0;
+}
+
+int entry_mark_waited(struct result_entry *e)
+{
+    uint64_t t = atomic_load(&e->tag);
+    do {
+        if ((t & TAG_STATE) == RESULT_DONE)
+            return -1;
+    } while (!atomic_compare_exchange_weak(&e->tag, &t, t | TAG_WAITED));
+    return 0;
+}
+
+/* Empty e's slot (lock held; a finished e was taken from the FIFO); its data and reason
+ * go to the caller, which frees them (after unlocking, on a hot path). */
 static void detach_entry(struct results *r, struct result_entry *e, void **data, char **reason)
 {
-    struct result_entry **p = &r->buckets[bucket_of(r, e->id)];
-    while (*p != e)
-        p = &(*p)->chain;
-    *p = e->chain;
     if (entry_state(e) == RESULT_DONE)
-        unlink_finished(r, e);
+        atomic_fetch_sub_explicit(&r->finished, 1, memory_order_relaxed);
     r->held--;
     *data = e->data;
     *reason = e->reason;
     atomic_store(&e->tag, 0); /* a stale lock-free start now fails */
     e->id = 0, e->data = NULL, e->len = 0, e->reason = NULL, e->waiters = NULL;
-    e->older = e->newer = NULL;
-    e->chain = r->spare; /* kept for the next reserve */
-    r->spare = e;
+    atomic_store_explicit(&e->newer, NULL, memory_order_relaxed);
 }
 
 static void remove_entry(struct results *r, struct result_entry *e)
@@ -84,25 +130,21 @@ static void remove_entry(struct results *r, struct result_entry *e)
     free(reason);
 }
 
-/* An unused entry (lock held): a spare one, else from a new slab; NULL without memory.
- * Entries are never more than max_results plus one slab. */
+/* The slot for the next id (lock held), its chunk allocated on first use; NULL without
+ * memory.  A slot still held (a task pending, or a result kept, since the table went
+ * round) is skipped, and its id number with it: at most max_results of the table's
+ * 2 * max_results or more slots are held, so a free one is near. */
 static struct result_entry *entry_alloc(struct results *r)
 {
-    if (!r->spare) {
-        struct result_slab *s = calloc(1, sizeof *s);
-        if (!s)
+    for (;; r->next_id++) {
+        size_t i = (size_t)r->next_id & r->mask;
+        struct result_entry **chunk = &r->chunks[i >> RESULTS_CHUNK_SHIFT];
+        if (!*chunk && !(*chunk = calloc(r->chunk_mask + 1, sizeof **chunk)))
             return NULL;
-        s->next = r->slabs;
-        r->slabs = s;
-        for (size_t i = 0; i < RESULTS_SLAB; i++) {
-            s->e[i].chain = r->spare;
-            r->spare = &s->e[i];
-        }
+        struct result_entry *e = &(*chunk)[i & r->chunk_mask];
+        if (!e->id)
+            return e;
     }
-    struct result_entry *e = r->spare;
-    r->spare = e->chain;
-    e->chain = NULL;
-    return e;
 }
 
 static int expired(const struct results *r, const struct result_entry *e, uint64_t now)
@@ -114,12 +156,17 @@ static int expired(const struct results *r, const struct result_entry *e, uint64
 /* Drop expired results, oldest first; returns when the next one expires (or MAX). */
 uint64_t purge_expired(struct results *r, uint64_t now)
 {
-    while (r->oldest && expired(r, r->oldest, now)) {
-        remove_entry(r, r->oldest);
+    struct result_entry *e;
+    while ((e = fifo_pop(r)) != NULL) {
+        if (!expired(r, e, now)) {
+            fifo_unpop(r, e);
+            return e->finished_ms + r->cfg.ttl_ms;
+        }
+        remove_entry(r, e);
         r->st.expired++;
         metrics_add(r->m_expired, 1);
     }
-    return r->oldest ? r->oldest->finished_ms + r->cfg.ttl_ms : UINT64_MAX;
+    return UINT64_MAX;
 }
 
 /* A live entry: pending, or finished and not expired (an expired one is dropped). */
@@ -165,19 +212,23 @@ struct results *results_new(const struct results_config *cfg)
     if (!r)
         return NULL;
     r->cfg = *cfg;
-    size_t nb = 16;
-    while (nb < cfg->max_results && nb < ((size_t)1 << 30))
-        nb <<= 1;
-    r->mask = nb - 1;
-    r->buckets = calloc(nb, sizeof *r->buckets);
+    size_t slots = 16;
+    while (slots < 2 * cfg->max_results && slots < ((size_t)1 << 31))
+        slots <<= 1;
+    size_t chunk = slots < RESULTS_CHUNK ? slots : RESULTS_CHUNK;
+    r->mask = slots - 1;
+    r->chunk_mask = chunk - 1;
+    r->chunks = calloc(slots / chunk, sizeof *r->chunks);
     r->heap = calloc(cfg->max_waiters ? cfg->max_waiters : 1, sizeof *r->heap);
     static _Atomic uint64_t gens;
     r->next_id = 1;
     r->gen = atomic_fetch_add(&gens, 1) + 1;
+    r->fifo_head = &r->stub;
+    atomic_init(&r->fifo_tail, &r->stub);
     mutex_init_adaptive(&r->lock);
     cond_init_monotonic(&r->timer_cond);
     register_metrics(r);
-    if (!r->buckets || !r->heap ||
+    if (!r->chunks || !r->heap ||
         (cfg->timer_thread && pthread_create(&r->timer, NULL, timer_main, r) != 0)) {
         results_free(r);
         return NULL;
@@ -190,7 +241,7 @@ void results_free(struct results *r)
 {
     if (!r)
         return;
-    if (r->buckets)
+    if (r->chunks)
         results_close_waiters(r);
     if (r->have_timer) {
         pthread_mutex_lock(&r->lock);
@@ -199,15 +250,13 @@ void results_free(struct results *r)
         pthread_mutex_unlock(&r->lock);
         pthread_join(r->timer, NULL);
     }
-    for (size_t b = 0; r->buckets && b <= r->mask; b++)
-        while (r->buckets[b])
-            remove_entry(r, r->buckets[b]);
-    while (r->slabs) {
-        struct result_slab *next = r->slabs->next;
-        free(r->slabs);
-        r->slabs = next;
+    for (size_t c = 0; r->chunks && c <= r->mask >> RESULTS_CHUNK_SHIFT; c++) {
+        for (size_t i = 0; r->chunks[c] && i <= r->chunk_mask; i++)
+            if (r->chunks[c][i].id)
+                remove_entry(r, &r->chunks[c][i]);
+        free(r->chunks[c]);
     }
-    free(r->buckets);
+    free(r->chunks);
     free(r->heap);
     pthread_cond_destroy(&r->timer_cond);
     pthread_mutex_destroy(&r->lock);
@@ -236,16 +285,14 @@ static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum
 {
     if (r->held >= r->cfg.max_results)
         purge_expired(r, now);
-    if (r->held >= r->cfg.max_results && r->cfg.evict_unread && r->oldest) {
+    struct result_entry *old;
+    if (r->held >= r->cfg.max_results && r->cfg.evict_unread && (old = fifo_pop(r)) != NULL) {
         /* the oldest finished result, unread */
-        detach_entry(r, r->oldest, &ev->data[ev->n], &ev->reason[ev->n]);
+        detach_entry(r, old, &ev->data[ev->n], &ev->reason[ev->n]);
         ev->n++;
         r->st.evicted++;
-        if (r->oldest) { /* the next to go is cold (max_results ago): start fetching it */
-            __builtin_prefetch(r->oldest, 1);
-            if (r->oldest->newer)
-                __builtin_prefetch(r->oldest->newer, 1);
-        }
+        /* the next to go is cold (max_results ago): start fetching it */
+        __builtin_prefetch(r->fifo_head, 1);
     }
     if (r->held >= r->cfg.max_results) {
         r->st.refused++;
@@ -259,10 +306,7 @@ static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum
         return NULL;
     }
     e->id = r->next_id++;
-    entry_set_state(e, RESULT_QUEUED);
-    size_t b = bucket_of(r, e->id);
-    e->chain = r->buckets[b];
-    r->buckets[b] = e;
+    atomic_store(&e->tag, tag_for(e->id, RESULT_QUEUED));
     r->held++;
     return e;
 }
@@ -317,18 +361,14 @@ enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct r
 int results_start_handle(struct results *r, struct result_handle *h, uint64_t id)
 {
     (void)r;
-    struct result_entry *e = (struct result_entry *)h;
-    uint64_t want = id << 2 | RESULT_QUEUED;
-    if (atomic_compare_exchange_strong(&e->tag, &want, id << 2 | RESULT_RUNNING))
-        return 0;
-    return want == (id << 2 | RESULT_RUNNING) ? 0 : -1; /* else done, or reused */
+    return move_pending((struct result_entry *)h, id, RESULT_RUNNING); /* -1: done, or reused */
 }
 
 int results_handle_pending(const struct result_handle *h, uint64_t id)
 {
     const struct result_entry *e = (const struct result_entry *)h;
-    uint64_t tag = atomic_load(&e->tag);
-    return tag == (id << 2 | RESULT_RUNNING) || tag == (id << 2 | RESULT_QUEUED);
+    uint64_t t = atomic_load(&e->tag);
+    return t >> TAG_SHIFT == id && (t & TAG_STATE) != RESULT_DONE;
 }
 
 /* Move a pending id to `state`; -1 when it is not pending. */
@@ -336,35 +376,41 @@ static int set_pending_state(struct results *r, uint64_t id, enum result_state s
 {
     pthread_mutex_lock(&r->lock);
     struct result_entry *e = find(r, id);
-    int ok = e && entry_state(e) != RESULT_DONE;
-    if (ok)
-        entry_set_state(e, state);
+    int rc = e ? move_pending(e, id, state) : -1;
     pthread_mutex_unlock(&r->lock);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 int results_start(struct results *r, uint64_t id) { return set_pending_state(r, id, RESULT_RUNNING); }
 
 int results_requeue(struct results *r, uint64_t id) { return set_pending_state(r, id, RESULT_QUEUED); }
 
-/* Fill a pending entry's outcome (lock held); data is taken over (may be NULL). */
-static void settle(struct results *r, struct result_entry *e, enum result_status status, void *data,
-                   size_t len, char *reason, uint64_t now)
+static void fill(struct result_entry *e, enum result_status status, void *data, size_t len,
+                 char *reason, uint64_t now)
 {
-    entry_set_state(e, RESULT_DONE);
     e->status = status;
     e->data = data;
     e->len = len;
     e->reason = reason;
     e->finished_ms = now;
-    e->older = r->newest;
-    e->newer = NULL;
-    if (r->newest)
-        r->newest->newer = e;
-    else
-        r->oldest = e;
-    r->newest = e;
-    r->finished++;
+}
+
+/* Finish pending e (lock held) with this outcome (data and reason taken over), answer
+ * its waiters, and append it to the FIFO: 0, or -1 when it is not pending (done, or a
+ * lock-free finish is under way: that one won). */
+static int settle(struct results *r, struct result_entry *e, enum result_status status, void *data,
+                  size_t len, char *reason, uint64_t now, struct job **done)
+{
+    uint64_t t = atomic_load(&e->tag);
+    do {
+        if ((t & TAG_STATE) == RESULT_DONE || (t & TAG_SETTLING))
+            return -1;
+    } while (!atomic_compare_exchange_weak(&e->tag, &t, tag_for(e->id, RESULT_DONE)));
+    fill(e, status, data, len, reason, now); /* readers of the outcome hold the lock */
+    release_waiters(r, e, 0, done);
+    atomic_fetch_add_explicit(&r->finished, 1, memory_order_relaxed);
+    fifo_push(r, e, e);
+    return 0;
 }
 
 static char *reason_copy(const char *reason)
@@ -397,13 +443,8 @@ int results_finish(struct results *r, uint64_t id, enum result_status status, co
     pthread_mutex_lock(&r->lock);
     r->st.oversized += too_big;
     struct result_entry *e = find(r, id);
-    int pending = e && entry_state(e) != RESULT_DONE;
-    if (pending) {
-        settle(r, e, status, copy, len, why, now);
-        release_waiters(r, e, 0, &done);
-    } else {
-        r->st.late++;
-    }
+    int pending = e && settle(r, e, status, copy, len, why, now, &done) == 0;
+    r->st.late += !pending;
     pthread_mutex_unlock(&r->lock);
     complete_all(r, done);
     if (pending)
@@ -416,39 +457,103 @@ int results_finish(struct results *r, uint64_t id, enum result_status status, co
 
 #define FINISH_CHUNK 16
 
-static void finish_ok_chunk(struct results *r, struct result_ok *items, size_t n)
+/* Claim pending e for a lock-free finish: the tag it now has (SETTLING set), or 0 when
+ * it is not pending (*lock 0), or has parked requests (*lock 1: finish under the lock). */
+static uint64_t claim(struct result_entry *e, uint64_t id, int *lock)
 {
-    void *copy[FINISH_CHUNK];
-    size_t locked = 0; /* items[0..locked) go under the lock, the rest one by one */
-    for (; locked < n; locked++) {
-        struct result_ok *it = &items[locked];
-        if (r->cfg.max_data && it->len > r->cfg.max_data)
-            break; /* stored as failed, with its reason: results_finish */
-        if ((copy[locked] = it->len ? malloc(it->len) : NULL) == NULL && it->len)
-            break;
-        if (it->len)
-            memcpy(copy[locked], it->data, it->len);
-    }
-    struct job *done = NULL;
-    uint64_t now = clock_now_ms();
-    pthread_mutex_lock(&r->lock);
-    for (size_t i = 0; i < locked; i++) {
-        struct result_entry *e = find(r, items[i].id);
-        if ((items[i].won = e && entry_state(e) != RESULT_DONE)) {
-            settle(r, e, RESULT_OK, copy[i], items[i].len, NULL, now);
-            release_waiters(r, e, 0, &done);
-        } else {
-            r->st.late++;
+    uint64_t t = atomic_load(&e->tag);
+    *lock = 0;
+    do {
+        if (t >> TAG_SHIFT != id || (t & TAG_STATE) == RESULT_DONE || (t & TAG_SETTLING))
+            return 0;
+        if (t & TAG_WAITED) {
+            *lock = 1;
+            return 0;
         }
+    } while (!atomic_compare_exchange_weak(&e->tag, &t, t | TAG_SETTLING));
+    return t | TAG_SETTLING;
+}
+
+/* How an item of a chunk ends (finish_ok_chunk). */
+enum ok_way { OK_DONE, OK_LATE, OK_SETTLE_LOCKED, OK_WAITERS_LOCKED };
+
+/* The items the lock-free pass could not end, under the lock: settled ones whose
+ * requests parked meanwhile get their answers; the others are settled (or late). */
+static void finish_locked(struct results *r, struct result_ok *items, const enum ok_way *way,
+                          void **copy, size_t n, uint64_t now)
+{
+    struct job *done = NULL;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct result_entry *e = (struct result_entry *)items[i].handle;
+        if (way[i] == OK_WAITERS_LOCKED) { /* SETTLING: nobody else changes it */
+            atomic_store(&e->tag, tag_for(items[i].id, RESULT_DONE));
+            release_waiters(r, e, 0, &done);
+            atomic_fetch_add_explicit(&r->finished, 1, memory_order_relaxed);
+            fifo_push(r, e, e);
+        } else if (way[i] == OK_SETTLE_LOCKED) {
+            e = find(r, items[i].id);
+            items[i].won = e && settle(r, e, RESULT_OK, copy[i], items[i].len, NULL, now, &done) == 0;
+        }
+        r->st.late += !items[i].won;
     }
     pthread_mutex_unlock(&r->lock);
     complete_all(r, done);
-    for (size_t i = 0; i < locked; i++)
+}
+
+/* Workers finish their own tasks: with no requests parked on them (the common case),
+ * each entry is claimed, filled and marked done by compare-and-swap, and the chunk's
+ * entries join the FIFO with one exchange, all without the store's lock. */
+static void finish_ok_chunk(struct results *r, struct result_ok *items, size_t n)
+{
+    void *copy[FINISH_CHUNK];
+    enum ok_way way[FINISH_CHUNK];
+    size_t ready = 0; /* items[0..ready) are copied; the rest go one by one */
+    for (; ready < n; ready++) {
+        struct result_ok *it = &items[ready];
+        if (r->cfg.max_data && it->len > r->cfg.max_data)
+            break; /* stored as failed, with its reason: results_finish */
+        if ((copy[ready] = it->len ? malloc(it->len) : NULL) == NULL && it->len)
+            break;
+        if (it->len)
+            memcpy(copy[ready], it->data, it->len);
+    }
+    uint64_t now = clock_now_ms();
+    struct result_entry *first = NULL, *last = NULL;
+    size_t joined = 0, locked = 0;
+    for (size_t i = 0; i < ready; i++) {
+        struct result_entry *e = (struct result_entry *)items[i].handle;
+        int lock = 1;
+        uint64_t t = e ? claim(e, items[i].id, &lock) : 0;
+        items[i].won = t != 0;
+        way[i] = t ? OK_DONE : lock ? OK_SETTLE_LOCKED : OK_LATE;
+        if (t) {
+            fill(e, RESULT_OK, copy[i], items[i].len, NULL, now);
+            if (!atomic_compare_exchange_strong(&e->tag, &t, tag_for(items[i].id, RESULT_DONE))) {
+                way[i] = OK_WAITERS_LOCKED; /* a request parked while we filled it */
+            } else {
+                if (last)
+                    atomic_store_explicit(&last->newer, e, memory_order_relaxed);
+                else
+                    first = e;
+                last = e;
+                joined++;
+            }
+        }
+        locked += way[i] != OK_DONE;
+    }
+    if (joined) {
+        atomic_fetch_add_explicit(&r->finished, joined, memory_order_relaxed);
+        fifo_push(r, first, last);
+    }
+    if (locked)
+        finish_locked(r, items, way, copy, ready, now);
+    for (size_t i = 0; i < ready; i++)
         if (!items[i].won) {
             metrics_add(r->m_late, 1);
             free(copy[i]);
         }
-    for (size_t i = locked; i < n; i++)
+    for (size_t i = ready; i < n; i++)
         items[i].won = results_finish(r, items[i].id, RESULT_OK, items[i].data, items[i].len, NULL) == 0;
 }
 
@@ -465,12 +570,9 @@ int results_cancel(struct results *r, uint64_t id, const char *reason)
     uint64_t now = clock_now_ms();
     pthread_mutex_lock(&r->lock);
     struct result_entry *e = find_live(r, id);
-    int rc = !e ? -1 : entry_state(e) == RESULT_DONE ? 0 : 1;
-    if (rc == 1) {
-        settle(r, e, RESULT_CANCELLED, NULL, 0, why, now);
-        release_waiters(r, e, 0, &done);
+    int rc = !e ? -1 : settle(r, e, RESULT_CANCELLED, NULL, 0, why, now, &done) == 0 ? 1 : 0;
+    if (rc == 1)
         why = NULL;
-    }
     pthread_mutex_unlock(&r->lock);
     complete_all(r, done);
     free(why);
@@ -505,8 +607,9 @@ void results_stats(struct results *r, struct results_stats *out)
     pthread_mutex_lock(&r->lock);
     metrics_set(r->m_held, (double)r->held); /* not on every reserve: a shared line */
     *out = r->st;
-    out->finished = r->finished;
-    out->pending = r->held - r->finished;
+    size_t finished = atomic_load_explicit(&r->finished, memory_order_relaxed);
+    out->finished = finished < r->held ? finished : r->held;
+    out->pending = r->held - out->finished;
     out->waiters = r->n_waiters;
     pthread_mutex_unlock(&r->lock);
 }

@@ -141,10 +141,12 @@ void results_close_waiters(struct results *r);
 struct result_handle;
 enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct result_handle **h);
 int results_start_handle(struct results *r, struct result_handle *h, uint64_t id);
-/* results_finish(id, RESULT_OK, data, len, NULL) of n ids under one lock (a worker's
- * batch of short tasks); won is set as that call's return would be 0. */
+/* results_finish(id, RESULT_OK, data, len, NULL) of n ids (a worker's batch of short
+ * tasks), through their handles without the store's lock unless requests are parked on
+ * them; won is set as that call's return would be 0. */
 struct result_ok {
     uint64_t id;
+    struct result_handle *handle; /* from results_reserve_handle (NULL: by id, locked) */
     const void *data;       /* copied */
     size_t len;
     int won;

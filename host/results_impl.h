@@ -12,18 +12,25 @@
 
 struct waiter;
 
+/* An entry's tag: id << TAG_SHIFT | TAG_* flags | enum result_state; 0 when unused.
+ * Every change of state is a compare-and-swap on it, so a worker can finish its task
+ * without the store's lock (results_finish_ok) while others cancel, time out, park on
+ * or read the id under the lock; and a stale handle's start fails. */
+#define TAG_SHIFT 4
+#define TAG_STATE 3u
+#define TAG_SETTLING 4u   /* a lock-free finish is writing the outcome: it has won */
+#define TAG_WAITED 8u     /* requests are parked on it: it is finished under the lock */
+
 struct result_entry {
     uint64_t id;
-    _Atomic uint64_t tag;            /* id << 2 | enum result_state; 0 when unused: a
-                                      * lock-free start (results_start_handle) checks both */
-    enum result_status status;
+    _Atomic uint64_t tag;
+    enum result_status status;       /* the outcome: written before the tag says done */
     uint64_t finished_ms;
     void *data;
     size_t len;
     char *reason;
-    struct result_entry *chain;             /* hash bucket */
-    struct result_entry *older, *newer;     /* finished FIFO */
-    struct waiter *waiters;          /* parked on this id */
+    _Atomic(struct result_entry *) newer;   /* finished FIFO (see fifo_push) */
+    struct waiter *waiters;          /* parked on this id (lock) */
 };
 
 struct waiter {
@@ -34,12 +41,13 @@ struct waiter {
     struct waiter *prev, *next;      /* the entry's list */
 };
 
-#define RESULTS_SLAB 256 /* entries allocated at once; freed ones are reused */
-
-struct result_slab {
-    struct result_slab *next;
-    struct result_entry e[RESULTS_SLAB];
-};
+/* Entries live in a table indexed by id (id & mask), of at least twice max_results
+ * slots, allocated a chunk at a time as ids first reach it.  Ids are handed out in
+ * sequence, so the entries a stream of tasks touches, and the oldest results it evicts,
+ * are neighbours in memory: the CPU's prefetcher fetches them ahead (a chained hash
+ * and a spare list scattered them, and each eviction cost dependent cache misses). */
+#define RESULTS_CHUNK_SHIFT 10
+#define RESULTS_CHUNK ((size_t)1 << RESULTS_CHUNK_SHIFT)
 
 struct results {
     struct results_config cfg;
@@ -47,13 +55,17 @@ struct results {
     pthread_cond_t timer_cond;
     pthread_t timer;
     int have_timer, stopping, waiters_closed;
-    struct result_entry **buckets;
-    struct result_entry *spare;      /* unused entries (chained), from slabs */
-    struct result_slab *slabs;
-    size_t mask, held, finished;
+    struct result_entry **chunks;    /* table of mask + 1 slots, RESULTS_CHUNK a chunk */
+    size_t mask, chunk_mask, held;
+    _Atomic size_t finished;         /* in the FIFO, or on their way to it */
     uint64_t next_id;
     uint64_t gen;                    /* tells stores apart in threads' reserve caches */
-    struct result_entry *oldest, *newest;   /* finished FIFO */
+    /* Finished entries in finish order: a multi-producer queue (any thread appends
+     * without the lock, one exchange per batch) that the lock's holder consumes from
+     * the oldest end, through a stub entry (Vyukov's intrusive MPSC queue). */
+    _Atomic(struct result_entry *) fifo_tail;
+    struct result_entry *fifo_head;  /* lock */
+    struct result_entry stub;
     struct waiter **heap;
     size_t n_waiters;
     struct results_stats st;
@@ -63,13 +75,12 @@ struct results {
 
 static inline enum result_state entry_state(const struct result_entry *e)
 {
-    return (enum result_state)(atomic_load((_Atomic uint64_t *)&e->tag) & 3u);
+    return (enum result_state)(atomic_load((_Atomic uint64_t *)&e->tag) & TAG_STATE);
 }
 
-static inline void entry_set_state(struct result_entry *e, enum result_state s)
-{
-    atomic_store(&e->tag, e->id << 2 | (uint64_t)s);
-}
+/* results.c: mark pending e as having parked requests (lock held): 0, or -1 when it is
+ * done (a lock-free finish got there first). */
+int entry_mark_waited(struct result_entry *e);
 
 /* results.c (lock held) */
 struct result_entry *find_live(struct results *r, uint64_t id);

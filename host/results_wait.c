@@ -224,14 +224,15 @@ enum ggl_status results_park(struct results *r, uint64_t id, struct job *job, ui
     struct job *done = NULL;
     pthread_mutex_lock(&r->lock);
     struct result_entry *e = find_live(r, id);
-    if (e && entry_state(e) != RESULT_DONE && !r->waiters_closed && r->n_waiters >= r->cfg.max_waiters) {
+    int pending = e && entry_state(e) != RESULT_DONE && !r->waiters_closed;
+    if (pending && r->n_waiters >= r->cfg.max_waiters) {
         r->st.waiters_refused++;
         pthread_mutex_unlock(&r->lock);
         metrics_add(r->m_wrefused, 1);
         return GGL_RETRY;
     }
-    struct waiter *w = e && entry_state(e) != RESULT_DONE && !r->waiters_closed ? calloc(1, sizeof *w)
-                                                                          : NULL;
+    /* marked first: a lock-free finish racing this then leaves the answer to the lock */
+    struct waiter *w = pending && entry_mark_waited(e) == 0 ? calloc(1, sizeof *w) : NULL;
     if (w) {
         *w = (struct waiter){.job = job, .e = e, .deadline_ms = deadline_ms};
         w->next = e->waiters;

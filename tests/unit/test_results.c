@@ -138,10 +138,16 @@ static void test_lock_free_start_through_a_handle(void **state)
     assert_int_equal(results_start_handle(r, h, id), 0); /* already running: still pending */
     assert_int_equal(results_cancel(r, id, NULL), 1);
     assert_int_equal(results_start_handle(r, h, id), -1); /* cancelled: do not run */
-    advance(1000); /* expired; the entry is reused for the next id */
+    advance(1000); /* expired: its entry is free for an id to come */
     uint64_t next;
-    struct result_handle *h2;
-    assert_int_equal(results_reserve_handle(r, &next, &h2), GGL_OK);
+    struct result_handle *h2 = NULL;
+    for (int i = 0; i < 64 && h2 != h; i++) { /* ids go round the table to the entry */
+        if (h2) {
+            assert_int_equal(results_cancel(r, next, NULL), 1);
+            advance(1000);
+        }
+        assert_int_equal(results_reserve_handle(r, &next, &h2), GGL_OK);
+    }
     assert_ptr_equal(h2, h);
     assert_int_equal(results_start_handle(r, h, id), -1); /* stale: another id now */
     assert_int_equal(results_get(r, next, NULL), RESULT_QUEUED);
@@ -423,6 +429,92 @@ static void test_concurrent_finishers_answer_every_waiter(void **state)
     results_free(r);
 }
 
+enum { RACE_N = 2000, RACE_THREADS = 2 };
+static struct result_handle *race_handle[RACE_N];
+static int race_won[RACE_N];
+
+struct ok_finisher {
+    struct results *r;
+    uint64_t first; /* the id of race_handle[0] */
+    size_t from, n;
+};
+
+/* Finish ids [from, from + n) through their handles, 8 at a time, as a worker does. */
+static void *finish_ok_range(void *arg)
+{
+    struct ok_finisher *f = arg;
+    for (size_t i = f->from; i < f->from + f->n; i += 8) {
+        struct result_ok ok[8];
+        uint64_t data[8];
+        size_t k = f->from + f->n - i < 8 ? f->from + f->n - i : 8;
+        for (size_t j = 0; j < k; j++) {
+            data[j] = f->first + i + j;
+            ok[j] = (struct result_ok){.id = data[j], .handle = race_handle[i + j],
+                                       .data = &data[j], .len = sizeof data[j]};
+        }
+        results_finish_ok(f->r, ok, k);
+        for (size_t j = 0; j < k; j++)
+            race_won[i + j] = ok[j].won;
+    }
+    return NULL;
+}
+
+/* Lock-free finishes race requests parking on the same ids and cancels of them: each id
+ * ends done exactly once, ok when the finish won and cancelled when the cancel did, and
+ * every parked request is answered with that outcome. */
+static void test_lock_free_finishes_race_parks_and_cancels(void **state)
+{
+    (void)state;
+    struct results *r = make(RACE_N, RACE_N, 0, 1);
+    uint64_t first = 0, id;
+    for (size_t i = 0; i < RACE_N; i++) {
+        assert_int_equal(results_reserve_handle(r, &id, &race_handle[i]), GGL_OK);
+        if (!first)
+            first = id;
+        assert_int_equal(id, first + i);
+        assert_int_equal(results_start_handle(r, race_handle[i], id), 0);
+    }
+    struct ok_finisher f[RACE_THREADS];
+    pthread_t t[RACE_THREADS];
+    for (size_t i = 0; i < RACE_THREADS; i++) {
+        f[i] = (struct ok_finisher){r, first, i * (RACE_N / RACE_THREADS), RACE_N / RACE_THREADS};
+        assert_int_equal(pthread_create(&t[i], NULL, finish_ok_range, &f[i]), 0);
+    }
+    int cancelled[RACE_N] = {0};
+    size_t parked = 0;
+    for (size_t i = 0; i < RACE_N; i++) {
+        if (i % 2 == 0) {
+            assert_int_equal(results_park(r, first + i, new_job(), fake_clock() + 60000), GGL_OK);
+            parked++;
+        }
+        if (i % 3 == 0)
+            cancelled[i] = results_cancel(r, first + i, NULL);
+    }
+    for (size_t i = 0; i < RACE_THREADS; i++)
+        pthread_join(t[i], NULL);
+    assert_true(wait_done(parked, 10));
+    assert_int_equal(n_done, parked);
+    for (size_t i = 0; i < RACE_N; i++) {
+        struct result_view v;
+        assert_int_equal(results_get(r, first + i, &v), RESULT_DONE);
+        assert_int_equal(race_won[i], !cancelled[i]);
+        assert_int_equal(v.status, race_won[i] ? RESULT_OK : RESULT_CANCELLED);
+        if (race_won[i]) {
+            assert_int_equal(v.len, sizeof(uint64_t));
+            assert_memory_equal(v.data, &(uint64_t){first + i}, sizeof(uint64_t));
+        }
+        result_view_free(&v);
+    }
+    for (size_t k = 0; k < parked; k++) /* each answer is an outcome, never nil */
+        assert_true(strncmp(reply_of(k), "*3\r\n", 4) == 0);
+    struct results_stats st;
+    results_stats(r, &st);
+    assert_int_equal(st.finished, RACE_N);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.waiters, 0);
+    results_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,6 +532,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_closed_waiters_are_answered_and_no_more_park, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timer_thread_answers_at_the_real_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_finishers_answer_every_waiter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_free_finishes_race_parks_and_cancels, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
