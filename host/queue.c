@@ -42,6 +42,7 @@ struct queue {
     struct node *nodes;
     uint32_t free_head;
     uint32_t head[QUEUE_LEVELS], tail[QUEUE_LEVELS];
+    unsigned levels;        /* bit l: level l's list is not empty */
     uint32_t *heap;         /* node indices, min-heap on t_ms */
     size_t heap_len, ready, capacity, reserve;
     uint64_t age_ms;
@@ -112,6 +113,7 @@ static void list_append(struct queue *q, uint32_t n)
     else
         q->nodes[q->tail[l]].next = n;
     q->tail[l] = n;
+    q->levels |= 1u << l;
     q->ready++;
 }
 
@@ -119,8 +121,10 @@ static uint32_t list_take(struct queue *q, int l)
 {
     uint32_t n = q->head[l];
     q->head[l] = q->nodes[n].next;
-    if (q->head[l] == NIL)
+    if (q->head[l] == NIL) {
         q->tail[l] = NIL;
+        q->levels &= ~(1u << l);
+    }
     q->ready--;
     return n;
 }
@@ -169,9 +173,17 @@ static void promote_due(struct queue *q, uint64_t now)
         list_append(q, heap_take_min(q));
 }
 
-/* The level whose head is served next under the ageing rule, or -1 if none is ready. */
+static int first_nonempty(const struct queue *q)
+{
+    return q->levels ? __builtin_ctz(q->levels) : -1;
+}
+
+/* The level whose head is served next under the ageing rule, or -1 if none is ready.
+ * With one level ready (the common case) there is nothing to compare. */
 static int next_level(struct queue *q, uint64_t now)
 {
+    if (!(q->levels & (q->levels - 1)))
+        return first_nonempty(q);
     int best = -1;
     uint64_t best_eff = 0, best_t = 0;
     for (int l = 0; l < QUEUE_LEVELS; l++) {
@@ -189,13 +201,6 @@ static int next_level(struct queue *q, uint64_t now)
     return best;
 }
 
-static int first_nonempty(const struct queue *q)
-{
-    for (int l = 0; l < QUEUE_LEVELS; l++)
-        if (q->head[l] != NIL)
-            return l;
-    return -1;
-}
 
 static void release_node(struct queue *q, uint32_t n)
 {

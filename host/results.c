@@ -112,7 +112,7 @@ int entry_mark_waited(struct result_entry *e)
 static void detach_entry(struct results *r, struct result_entry *e, void **data, char **reason)
 {
     if (entry_state(e) == RESULT_DONE)
-        atomic_fetch_sub_explicit(&r->finished, 1, memory_order_relaxed);
+        r->removed++;
     r->held--;
     *data = e->data;
     *reason = e->reason;
@@ -208,9 +208,10 @@ struct results *results_new(const struct results_config *cfg)
 {
     if (!cfg->max_results || !cfg->ttl_ms || !cfg->name)
         return NULL;
-    struct results *r = calloc(1, sizeof *r);
-    if (!r)
+    struct results *r;
+    if (posix_memalign((void **)&r, 64, sizeof *r) != 0) /* fifo_tail's own cache line */
         return NULL;
+    memset(r, 0, sizeof *r);
     r->cfg = *cfg;
     size_t slots = 16;
     while (slots < 2 * cfg->max_results && slots < ((size_t)1 << 31))
@@ -408,7 +409,7 @@ static int settle(struct results *r, struct result_entry *e, enum result_status 
     } while (!atomic_compare_exchange_weak(&e->tag, &t, tag_for(e->id, RESULT_DONE)));
     fill(e, status, data, len, reason, now); /* readers of the outcome hold the lock */
     release_waiters(r, e, 0, done);
-    atomic_fetch_add_explicit(&r->finished, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->pushed, 1, memory_order_relaxed);
     fifo_push(r, e, e);
     return 0;
 }
@@ -489,7 +490,7 @@ static void finish_locked(struct results *r, struct result_ok *items, const enum
         if (way[i] == OK_WAITERS_LOCKED) { /* SETTLING: nobody else changes it */
             atomic_store(&e->tag, tag_for(items[i].id, RESULT_DONE));
             release_waiters(r, e, 0, &done);
-            atomic_fetch_add_explicit(&r->finished, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&r->pushed, 1, memory_order_relaxed);
             fifo_push(r, e, e);
         } else if (way[i] == OK_SETTLE_LOCKED) {
             e = find(r, items[i].id);
@@ -543,7 +544,7 @@ static void finish_ok_chunk(struct results *r, struct result_ok *items, size_t n
         locked += way[i] != OK_DONE;
     }
     if (joined) {
-        atomic_fetch_add_explicit(&r->finished, joined, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->pushed, joined, memory_order_relaxed);
         fifo_push(r, first, last);
     }
     if (locked)
@@ -607,7 +608,7 @@ void results_stats(struct results *r, struct results_stats *out)
     pthread_mutex_lock(&r->lock);
     metrics_set(r->m_held, (double)r->held); /* not on every reserve: a shared line */
     *out = r->st;
-    size_t finished = atomic_load_explicit(&r->finished, memory_order_relaxed);
+    size_t finished = atomic_load_explicit(&r->pushed, memory_order_relaxed) - r->removed;
     out->finished = finished < r->held ? finished : r->held;
     out->pending = r->held - out->finished;
     out->waiters = r->n_waiters;

@@ -57,15 +57,18 @@ struct results {
     int have_timer, stopping, waiters_closed;
     struct result_entry **chunks;    /* table of mask + 1 slots, RESULTS_CHUNK a chunk */
     size_t mask, chunk_mask, held;
-    _Atomic size_t finished;         /* in the FIFO, or on their way to it */
+    size_t removed;                  /* finished entries taken out of the FIFO */
     uint64_t next_id;
     uint64_t gen;                    /* tells stores apart in threads' reserve caches */
     /* Finished entries in finish order: a multi-producer queue (any thread appends
      * without the lock, one exchange per batch) that the lock's holder consumes from
-     * the oldest end, through a stub entry (Vyukov's intrusive MPSC queue). */
-    _Atomic(struct result_entry *) fifo_tail;
+     * the oldest end, through a stub entry (Vyukov's intrusive MPSC queue).  The end
+     * the finishers write has a cache line of its own, away from what reserves touch. */
     struct result_entry *fifo_head;  /* lock */
     struct result_entry stub;
+    _Atomic(struct result_entry *) fifo_tail __attribute__((aligned(64)));
+    _Atomic size_t pushed;           /* entries ever appended (finished = pushed - removed) */
+    char fifo_pad[64 - sizeof(void *) - sizeof(size_t)];
     struct waiter **heap;
     size_t n_waiters;
     struct results_stats st;
