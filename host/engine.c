@@ -76,18 +76,40 @@ static void count_outcome(struct etype *ty, enum result_status st, unsigned n)
 
 size_t engine_ready(struct engine *e)
 {
-    size_t n = 0; /* loads, no shared read-modify-write: a submit pays one add per task */
+    size_t n = 0; /* the queues' counts, read without their locks */
     for (size_t k = 0; k < e->n_types; k++)
-        n += atomic_load(&e->types[k].ready);
+        n += queue_ready(e->types[k].q);
     return n;
+}
+
+size_t engine_admitted(struct etype *ty)
+{
+    size_t released = atomic_load(&ty->released); /* first: admitted_in is never below it */
+    return atomic_load(&ty->admitted_in) - released;
 }
 
 size_t engine_unsettled(struct engine *e)
 {
     size_t n = 0;
     for (size_t k = 0; k < e->n_types; k++)
-        n += atomic_load(&e->types[k].admitted);
+        n += engine_admitted(&e->types[k]);
     return n;
+}
+
+/* Admit one task of type ty if fewer than queue_capacity are unsettled: 1, or 0.  The
+ * check runs against the last released count seen, which can only be low: only when
+ * that says full is the settles' line read for the current count. */
+static int admit_task(struct engine *e, struct etype *ty)
+{
+    size_t in = atomic_fetch_add(&ty->admitted_in, 1);
+    if (in - atomic_load_explicit(&ty->released_seen, memory_order_relaxed) < e->cfg.queue_capacity)
+        return 1;
+    size_t released = atomic_load(&ty->released);
+    atomic_store_explicit(&ty->released_seen, released, memory_order_relaxed);
+    if (in - released < e->cfg.queue_capacity)
+        return 1;
+    atomic_fetch_sub(&ty->admitted_in, 1);
+    return 0;
 }
 
 /* The task is done with (its result stored by us or by someone else): run its callback
@@ -119,7 +141,7 @@ static int settle_one(struct engine *e, struct etask *t, int status, const void 
 /* n settled tasks of type ty give their admissions back. */
 static void release(struct engine *e, struct etype *ty, size_t n)
 {
-    atomic_fetch_sub(&ty->admitted, n);
+    atomic_fetch_add(&ty->released, n);
     if (atomic_load(&e->stopping) && engine_unsettled(e) <= atomic_load(&e->delayed)) {
         /* engine_stop waits for the last settle (only retries left waiting) */
         pthread_mutex_lock(&e->drain_mu);
@@ -543,6 +565,7 @@ static void task_runner(void *arg)
         if (ran >= ENGINE_BATCH && short_tasks && engine_linger(e))
             continue;
         atomic_fetch_sub(&e->tokens, 1);
+        atomic_thread_fence(memory_order_seq_cst); /* uncounted, then look at the queues */
         if (engine_ready(e) == 0 || !claim_token(e))
             break;
     }
@@ -600,8 +623,7 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
     struct etype *ty = &e->types[type];
     if (atomic_load(&ty->proc->failed))
         return refuse(GGL_ERROR, "processor failed (stuck past a deadline) for type", s->type);
-    if (atomic_fetch_add(&ty->admitted, 1) >= e->cfg.queue_capacity) {
-        atomic_fetch_sub(&ty->admitted, 1);
+    if (!admit_task(e, ty)) {
         metrics_add(e->busy_refused, 1);
         return refuse(GGL_RETRY, "task queue full for type", s->type);
     }
@@ -610,7 +632,7 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
     if (st != GGL_OK) {
         if (t)
             task_free(t);
-        atomic_fetch_sub(&ty->admitted, 1);
+        atomic_fetch_sub(&ty->admitted_in, 1);
         metrics_add(e->busy_refused, st == GGL_RETRY);
         return refuse(st, st == GGL_RETRY ? "result store full" : "out of memory", NULL);
     }
@@ -621,11 +643,11 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
     if (queue_push(ty->q, t, t->prio) != GGL_OK) { /* cancelled tasks still hold slots */
         results_cancel(e->results, task_id, "refused: queue full");
         task_free(t);
-        atomic_fetch_sub(&ty->admitted, 1);
+        atomic_fetch_sub(&ty->admitted_in, 1);
         metrics_add(e->busy_refused, 1);
         return refuse(GGL_RETRY, "task queue full for type", s->type);
     }
-    atomic_fetch_add(&ty->ready, 1); /* then look at the loops: see the top of the file */
+    atomic_thread_fence(memory_order_seq_cst); /* counted ready, then look at the loops */
     engine_wake(e);
     *id = task_id;
     return GGL_OK;

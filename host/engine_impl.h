@@ -35,10 +35,15 @@ struct etype {
     const char *label;              /* interned name: metric label outliving the engine */
     _Atomic(struct eproc *) proc;  /* swapped by engine_replace_processor */
     struct queue *q;
-    /* what submits write (settles and pops too), on its own line */
-    _Atomic size_t admitted __attribute__((aligned(64))); /* not settled: <= queue_capacity */
-    _Atomic size_t ready;           /* in the queue and due (each has a token) */
-    _Atomic int time_all;           /* its timed tasks ran long: time every one (engine.c) */
+    /* Admitted and not yet settled (<= queue_capacity): admitted_in - released, two
+     * counters on lines of their own, so a submit writes only what submits write and
+     * a settle only what settles write (see admit_task). */
+    _Atomic size_t admitted_in __attribute__((aligned(64)));
+    _Atomic size_t released_seen;   /* a recent value of released (never above it) */
+    _Atomic size_t released __attribute__((aligned(64)));
+    /* its timed tasks ran long: time every one (engine.c); read by every submit and
+     * task, written when it changes, so alone on a line that stays shared */
+    _Atomic int time_all __attribute__((aligned(64)));
     /* what only workers write, from here on */
     unsigned base_weight __attribute__((aligned(64)));
     _Atomic unsigned weight;        /* as last rebalanced */
@@ -151,6 +156,8 @@ struct engine {
 /* engine.c */
 void engine_thread_fini(void *record);  /* pthread key destructor */
 size_t engine_unsettled(struct engine *e);
+/* Tasks of ty admitted and not yet settled. */
+size_t engine_admitted(struct etype *ty);
 size_t engine_ready(struct engine *e);  /* the types' ready tasks together */
 /* Store st (with reason) as t's outcome unless another came first; settle t. */
 void engine_settle(struct engine *e, struct etask *t, enum result_status st, const char *reason);

@@ -123,9 +123,10 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_p
     if (!cfg->queue_capacity || cfg->critical_reserve >= cfg->queue_capacity ||
         cfg->min_workers < 1 || cfg->max_workers < cfg->min_workers)
         return NULL;
-    struct engine *e = calloc(1, sizeof *e);
-    if (!e)
+    struct engine *e;
+    if (posix_memalign((void **)&e, 64, sizeof *e) != 0) /* its types' cache lines */
         return NULL;
+    memset(e, 0, sizeof *e);
     e->cfg = *cfg;
     init_sync(e);
     e->g_workers = metrics_register_in("engine", GGL_METRIC_GAUGE, "engine_workers",
@@ -190,7 +191,6 @@ static size_t cancel_queued(struct engine *e)
                 task_free(t);
                 cancelled++;
             }
-        atomic_store(&ty->ready, 0);
     }
     pthread_mutex_lock(&e->mu);
     e->n_retries = 0;

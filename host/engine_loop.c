@@ -14,15 +14,12 @@
 static size_t pop_type(struct engine *e, unsigned type, void **out, size_t max)
 {
     struct etype *ty = &e->types[type];
-    size_t ready = atomic_load(&ty->ready);
+    size_t ready = queue_ready(ty->q);
     if (ready == 0)
         return 0;
     size_t loops = atomic_load_explicit(&e->tokens, memory_order_relaxed);
     size_t share = loops > 1 ? (ready + loops - 1) / loops : ready;
-    size_t n = queue_pop_batch(ty->q, out, max < share ? max : share, 0);
-    if (n)
-        atomic_fetch_sub(&ty->ready, n);
-    return n;
+    return queue_pop_batch(ty->q, out, max < share ? max : share, 0);
 }
 
 /* This worker thread's preferred type, from the monitor's assignment table. */
@@ -51,7 +48,7 @@ static size_t take_tasks(struct engine *e, void **out, size_t max)
             unsigned best = own;
             uint64_t best_score = 0;
             for (unsigned k = 0; k < e->n_types; k++) {
-                uint64_t score = (uint64_t)atomic_load(&e->types[k].ready) *
+                uint64_t score = (uint64_t)queue_ready(e->types[k].q) *
                                  atomic_load_explicit(&e->types[k].weight, memory_order_relaxed);
                 if (k != own && score > best_score)
                     best = k, best_score = score;
@@ -107,8 +104,7 @@ size_t engine_hand_back(struct engine *e, struct eloop *l)
         struct etype *ty = &e->types[t->type];
         /* its slot is still counted in admitted, so the queue has room but perhaps not
          * outside the critical reserve: then it fails rather than wait behind a stuck loop */
-        if (queue_push_at(ty->q, t, t->prio, clock_now_ms()) == GGL_OK) {
-            atomic_fetch_add(&ty->ready, 1);
+        if (queue_push_at(ty->q, t, t->prio, clock_now_ms()) == GGL_OK) { /* due: ready */
             ready++;
         } else {
             engine_settle(e, t, RESULT_FAILED, "its worker got stuck and the queue was full");

@@ -70,7 +70,7 @@ static size_t release_due_retries(struct engine *e, uint64_t now)
     while (e->n_retries && e->retries[0].due_ms <= now) {
         struct etype *ty = &e->types[e->retries[0].type];
         retry_pop(e);
-        atomic_fetch_add(&ty->ready, 1);
+        queue_promote(ty->q, now);
         n++;
     }
     return n;
@@ -125,7 +125,7 @@ void engine_rebalance(struct engine *e)
         struct etype *ty = &e->types[k];
         uint64_t n = atomic_exchange(&ty->wait_n, 0), ns = atomic_exchange(&ty->wait_ns_sum, 0);
         double wait_ms = n ? (double)ns / (double)n / 1e6 : 0;
-        w[k] = ty->base_weight * (1.0 + (double)atomic_load(&ty->ready)) * (1.0 + wait_ms / age);
+        w[k] = ty->base_weight * (1.0 + (double)queue_ready(ty->q)) * (1.0 + wait_ms / age);
         if (w[k] > 1e6)
             w[k] = 1e6;
         atomic_store(&ty->weight, (unsigned)(w[k] < 1 ? 1 : w[k]));
@@ -186,8 +186,8 @@ void engine_publish(struct engine *e)
         struct etype *ty = &e->types[k];
         metrics_set(ty->g_weight, atomic_load(&ty->weight));
         metrics_set(ty->g_assigned, assigned_to(e, k));
-        metrics_set(ty->g_queued, (double)atomic_load(&ty->ready));
-        metrics_set(ty->g_admitted, (double)atomic_load(&ty->admitted));
+        metrics_set(ty->g_queued, (double)queue_ready(ty->q));
+        metrics_set(ty->g_admitted, (double)engine_admitted(ty));
         metrics_set(ty->g_proc_failed, atomic_load(&ty->proc->failed));
         metrics_set(ty->g_run_p50, latency_quantile_ms(&ty->run, 0.50));
         metrics_set(ty->g_run_p99, latency_quantile_ms(&ty->run, 0.99));
@@ -241,7 +241,7 @@ void engine_stats(struct engine *e, struct engine_stats *out)
         struct etype *ty = &e->types[k];
         struct engine_type_stats *s = &out->type[k];
         snprintf(s->name, sizeof s->name, "%s", ty->name);
-        s->queued = atomic_load(&ty->ready);
+        s->queued = queue_ready(ty->q);
         s->completed = (double)atomic_load(&ty->outcomes[RESULT_OK]);
         s->failed = (double)atomic_load(&ty->outcomes[RESULT_FAILED]);
         s->invalid = (double)atomic_load(&ty->outcomes[RESULT_INVALID]);

@@ -18,7 +18,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "deadline.h"
@@ -38,13 +40,16 @@ struct node {
 
 struct queue {
     pthread_mutex_t mu;
+    /* Ready items, changed under mu and read without it (queue_ready).  On mu's cache
+     * line, which a push or pop owns already: counting costs no miss of its own. */
+    _Atomic size_t ready;
     pthread_cond_t ready_cv;
     struct node *nodes;
     uint32_t free_head;
     uint32_t head[QUEUE_LEVELS], tail[QUEUE_LEVELS];
     unsigned levels;        /* bit l: level l's list is not empty */
     uint32_t *heap;         /* node indices, min-heap on t_ms */
-    size_t heap_len, ready, capacity, reserve;
+    size_t heap_len, capacity, reserve;
     uint64_t age_ms;
     unsigned waiters;
     int closed;
@@ -55,9 +60,10 @@ struct queue *queue_new(const struct queue_config *cfg)
 {
     if (cfg->capacity == 0 || cfg->capacity >= NIL || cfg->critical_reserve >= cfg->capacity)
         return NULL;
-    struct queue *q = calloc(1, sizeof *q);
-    if (!q)
+    struct queue *q;
+    if (posix_memalign((void **)&q, 64, sizeof *q) != 0) /* mu and ready on one line */
         return NULL;
+    memset(q, 0, sizeof *q);
     q->nodes = calloc(cfg->capacity, sizeof *q->nodes);
     q->heap = calloc(cfg->capacity, sizeof *q->heap);
     pthread_condattr_t ca;
@@ -104,6 +110,16 @@ void queue_free(struct queue *q)
 
 /* --- lists and heap (caller holds mu) ------------------------------------- */
 
+static size_t ready_of(const struct queue *q)
+{
+    return atomic_load_explicit(&((struct queue *)q)->ready, memory_order_relaxed);
+}
+
+static void set_ready(struct queue *q, size_t n)
+{
+    atomic_store_explicit(&q->ready, n, memory_order_relaxed);
+}
+
 static void list_append(struct queue *q, uint32_t n)
 {
     uint8_t l = q->nodes[n].level;
@@ -114,7 +130,7 @@ static void list_append(struct queue *q, uint32_t n)
         q->nodes[q->tail[l]].next = n;
     q->tail[l] = n;
     q->levels |= 1u << l;
-    q->ready++;
+    set_ready(q, ready_of(q) + 1);
 }
 
 static uint32_t list_take(struct queue *q, int l)
@@ -125,7 +141,7 @@ static uint32_t list_take(struct queue *q, int l)
         q->tail[l] = NIL;
         q->levels &= ~(1u << l);
     }
-    q->ready--;
+    set_ready(q, ready_of(q) - 1);
     return n;
 }
 
@@ -216,9 +232,10 @@ static enum ggl_status admit(struct queue *q, void *item, enum ggl_priority prio
 {
     if ((unsigned)prio >= QUEUE_LEVELS)
         return GGL_INVALID;
-    uint64_t t_ms = delayed ? due_ms : clock_now_ms(); /* read outside the lock */
+    uint64_t now = clock_now_ms(), t_ms = delayed ? due_ms : now; /* outside the lock */
+    delayed = delayed && due_ms > now; /* one due already is ready now, counted in ready */
     pthread_mutex_lock(&q->mu);
-    size_t used = q->ready + q->heap_len;
+    size_t used = ready_of(q) + q->heap_len;
     size_t limit = prio == GGL_PRIO_CRITICAL ? q->capacity : q->capacity - q->reserve;
     if (q->closed || used >= limit) {
         enum ggl_status st = q->closed ? GGL_UNAVAILABLE : GGL_RETRY;
@@ -325,8 +342,8 @@ size_t queue_pop_batch(struct queue *q, void **out, size_t max, int64_t timeout_
         if (wait_ready(q, timeout_ms > 0 ? &deadline : NULL, now) == ETIMEDOUT)
             break;
     }
-    int more = n > 0 && q->ready > 0 && q->waiters > 0;
-    size_t depth = q->ready + q->heap_len;
+    int more = n > 0 && ready_of(q) > 0 && q->waiters > 0;
+    size_t depth = ready_of(q) + q->heap_len;
     pthread_mutex_unlock(&q->mu);
     metrics_set(q->depth, (double)depth);
     if (more) /* pass the baton: a consumer took its fill and work is left */
@@ -358,7 +375,18 @@ size_t queue_drain(struct queue *q, void **out, size_t max)
         out[n++] = q->nodes[node].item;
         release_node(q, node);
     }
-    metrics_set(q->depth, (double)(q->ready + q->heap_len));
+    metrics_set(q->depth, (double)(ready_of(q) + q->heap_len));
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+size_t queue_ready(const struct queue *q) { return ready_of(q); }
+
+size_t queue_promote(struct queue *q, uint64_t now)
+{
+    pthread_mutex_lock(&q->mu);
+    promote_due(q, now);
+    size_t n = ready_of(q);
     pthread_mutex_unlock(&q->mu);
     return n;
 }
@@ -366,7 +394,7 @@ size_t queue_drain(struct queue *q, void **out, size_t max)
 size_t queue_length(struct queue *q)
 {
     pthread_mutex_lock(&q->mu);
-    size_t n = q->ready + q->heap_len;
+    size_t n = ready_of(q) + q->heap_len;
     pthread_mutex_unlock(&q->mu);
     return n;
 }

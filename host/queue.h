@@ -42,5 +42,11 @@ void queue_close(struct queue *q);
 size_t queue_drain(struct queue *q, void **out, size_t max);
 
 size_t queue_length(struct queue *q);  /* ready + delayed */
+/* Ready items (due, not yet popped), without the lock: a snapshot that pushes and pops
+ * may have changed by the time it is used. */
+size_t queue_ready(const struct queue *q);
+/* Make the delayed items due by host-clock time `now` ready (a pop does it too);
+ * returns the ready count. */
+size_t queue_promote(struct queue *q, uint64_t now);
 
 #endif
