@@ -116,7 +116,7 @@ static void detach_entry(struct results *r, struct result_entry *e, void **data,
     r->held--;
     *data = e->data;
     *reason = e->reason;
-    atomic_store(&e->tag, 0); /* a stale lock-free start now fails */
+    atomic_store_explicit(&e->tag, 0, memory_order_release); /* a stale start now fails */
     e->id = 0, e->data = NULL, e->len = 0, e->reason = NULL, e->waiters = NULL;
     atomic_store_explicit(&e->newer, NULL, memory_order_relaxed);
 }
@@ -289,11 +289,14 @@ static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum
     struct result_entry *old;
     if (r->held >= r->cfg.max_results && r->cfg.evict_unread && (old = fifo_pop(r)) != NULL) {
         /* the oldest finished result, unread */
+        uint64_t gone = old->id;
         detach_entry(r, old, &ev->data[ev->n], &ev->reason[ev->n]);
         ev->n++;
         r->st.evicted++;
-        /* the next to go is cold (max_results ago): start fetching it */
-        __builtin_prefetch(r->fifo_head, 1);
+        /* those to go next are cold (max_results ago), and mostly next in id order */
+        struct result_entry *next = slot_of(r, gone + 2 * RESERVE_AHEAD);
+        if (next)
+            __builtin_prefetch(next, 1);
     }
     if (r->held >= r->cfg.max_results) {
         r->st.refused++;
@@ -307,8 +310,13 @@ static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum
         return NULL;
     }
     e->id = r->next_id++;
-    atomic_store(&e->tag, tag_for(e->id, RESULT_QUEUED));
+    /* a plain store: the one who starts the id got it through a lock (the queue's) */
+    atomic_store_explicit(&e->tag, tag_for(e->id, RESULT_QUEUED), memory_order_release);
     r->held++;
+    /* the slots ahead were last used max_results ids or more ago: fetch them early */
+    struct result_entry *ahead = slot_of(r, r->next_id + 2 * RESERVE_AHEAD);
+    if (ahead)
+        __builtin_prefetch(ahead, 1);
     return e;
 }
 
@@ -330,7 +338,8 @@ enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct r
         unsigned want = h && r->cfg.max_results >= 64 * RESERVE_AHEAD ? RESERVE_AHEAD : 1;
         uint64_t now = clock_now_ms();
         struct result_entry *got[RESERVE_AHEAD];
-        struct evicted ev = {.n = 0};
+        struct evicted ev;
+        ev.n = 0;
         unsigned n = 0;
         pthread_mutex_lock(&r->lock);
         while (n < want && (n == 0 || r->held < r->cfg.max_results) &&
