@@ -135,8 +135,10 @@ struct engine {
     _Atomic size_t delayed;         /* retries waiting in the heap (n_retries, lock-free) */
     _Atomic unsigned thread_seq;    /* hands each worker thread its preference index */
     _Atomic unsigned char assign[64]; /* preferred type of worker index i % 64 */
-    _Atomic uint64_t busy_ns;       /* time spent in tasks, for utilisation */
-    pthread_mutex_t mu;             /* the loops list, the retry heap */
+    /* time spent in tasks, for utilisation: workers add to it, on a line of its own
+     * (submits read tokens and stuck, just above, every time) */
+    _Atomic uint64_t busy_ns __attribute__((aligned(64)));
+    pthread_mutex_t mu __attribute__((aligned(64))); /* the loops list, the retry heap */
     pthread_cond_t cv;              /* the monitor thread sleeps on it */
     pthread_mutex_t drain_mu;       /* engine_stop waits on drain_cv for the last settle */
     pthread_cond_t drain_cv;
