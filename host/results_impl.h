@@ -81,9 +81,19 @@ static inline enum result_state entry_state(const struct result_entry *e)
     return (enum result_state)(atomic_load((_Atomic uint64_t *)&e->tag) & TAG_STATE);
 }
 
+static inline uint64_t tag_for(uint64_t id, enum result_state s)
+{
+    return id << TAG_SHIFT | (uint64_t)s;
+}
+
 /* results.c: mark pending e as having parked requests (lock held): 0, or -1 when it is
  * done (a lock-free finish got there first). */
 int entry_mark_waited(struct result_entry *e);
+/* results.c: id's entry (lock held), NULL when the store holds no such id. */
+struct result_entry *entry_find(struct results *r, uint64_t id);
+/* results.c: append first..last (linked by newer, already done) to the finished FIFO;
+ * any thread, no lock. */
+void fifo_push(struct results *r, struct result_entry *first, struct result_entry *last);
 
 /* results.c (lock held) */
 struct result_entry *find_live(struct results *r, uint64_t id);
