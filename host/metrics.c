@@ -106,14 +106,16 @@ void metrics_add(struct ggl_metric *m, double delta)
     if (mine == ~0u)
         mine = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % METRIC_STRIPES;
     add_bits(&m->stripe[mine].bits, delta);
+    if (!atomic_load_explicit(&m->added, memory_order_relaxed))
+        atomic_store_explicit(&m->added, 1, memory_order_relaxed);
 }
 
 void metrics_set(struct ggl_metric *m, double value)
 {
-    /* A gauge that is only ever set keeps its stripes at zero: load before storing, so
-     * they stay shared read-only lines instead of nine lines written per set (the
-     * queues set their depth on every push and pop). */
-    for (int i = 0; i < METRIC_STRIPES; i++)
+    /* A gauge that is only ever set keeps its stripes at zero, untouched (the queues set
+     * their depth on every push and pop); one that was also added to has them zeroed,
+     * each loaded before it is stored, so zero ones stay shared read-only lines. */
+    for (int i = 0; atomic_load_explicit(&m->added, memory_order_relaxed) && i < METRIC_STRIPES; i++)
         if (atomic_load_explicit(&m->stripe[i].bits, memory_order_relaxed))
             atomic_store_explicit(&m->stripe[i].bits, 0, memory_order_relaxed);
     atomic_store_explicit(&m->value, bits_of(value), memory_order_relaxed);

@@ -19,6 +19,7 @@ struct ggl_metric {
     const char *label;            /* owning instance or NULL; borrowed, outlives the metric */
     char *section;                /* INFO section, e.g. "control" */
     _Atomic uint64_t value;       /* bits of a double: counter / gauge; histogram: sum */
+    _Atomic int added;            /* metrics_add was used: the stripes may hold shares */
     _Atomic uint64_t count;       /* histogram: observations */
     _Atomic uint64_t buckets[METRIC_BUCKETS];
     _Atomic(struct ggl_metric *) next; /* published with release: readers take no lock */

@@ -282,8 +282,12 @@ struct evicted {
 static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum ggl_status *st,
                                            struct evicted *ev)
 {
-    if (r->held >= r->cfg.max_results)
-        purge_expired(r, now);
+    if (r->held >= r->cfg.max_results && now >= r->purge_at) {
+        /* the oldest finished result expires then: until that time, nothing has (the
+         * FIFO is in finish order); none finished: look again next time */
+        uint64_t next = purge_expired(r, now);
+        r->purge_at = next == UINT64_MAX ? 0 : next;
+    }
     struct result_entry *old;
     if (r->held >= r->cfg.max_results && r->cfg.evict_unread && (old = fifo_pop(r)) != NULL) {
         /* the oldest finished result, unread */

@@ -58,6 +58,7 @@ struct results {
     struct result_entry **chunks;    /* table of mask + 1 slots, RESULTS_CHUNK a chunk */
     size_t mask, chunk_mask, held;
     size_t removed;                  /* finished entries taken out of the FIFO */
+    uint64_t purge_at;               /* a full store's reserve purges from then on */
     uint64_t next_id;
     uint64_t gen;                    /* tells stores apart in threads' reserve caches */
     /* Finished entries in finish order: a multi-producer queue (any thread appends
