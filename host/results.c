@@ -278,9 +278,10 @@ struct evicted {
     unsigned n;
 };
 
-/* One fresh queued entry (lock held), or NULL with *st the reason. */
+/* One fresh queued entry (lock held), or NULL with *st the reason; one reserved ahead
+ * (see results_reserve_handle) is no admission refused when it finds no room. */
 static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum ggl_status *st,
-                                           struct evicted *ev)
+                                           struct evicted *ev, int ahead)
 {
     if (r->held >= r->cfg.max_results && now >= r->purge_at) {
         /* the oldest finished result expires then: until that time, nothing has (the
@@ -301,8 +302,10 @@ static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum
             __builtin_prefetch(next, 1);
     }
     if (r->held >= r->cfg.max_results) {
-        r->st.refused++;
-        metrics_add(r->m_refused, 1);
+        if (!ahead) {
+            r->st.refused++;
+            metrics_add(r->m_refused, 1);
+        }
         *st = GGL_RETRY;
         return NULL;
     }
@@ -316,9 +319,9 @@ static struct result_entry *reserve_locked(struct results *r, uint64_t now, enum
     atomic_store_explicit(&e->tag, tag_for(e->id, RESULT_QUEUED), memory_order_release);
     r->held++;
     /* the slots ahead were last used max_results ids or more ago: fetch them early */
-    struct result_entry *ahead = slot_of(r, r->next_id + 2 * RESERVE_AHEAD);
-    if (ahead)
-        __builtin_prefetch(ahead, 1);
+    struct result_entry *soon = slot_of(r, r->next_id + 2 * RESERVE_AHEAD);
+    if (soon)
+        __builtin_prefetch(soon, 1);
     return e;
 }
 
@@ -344,8 +347,8 @@ enum ggl_status results_reserve_handle(struct results *r, uint64_t *id, struct r
         ev.n = 0;
         unsigned n = 0;
         pthread_mutex_lock(&r->lock);
-        while (n < want && (n == 0 || r->held < r->cfg.max_results) &&
-               (got[n] = reserve_locked(r, now, &st, &ev)) != NULL)
+        /* a full store evicts for the ids ahead too (it kept them at one per lock) */
+        while (n < want && (got[n] = reserve_locked(r, now, &st, &ev, n > 0)) != NULL)
             n++;
         pthread_mutex_unlock(&r->lock);
         for (unsigned i = 0; i < ev.n; i++)
