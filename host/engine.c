@@ -107,7 +107,8 @@ static int settle_one(struct engine *e, struct etask *t, int status, const void 
     int zero = 0;
     if (!atomic_compare_exchange_strong(&t->settled, &zero, 1))
         return 0;
-    struct result_view v = {.status = RESULT_CANCELLED};
+    struct result_view v; /* not zeroed: its reason is 256 bytes, and unread here */
+    v.status = RESULT_CANCELLED, v.data = NULL, v.len = 0;
     if (status < 0) {
         results_get(e->results, t->id, &v);
         status = (int)v.status, data = v.data, len = v.len;
