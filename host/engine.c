@@ -181,7 +181,7 @@ void engine_settle(struct engine *e, struct etask *t, enum result_status st, con
  * stored with the others in one go (a results lock per batch, not per task).  1: kept. */
 static int keep_done(struct engine *e, struct eloop *l, struct etask *t, void *data, size_t len)
 {
-    if (!atomic_load_explicit(&l->n, memory_order_relaxed) ||
+    if (!engine_ahead(l) ||
         (e->cfg.max_result_bytes && len > e->cfg.max_result_bytes))
         return 0;
     pthread_mutex_lock(&l->mu);
@@ -536,7 +536,7 @@ static void task_runner(void *arg)
     for (;;) {
         struct etask *t = engine_next_task(e, &l, short_tasks);
         if (atomic_load_explicit(&l.n_done, memory_order_relaxed) &&
-            !atomic_load_explicit(&l.n, memory_order_relaxed))
+            !engine_ahead(&l))
             engine_flush_done(e, &l); /* the last of a batch: before it runs */
         if (t) {
             uint64_t took = run_task(e, &l, t);

@@ -102,9 +102,12 @@ struct eloop {
     pthread_mutex_t mu;             /* the worker, a stealer, the monitor: rarely contended */
     struct etask *cur;
     _Atomic int running_type;       /* the type of the task it is in, -1 between tasks */
-    struct etask *ahead[ENGINE_BATCH];
-    unsigned head;                  /* ahead[head..n) not started */
-    _Atomic unsigned n;
+    /* Taken ahead, not started: ahead[head..end) of span = gen << 32 | head << 16 | end.
+     * Only the loop fills ahead[] (when the span is empty, with a new gen) and takes
+     * from head; a stealer or the monitor takes from the end: each claims by a
+     * compare-and-swap on span, having copied the tasks first (engine_loop.c). */
+    _Atomic(struct etask *) ahead[ENGINE_BATCH];
+    _Atomic uint64_t span;
     struct edone {                  /* ran OK while more were ahead: results stored together */
         struct etask *t;
         void *data;
@@ -170,6 +173,7 @@ void engine_loop_enter(struct engine *e, struct eloop *l);
 void engine_loop_leave(struct engine *e, struct eloop *l);
 struct etask *engine_next_task(struct engine *e, struct eloop *l, int batch);
 void engine_loop_running(struct eloop *l, struct etask *t);
+int engine_ahead(struct eloop *l);      /* 1 while the loop has tasks taken ahead */
 void engine_loop_ran(struct engine *e, struct eloop *l, struct etask *t);
 int engine_linger(struct engine *e);
 /* engine.c: store together the results of the tasks a loop finished and kept, and

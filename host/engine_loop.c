@@ -96,11 +96,43 @@ void engine_loop_leave(struct engine *e, struct eloop *l)
         engine_wake(e);
 }
 
+static unsigned span_head(uint64_t s) { return (unsigned)(s >> 16) & 0xffffu; }
+static unsigned span_end(uint64_t s) { return (unsigned)s & 0xffffu; }
+static uint64_t span_with(uint64_t s, unsigned head, unsigned end)
+{
+    return (s >> 32) << 32 | (uint64_t)head << 16 | end;
+}
+
+int engine_ahead(struct eloop *l)
+{
+    uint64_t s = atomic_load_explicit(&l->span, memory_order_relaxed);
+    return span_head(s) < span_end(s);
+}
+
+/* Take from the end of l's tasks ahead (not its own loop): all of them, or half
+ * (rounded up).  Returns how many went to out. */
+static size_t take_from_end(struct eloop *l, void **out, int all)
+{
+    uint64_t s = atomic_load_explicit(&l->span, memory_order_acquire);
+    for (;;) {
+        unsigned head = span_head(s), end = span_end(s);
+        unsigned k = all ? end - head : (end - head + 1) / 2;
+        if (!k)
+            return 0;
+        for (unsigned i = 0; i < k; i++) /* copied first: once claimed, the loop may refill */
+            out[i] = atomic_load_explicit(&l->ahead[end - k + i], memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&l->span, &s, span_with(s, head, end - k),
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return k;
+    }
+}
+
 size_t engine_hand_back(struct engine *e, struct eloop *l)
 {
-    size_t ready = 0;
-    for (; l->head < l->n; l->head++) {
-        struct etask *t = l->ahead[l->head];
+    void *back[ENGINE_BATCH];
+    size_t ready = 0, n = take_from_end(l, back, 1);
+    for (size_t i = 0; i < n; i++) {
+        struct etask *t = back[i];
         struct etype *ty = &e->types[t->type];
         /* its slot is still counted in admitted, so the queue has room but perhaps not
          * outside the critical reserve: then it fails rather than wait behind a stuck loop */
@@ -111,7 +143,6 @@ size_t engine_hand_back(struct engine *e, struct eloop *l)
             task_free(t);
         }
     }
-    l->head = l->n = 0;
     return ready;
 }
 
@@ -121,14 +152,8 @@ static size_t steal_ahead(struct engine *e, struct eloop *self, void **out)
     size_t n = 0;
     pthread_mutex_lock(&e->mu);
     for (struct eloop *l = e->loops; l && !n; l = l->next) {
-        if (l == self)
-            continue;
-        pthread_mutex_lock(&l->mu);
-        unsigned k = (l->n - l->head + 1) / 2;
-        for (unsigned i = l->n - k; i < l->n; i++)
-            out[n++] = l->ahead[i];
-        l->n -= k;
-        pthread_mutex_unlock(&l->mu);
+        if (l != self)
+            n = take_from_end(l, out, 0);
     }
     pthread_mutex_unlock(&e->mu);
     return n;
@@ -139,27 +164,24 @@ static size_t steal_ahead(struct engine *e, struct eloop *self, void **out)
  * task), else from another loop. */
 struct etask *engine_next_task(struct engine *e, struct eloop *l, int batch)
 {
-    struct etask *t = NULL;
-    if (atomic_load_explicit(&l->n, memory_order_relaxed)) { /* only this loop adds */
-        pthread_mutex_lock(&l->mu);
-        if (l->head < l->n)
-            t = l->ahead[l->head++];
-        if (l->head == l->n)
-            l->head = l->n = 0;
-        pthread_mutex_unlock(&l->mu);
-        if (t)
+    uint64_t s = atomic_load_explicit(&l->span, memory_order_acquire);
+    while (span_head(s) < span_end(s)) { /* only this loop writes ahead[]: read, then claim */
+        struct etask *t = atomic_load_explicit(&l->ahead[span_head(s)], memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&l->span, &s,
+                                                  span_with(s, span_head(s) + 1, span_end(s)),
+                                                  memory_order_acq_rel, memory_order_acquire))
             return t;
     }
     void *got[ENGINE_BATCH];
     size_t n = take_tasks(e, got, batch ? ENGINE_BATCH : 1);
     if (!n && !(n = steal_ahead(e, l, got)))
         return NULL;
-    if (n > 1) {
-        pthread_mutex_lock(&l->mu);
+    if (n > 1) { /* the span is empty: nobody else changes it now; a new gen fails old claims */
         for (size_t i = 1; i < n; i++)
-            l->ahead[i - 1] = got[i];
-        l->head = 0, l->n = (unsigned)(n - 1);
-        pthread_mutex_unlock(&l->mu);
+            atomic_store_explicit(&l->ahead[i - 1], got[i], memory_order_relaxed);
+        s = atomic_load_explicit(&l->span, memory_order_relaxed);
+        atomic_store_explicit(&l->span, ((s >> 32) + 1) << 32 | (uint64_t)(n - 1),
+                              memory_order_release);
     }
     return got[0];
 }

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "engine_fixture.h"
+#include "engine_impl.h"
 #include "hostapi.h"
 #include "pool.h"
 
@@ -127,6 +128,49 @@ static void test_tasks_taken_ahead_by_a_stuck_loop_are_handed_back(void **state)
     assert_string_equal(order, "GAH");
     engine_stats(e, &st);
     assert_int_equal(st.abandoned - abandoned, 1);
+    stop(e);
+}
+
+/* Tasks a loop took ahead: an idle loop takes half of them (rounded up) from the end,
+ * the loop that took them the rest from the front, each task exactly once (the claims
+ * are compare-and-swaps on the loop's span, engine_loop.c). */
+static void test_an_idle_loop_takes_half_of_what_another_took_ahead(void **state)
+{
+    (void)state;
+    struct engine_config c = config(1, 1);
+    struct engine *e = start(&c);
+    submit(e, "block", "G", GGL_PRIO_NORMAL, 0);
+    assert_true(wait_for(&blocked, 1)); /* the one worker is held: the queues are ours */
+    uint64_t ids[4];
+    for (int i = 0; i < 4; i++)
+        ids[i] = submit(e, "a", "x", GGL_PRIO_NORMAL, 0);
+    struct eloop la = {.cur = NULL}, lb = {.cur = NULL};
+    engine_loop_enter(e, &la);
+    engine_loop_enter(e, &lb);
+    struct etask *t[4];
+    t[0] = engine_next_task(e, &la, 1); /* all four: the first, and three ahead */
+    assert_non_null(t[0]);
+    assert_int_equal(t[0]->id, ids[0]);
+    assert_true(engine_ahead(&la));
+    t[2] = engine_next_task(e, &lb, 1); /* queues empty: two from la's end */
+    assert_non_null(t[2]);
+    assert_int_equal(t[2]->id, ids[2]);
+    t[1] = engine_next_task(e, &la, 1);
+    assert_non_null(t[1]);
+    assert_int_equal(t[1]->id, ids[1]);
+    assert_false(engine_ahead(&la));
+    t[3] = engine_next_task(e, &lb, 1);
+    assert_non_null(t[3]);
+    assert_int_equal(t[3]->id, ids[3]);
+    assert_null(engine_next_task(e, &la, 1));
+    assert_null(engine_next_task(e, &lb, 1));
+    for (int i = 0; i < 4; i++) {
+        engine_settle(e, t[i], RESULT_CANCELLED, "taken by the test");
+        task_free(t[i]);
+    }
+    engine_loop_leave(e, &la);
+    engine_loop_leave(e, &lb);
+    open_gate();
     stop(e);
 }
 
@@ -267,6 +311,7 @@ int main(void)
         T(test_queued_task_past_deadline_times_out_unrun),
         T(test_stuck_worker_abandoned_and_replaced),
         T(test_tasks_taken_ahead_by_a_stuck_loop_are_handed_back),
+        T(test_an_idle_loop_takes_half_of_what_another_took_ahead),
         T(test_retry_schedule_backs_off_exponentially),
         T(test_invalid_is_never_retried),
         T(test_results_expire_and_cancel_before_start),
