@@ -452,7 +452,8 @@ static uint64_t task_started(struct etype *ty, const struct etask *t, unsigned w
 {
     if (!weight)
         return 0;
-    uint64_t start_ns = latency_now_ns(), waited = start_ns - t->queued_ns;
+    uint64_t start_ns = latency_now_ns();
+    uint64_t waited = start_ns > t->queued_ns ? start_ns - t->queued_ns : 0;
     latency_record(&ty->wait, waited);
     atomic_fetch_add_explicit(&ty->wait_ns_sum, waited, memory_order_relaxed); /* rebalancing */
     atomic_fetch_add_explicit(&ty->wait_n, 1, memory_order_relaxed);

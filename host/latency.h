@@ -16,7 +16,8 @@ struct latency {
 void latency_record(struct latency *l, uint64_t ns);
 /* The q-quantile (0 < q < 1) in milliseconds, 0 when nothing was recorded. */
 double latency_quantile_ms(const struct latency *l, double q);
-/* Monotonic nanoseconds (CLOCK_MONOTONIC): latencies are real time, not the host clock. */
+/* Monotonic nanoseconds (CLOCK_MONOTONIC, or the TSC scaled to it: latency.c), for
+ * durations: latencies are real time, not the host clock. */
 uint64_t latency_now_ns(void);
 
 #endif
