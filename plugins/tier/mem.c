@@ -224,6 +224,23 @@ static enum ggl_status mem_del(void *self, const void *key, size_t len, uint64_t
     return st;
 }
 
+/* The retire of a batch's older copies: one lock for the n keys, nothing copied out. */
+static enum ggl_status mem_del_older_batch(void *self, const void *const *keys,
+                                           const size_t *lens, size_t n,
+                                           const uint64_t *versions, enum ggl_status *status)
+{
+    struct mem *m = self;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct item **p = find(m, keys[i], lens[i]);
+        status[i] = !*p ? GGL_NOTFOUND : (*p)->e.version >= versions[i] ? GGL_CONFLICT : GGL_OK;
+        if (status[i] == GGL_OK)
+            unlink_item(m, p);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return GGL_OK;
+}
+
 /* The cursor is the next bucket index; a call visits whole buckets until it has seen
  * `count` live entries, so an entry is visited once per pass unless it moves buckets
  * (it never does: the table does not resize). */
@@ -271,6 +288,7 @@ static const struct ggl_tier vtable = {
     .del = mem_del,
     .scan = mem_scan,
     .stats = mem_stats,
+    .del_older_batch = mem_del_older_batch,
 };
 
 GGL_PLUGIN_DEFINE(GGL_KIND_TIER, "mem", "0.1.0", "in-process tier with TTL (embedded STM/IM)",
