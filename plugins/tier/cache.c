@@ -53,6 +53,8 @@ static uint64_t hash(const void *key, size_t len)
     return h ^ (h >> 31);
 }
 
+uint64_t cache_hash(const void *key, size_t len) { return hash(key, len); }
+
 static void cache_close(void *self);
 
 /* Critical sections are a few hundred ns: spin briefly before sleeping, since a futex
@@ -261,15 +263,20 @@ static void keep_reads(struct shard *s, struct item *it)
     s->norphans++;
 }
 
-void cache_drop(struct shard *s, struct item *it)
+struct item *cache_unlink(struct shard *s, struct item *it)
 {
     index_remove(s, cache_find(s, it->hash, item_key(it), it->key_len));
     struct item *last = s->dense[--s->count];
     s->dense[it->slot] = last;
     last->slot = it->slot;
     s->bytes -= item_bytes(it);
+    if (!atomic_load_explicit(&it->reads, memory_order_relaxed))
+        return it;
     keep_reads(s, it);
+    return NULL;
 }
+
+void cache_drop(struct shard *s, struct item *it) { free(cache_unlink(s, it)); }
 
 /* Key's item (NULL: absent), an expired one dropped (and counted) on sight.  Write
  * lock held. */
@@ -585,6 +592,7 @@ static const struct ggl_tier vtable = {
     .stats = cache_stats,
     .get_into = cache_get_into,
     .take_reads = cache_take_reads,
+    .del_older_batch = cache_del_older_batch,
 };
 
 GGL_PLUGIN_DEFINE(GGL_KIND_TIER, "cache", "0.1.0",

@@ -102,7 +102,16 @@ CACHE_INTERNAL size_t cache_find(const struct shard *s, uint64_t h, const void *
 /* Remove item `it` from index and dense array, and free it (or keep its reads as an
  * orphan).  Write lock held. */
 CACHE_INTERNAL void cache_drop(struct shard *s, struct item *it);
+/* cache_drop but for the free: the item to free (NULL: kept as an orphan).  Write lock held. */
+CACHE_INTERNAL struct item *cache_unlink(struct shard *s, struct item *it);
 
+/* The key's hash: its low bits pick the shard (cache.c's shard_index). */
+CACHE_INTERNAL uint64_t cache_hash(const void *key, size_t len);
+/* del_older_batch (cache_retire.c). */
+CACHE_INTERNAL enum ggl_status cache_del_older_batch(void *self, const void *const *keys,
+                                                     const size_t *lens, size_t n,
+                                                     const uint64_t *versions,
+                                                     enum ggl_status *status);
 CACHE_INTERNAL enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count,
                                           ggl_scan_fn fn, void *arg);
 CACHE_INTERNAL enum ggl_status cache_take_reads(void *self, uint64_t *cursor, size_t count,

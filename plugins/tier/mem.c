@@ -79,14 +79,19 @@ static void mem_close(void *self)
     free(m);
 }
 
-/* The link pointing at key's item (or at the NULL ending its chain).  Lock held. */
-static struct item **find(struct mem *m, const void *key, size_t len)
+/* The link pointing at key's item in the chain from p (or at the NULL ending it). */
+static struct item **find_in(struct item **p, const void *key, size_t len)
 {
-    struct item **p = &m->buckets[hash(key, len) & (m->nbuckets - 1)];
     for (; *p; p = &(*p)->next)
         if ((*p)->e.key_len == len && memcmp((*p)->e.key, key, len) == 0)
             break;
     return p;
+}
+
+/* The link pointing at key's item (or at the NULL ending its chain).  Lock held. */
+static struct item **find(struct mem *m, const void *key, size_t len)
+{
+    return find_in(&m->buckets[hash(key, len) & (m->nbuckets - 1)], key, len);
 }
 
 static int expired(struct mem *m, const struct item *it)
@@ -224,15 +229,27 @@ static enum ggl_status mem_del(void *self, const void *key, size_t len, uint64_t
     return st;
 }
 
-/* The retire of a batch's older copies: one lock for the n keys, nothing copied out. */
+#define AHEAD 8 /* del_older_batch's prefetch distance, in keys */
+
+/* The retire of a batch's older copies: one lock for the n keys, nothing copied out.
+ * The keys' buckets are fetched AHEAD keys ahead and their first items half as far, so
+ * the cache misses of a batch (two a key, ~100 ns each here) overlap. */
 static enum ggl_status mem_del_older_batch(void *self, const void *const *keys,
                                            const size_t *lens, size_t n,
                                            const uint64_t *versions, enum ggl_status *status)
 {
     struct mem *m = self;
+    size_t mask = m->nbuckets - 1, ring[AHEAD];
+    for (size_t i = 0; i < n && i < AHEAD; i++)
+        __builtin_prefetch(&m->buckets[ring[i] = hash(keys[i], lens[i]) & mask]);
     pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < n; i++) {
-        struct item **p = find(m, keys[i], lens[i]);
+        struct item **p = find_in(&m->buckets[ring[i % AHEAD]], keys[i], lens[i]);
+        if (i + AHEAD < n)
+            __builtin_prefetch(&m->buckets[ring[i % AHEAD] =
+                                               hash(keys[i + AHEAD], lens[i + AHEAD]) & mask]);
+        if (i + AHEAD / 2 < n && m->buckets[ring[(i + AHEAD / 2) % AHEAD]])
+            __builtin_prefetch(m->buckets[ring[(i + AHEAD / 2) % AHEAD]]);
         status[i] = !*p ? GGL_NOTFOUND : (*p)->e.version >= versions[i] ? GGL_CONFLICT : GGL_OK;
         if (status[i] == GGL_OK)
             unlink_item(m, p);

@@ -436,8 +436,8 @@ static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size
     if (!c)
         return s;
     uint64_t now = l->host->now(l->host);
-    for (size_t i = 0; i < n; i++) /* until the commit, readers see no row yet */
-        absent_write_begin(l->absent, es[i].key, es[i].key_len);
+    uint64_t *hashes = absent_batch_begin(l->absent, es, n); /* until the commit, readers
+                                                               see no row yet */
     if ((s = txn(l, c, BEGIN)) == GGL_OK) {
         /* SQLite rolls the whole transaction back itself on some errors (SQLITE_FULL):
          * then stop, keep that error's reason, and commit nothing. */
@@ -456,8 +456,7 @@ static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size
         else if ((s = txn(l, c, COMMIT)) != GGL_OK && !sqlite3_get_autocommit(c->db))
             exec(c->db, "ROLLBACK"); /* quietly: the COMMIT's reason is the one to report */
     }
-    for (size_t i = 0; i < n; i++)
-        absent_write_end(l->absent, es[i].key, es[i].key_len);
+    absent_batch_end(l->absent, es, n, hashes);
     for (size_t i = 0; s != GGL_OK && i < n; i++)
         status[i] = s; /* nothing was committed */
     release(l, c);

@@ -1,0 +1,77 @@
+/* tier/cache: del_older_batch, the retire of copies a batch of writes aimed below the
+ * cache made stale.  The keys are grouped by shard, and a shard's write lock is taken
+ * once for up to RETIRE_HOLD of them (not twice a key, as del does), so its readers wait
+ * a few microseconds at most. */
+#include <stdlib.h>
+
+#include "cache.h"
+
+#define RETIRE_HOLD 32
+
+/* Key's item removed if older than version, *drop the item to free (or NULL).  Write
+ * lock held. */
+static enum ggl_status retire_item(struct shard *s, uint64_t h, const void *key, size_t len,
+                                   uint64_t version, uint64_t now, struct item **drop)
+{
+    *drop = NULL;
+    size_t i = cache_find(s, h, key, len);
+    if (i == NOPOS)
+        return GGL_NOTFOUND;
+    struct item *it = slot_item(s->index[i]);
+    if (it->version >= version)
+        return GGL_CONFLICT;
+    if (item_expired(it, now))
+        s->expirations++;
+    *drop = cache_unlink(s, it);
+    return GGL_OK;
+}
+
+/* The keys' indices in order of shard: order[from[si] .. from[si + 1]) hash to shard si. */
+static void by_shard(const struct cache *c, const uint64_t *h, size_t n, size_t *order,
+                     size_t *from)
+{
+    for (size_t i = 0; i < n; i++)
+        from[(h[i] & (c->nshards - 1)) + 1]++; /* shard_index() */
+    for (size_t si = 0; si < c->nshards; si++)
+        from[si + 1] += from[si];
+    for (size_t i = 0; i < n; i++)
+        order[from[h[i] & (c->nshards - 1)]++] = i; /* from[si] moves to shard si + 1's start */
+    for (size_t si = c->nshards; si > 0; si--)
+        from[si] = from[si - 1];
+    from[0] = 0;
+}
+
+enum ggl_status cache_del_older_batch(void *self, const void *const *keys, const size_t *lens,
+                                      size_t n, const uint64_t *versions, enum ggl_status *status)
+{
+    struct cache *c = self;
+    uint64_t *h = malloc(n * sizeof *h), now = c->host->now(c->host);
+    size_t *order = malloc(n * sizeof *order), *from = calloc(c->nshards + 1, sizeof *from);
+    struct item **drop = malloc(n * sizeof *drop);
+    enum ggl_status st = h && order && from && drop ? GGL_OK : GGL_NOMEM;
+    for (size_t i = 0; st == GGL_OK && i < n; i++)
+        h[i] = cache_hash(keys[i], lens[i]);
+    if (st == GGL_OK)
+        by_shard(c, h, n, order, from);
+    for (size_t si = 0; st == GGL_OK && si < c->nshards; si++)
+        for (size_t j = from[si]; j < from[si + 1];) {
+            size_t end = j + RETIRE_HOLD < from[si + 1] ? j + RETIRE_HOLD : from[si + 1];
+            struct shard *s = &c->shards[si];
+            cache_write_lock(c, si);
+            for (; j < end; j++) {
+                size_t k = order[j];
+                status[k] = retire_item(s, h[k], keys[k], lens[k], versions[k], now, &drop[k]);
+            }
+            cache_write_unlock(c, si);
+        }
+    /* Freed after the locks, in the caller's order: a batch written in the order its
+     * keys were first stored frees neighbouring blocks one after another, which costs
+     * malloc far fewer cache misses than the shards' scattered order. */
+    for (size_t k = 0; st == GGL_OK && k < n; k++)
+        free(drop[k]);
+    free(drop);
+    free(h);
+    free(order);
+    free(from);
+    return st;
+}
