@@ -171,12 +171,15 @@ static size_t shard_of(uint64_t h) { return (size_t)(h >> 40) % SHARDS; }
 uint64_t *absent_batch_begin(struct absent *a, const struct ggl_entry *es, size_t n)
 {
     /* The keys' hashes, then their indices in order of shard (a counting sort). */
-    uint64_t *h = a->shard[0].cap ? malloc((2 * n + 1) * sizeof *h) : NULL, *order = h + n;
-    size_t from[SHARDS + 1] = {0};
+    size_t cap = a->shard[0].cap, from[SHARDS + 1] = {0};
+    uint64_t *h = cap ? malloc((2 * n + 1) * sizeof *h) : NULL, *order = h ? h + n : NULL;
     for (size_t i = 0; !h && i < n; i++) /* no memory (or no set): key by key */
         absent_write_begin(a, es[i].key, es[i].key_len);
-    for (size_t i = 0; h && i < n; i++)
+    for (size_t i = 0; h && i < n; i++) { /* and each key's first slot on its way (the
+                                              batch's slots fit in the CPU caches) */
         from[shard_of(h[i] = hash_key(es[i].key, es[i].key_len)) + 1]++;
+        __builtin_prefetch(&a->shard[shard_of(h[i])].recs[(h[i] >> 1) & (cap - 1)]);
+    }
     for (size_t si = 0; h && si < SHARDS; si++)
         from[si + 1] += from[si];
     for (size_t i = 0; h && i < n; i++)
@@ -185,6 +188,11 @@ uint64_t *absent_batch_begin(struct absent *a, const struct ggl_entry *es, size_
         struct shard *s = &a->shard[si];
         pthread_mutex_lock(&s->lock); /* one lock for the shard's keys */
         s->writing += (long)(from[si] - start);
+        for (size_t j = start; j < from[si]; j++) { /* the keys forget compares, ahead */
+            const struct rec *r = &s->recs[(h[order[j]] >> 1) & (cap - 1)];
+            if (r->hash == h[order[j]])
+                __builtin_prefetch(r->key);
+        }
         for (size_t j = start; j < from[si]; j++)
             forget(s, h[order[j]], es[order[j]].key, es[order[j]].key_len);
         pthread_mutex_unlock(&s->lock);
