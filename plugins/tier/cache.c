@@ -249,18 +249,35 @@ static int index_reserve(struct shard *s)
 /* A dropped item whose reads were not taken yet (a write aimed below the cache
  * invalidated it, or it was evicted or expired) waits, shrunk to its key, on the
  * shard's orphans, which the next take_reads hands over: the counts outlive it. */
-static void keep_reads(struct shard *s, struct item *it)
+struct item *cache_shrink(struct item *it)
 {
     struct item *kept;
-    if (!atomic_load_explicit(&it->reads, memory_order_relaxed) || s->norphans >= s->max_entries ||
+    if (!atomic_load_explicit(&it->reads, memory_order_relaxed) ||
         !(kept = realloc(it, sizeof *it + it->key_len))) {
         free(it);
-        return;
+        return NULL;
     }
     kept->value_len = 0;
+    return kept;
+}
+
+void cache_orphan(struct shard *s, struct item *kept)
+{
+    if (s->norphans >= s->max_entries) {
+        free(kept);
+        return;
+    }
     kept->next = s->orphans;
     s->orphans = kept;
     s->norphans++;
+}
+
+static void keep_reads(struct shard *s, struct item *it)
+{
+    if (s->norphans >= s->max_entries) /* would not be kept: no realloc */
+        free(it);
+    else if ((it = cache_shrink(it)))
+        cache_orphan(s, it);
 }
 
 struct item *cache_unlink(struct shard *s, struct item *it)
@@ -270,13 +287,10 @@ struct item *cache_unlink(struct shard *s, struct item *it)
     s->dense[it->slot] = last;
     last->slot = it->slot;
     s->bytes -= item_bytes(it);
-    if (!atomic_load_explicit(&it->reads, memory_order_relaxed))
-        return it;
-    keep_reads(s, it);
-    return NULL;
+    return it;
 }
 
-void cache_drop(struct shard *s, struct item *it) { free(cache_unlink(s, it)); }
+void cache_drop(struct shard *s, struct item *it) { keep_reads(s, cache_unlink(s, it)); }
 
 /* Key's item (NULL: absent), an expired one dropped (and counted) on sight.  Write
  * lock held. */

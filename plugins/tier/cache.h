@@ -102,8 +102,13 @@ CACHE_INTERNAL size_t cache_find(const struct shard *s, uint64_t h, const void *
 /* Remove item `it` from index and dense array, and free it (or keep its reads as an
  * orphan).  Write lock held. */
 CACHE_INTERNAL void cache_drop(struct shard *s, struct item *it);
-/* cache_drop but for the free: the item to free (NULL: kept as an orphan).  Write lock held. */
+/* cache_drop in parts, so that a batch can free outside the lock: the item taken out
+ * (write lock held); then, unlocked, freed or shrunk to its key when it has reads to
+ * keep (NULL: freed); and the shrunk item put on the shard's orphans (write lock held;
+ * freed when as many wait as the shard holds entries). */
 CACHE_INTERNAL struct item *cache_unlink(struct shard *s, struct item *it);
+CACHE_INTERNAL struct item *cache_shrink(struct item *it);
+CACHE_INTERNAL void cache_orphan(struct shard *s, struct item *kept);
 
 /* The key's hash: its low bits pick the shard (cache.c's shard_index). */
 CACHE_INTERNAL uint64_t cache_hash(const void *key, size_t len);
