@@ -249,29 +249,6 @@ static int index_reserve(struct shard *s)
 /* A dropped item whose reads were not taken yet (a write aimed below the cache
  * invalidated it, or it was evicted or expired) waits, shrunk to its key, on the
  * shard's orphans, which the next take_reads hands over: the counts outlive it. */
-struct item *cache_shrink(struct item *it)
-{
-    struct item *kept;
-    if (!atomic_load_explicit(&it->reads, memory_order_relaxed) ||
-        !(kept = realloc(it, sizeof *it + it->key_len))) {
-        free(it);
-        return NULL;
-    }
-    kept->value_len = 0;
-    return kept;
-}
-
-void cache_orphan(struct shard *s, struct item *kept)
-{
-    if (s->norphans >= s->max_entries) {
-        free(kept);
-        return;
-    }
-    kept->next = s->orphans;
-    s->orphans = kept;
-    s->norphans++;
-}
-
 static void keep_reads(struct shard *s, struct item *it)
 {
     if (s->norphans >= s->max_entries) /* would not be kept: no realloc */
