@@ -7,6 +7,8 @@
 #include "cache.h"
 
 #define RETIRE_HOLD 32
+#define AHEAD 8    /* keys between a key's item prefetch and its retire (its slot: twice) */
+#define RUN_MAX 12 /* index slots whose items are prefetched from a key's first slot */
 
 /* Key's item removed if older than version, *drop the item to free (or NULL).  Write
  * lock held. */
@@ -24,6 +26,26 @@ static enum ggl_status retire_item(struct shard *s, uint64_t h, const void *key,
         s->expirations++;
     *drop = cache_unlink(s, it);
     return GGL_OK;
+}
+
+/* Key hash h's first index slot (cache.c's home_of). */
+static size_t home(const struct shard *s, uint64_t h) { return (size_t)(h >> 16) & s->mask; }
+
+/* While key order[j] of a shard's order[.. end) is retired, fetch the index slot of the
+ * key 2 AHEAD after it, and the items in the probe run from the first slot of the key
+ * AHEAD after it: retire_item reads that key's item, and removing it from the index
+ * reads the hash of every item after it in the run (each a cache miss, ~100 ns here,
+ * which the prefetches overlap).  Write lock held. */
+static void prefetch_ahead(const struct shard *s, const uint64_t *h, const size_t *order,
+                           size_t j, size_t end)
+{
+    if (j + 2 * AHEAD < end)
+        __builtin_prefetch(&s->index[home(s, h[order[j + 2 * AHEAD]])]);
+    if (j + AHEAD >= end)
+        return;
+    size_t i = home(s, h[order[j + AHEAD]]);
+    for (int run = 0; run < RUN_MAX && s->index[i]; run++, i = (i + 1) & s->mask)
+        __builtin_prefetch(slot_item(s->index[i]));
 }
 
 /* The keys' indices in order of shard: order[from[si] .. from[si + 1]) hash to shard si. */
@@ -74,7 +96,10 @@ enum ggl_status cache_del_older_batch(void *self, const void *const *keys, const
             size_t end = j + RETIRE_HOLD < from[si + 1] ? j + RETIRE_HOLD : from[si + 1];
             struct shard *s = &c->shards[si];
             cache_write_lock(c, si);
+            for (size_t a = j; j == from[si] && a < from[si + 1] && a < j + 2 * AHEAD; a++)
+                __builtin_prefetch(&s->index[home(s, h[order[a]])]); /* the first keys' */
             for (; j < end; j++) {
+                prefetch_ahead(s, h, order, j, from[si + 1]);
                 size_t k = order[j];
                 status[k] = retire_item(s, h[k], keys[k], lens[k], versions[k], now, &drop[k]);
             }
