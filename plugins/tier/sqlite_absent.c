@@ -203,7 +203,7 @@ uint64_t *absent_batch_begin(struct absent *a, const struct ggl_entry *es, size_
 void absent_batch_end(struct absent *a, const struct ggl_entry *es, size_t n, uint64_t *h)
 {
     long count[SHARDS] = {0};
-    for (size_t i = 0; !h && i < n; i++)
+    for (size_t i = 0; !h && a->shard[0].cap && i < n; i++)
         absent_write_end(a, es[i].key, es[i].key_len);
     for (size_t i = 0; h && i < n; i++)
         count[shard_of(h[i])]++;

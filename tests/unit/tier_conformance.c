@@ -1,7 +1,8 @@
 /* The tier conformance suite.  Every backend: get/put/del, metadata round trip, expiry
  * on the host clock, conditional put/del (GGL_CONFLICT), tombstones, batches (the slot,
- * or the host's per-entry fallback when the backend has none), del_older_batch, scan, binary keys and
- * values, empty and large values, and concurrent use from several threads. */
+ * or the host's per-entry fallback when the backend has none), del_older_batch (where
+ * the backend has it), scan, binary keys and values, empty and large values, and
+ * concurrent use from several threads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
