@@ -32,6 +32,14 @@ static void remove_db(void)
     }
 }
 
+/* The backend on a new, empty file. */
+static void *open_fresh(void)
+{
+    remove_db();
+    testhost_init(0);
+    return testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+}
+
 static void put_n(void *t, int from, int to)
 {
     const struct ggl_tier *vt = ggl_plugin_entry.vtable;
@@ -67,9 +75,7 @@ static void test_survives_reopen(void **state)
 {
     (void)state;
     const struct ggl_tier *vt = ggl_plugin_entry.vtable;
-    remove_db();
-    testhost_init(0);
-    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    void *t = open_fresh();
     put_n(t, 0, 100);
     vt->close(t);
     t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
@@ -137,9 +143,7 @@ static void test_key_found_absent_then_written_is_found(void **state)
 {
     (void)state;
     const struct ggl_tier *vt = ggl_plugin_entry.vtable;
-    remove_db();
-    testhost_init(0);
-    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    void *t = open_fresh();
     assert_int_equal(get_key(t, "one"), GGL_NOTFOUND);
     assert_int_equal(get_key(t, "one"), GGL_NOTFOUND); /* now answered from the set */
     struct ggl_entry e = entry("one", 1, 0);
@@ -215,9 +219,7 @@ static void test_batch_chunk_with_older_rows(void **state)
     static char keys[N][16];
     struct ggl_entry es[N];
     enum ggl_status status[N];
-    remove_db();
-    testhost_init(0);
-    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    void *t = open_fresh();
     for (int i = 0; i < N; i++) {
         snprintf(keys[i], sizeof keys[i], "b%d", i);
         es[i] = entry(keys[i], 10, 0);
@@ -252,9 +254,7 @@ static void test_batch_metadata_round_trip(void **state)
     static char keys[N][16];
     struct ggl_entry es[N];
     enum ggl_status status[N];
-    remove_db();
-    testhost_init(0);
-    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    void *t = open_fresh();
     for (int i = 0; i < N; i++) {
         uint64_t own = i < 32 ? 0 : (uint64_t)i; /* 0: the shared value */
         snprintf(keys[i], sizeof keys[i], "m%d", i);
