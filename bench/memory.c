@@ -143,7 +143,7 @@ static double run_readers(int manager, unsigned write_pct, double *cpu_per_op)
 }
 
 /* --- baseline: raw SQLite batched inserts -------------------------------------- */
-static double raw_sqlite(const char *path)
+static double raw_sqlite(const char *path, double *cpu_per_row)
 {
     sqlite3 *db;
     sqlite3_stmt *st;
@@ -152,7 +152,7 @@ static double raw_sqlite(const char *path)
                          "CREATE TABLE t(key BLOB PRIMARY KEY, value BLOB)", NULL, NULL, NULL) ||
         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO t VALUES (?1, ?2)", -1, &st, NULL))
         abort();
-    uint64_t t0 = now_ns();
+    uint64_t t0 = now_ns(), c0 = cpu_ns();
     for (int i = 0; i < ROWS; i += BATCH) {
         sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
         for (int j = i; j < i + BATCH; j++) {
@@ -165,25 +165,28 @@ static double raw_sqlite(const char *path)
         sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     }
     double rate = ROWS / ((double)(now_ns() - t0) / 1e9);
+    *cpu_per_row = (double)(cpu_ns() - c0) / ROWS;
     sqlite3_finalize(st);
     sqlite3_close(db);
     return rate;
 }
 
-static double manager_ltm(void)
+static double manager_ltm(double *cpu_per_row)
 {
     static struct memory_item items[BATCH];
     static enum ggl_status status[BATCH];
     struct memory_write w = MEMORY_WRITE_DEFAULT;
     w.tier = SLOT_LTM;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = now_ns(), c0 = cpu_ns();
     for (int i = 0; i < ROWS; i += BATCH) {
         for (int j = 0; j < BATCH; j++)
             items[j] = (struct memory_item){keys[i + j], strlen(keys[i + j]), value, ROW_VALUE};
         if (memory_put_batch(items, BATCH, &w, status) != GGL_OK)
             abort();
     }
-    return ROWS / ((double)(now_ns() - t0) / 1e9);
+    double rate = ROWS / ((double)(now_ns() - t0) / 1e9);
+    *cpu_per_row = (double)(cpu_ns() - c0) / ROWS;
+    return rate;
 }
 
 static uint64_t fake_ms = 1700000000000ull;
@@ -301,8 +304,9 @@ int main(int argc, char **argv)
         }
         if (profile_ltm) {
             snprintf(path, sizeof path, "%s/raw.db", fx.dir);
-            double raw = raw_sqlite(path);
-            printf("LTM writes: manager %.0f rows/s, raw %.0f rows/s\n", manager_ltm(), raw);
+            double craw, cmgr, raw = raw_sqlite(path, &craw), mgr = manager_ltm(&cmgr);
+            printf("LTM writes: manager %.0f rows/s, raw %.0f rows/s; CPU per row %.0f ns and"
+                   " %.0f ns\n", mgr, raw, cmgr, craw);
         }
         free(table);
         host_fixture_close(&fx);
@@ -318,10 +322,12 @@ int main(int argc, char **argv)
            " ratios %.2f and %.2f\n", cours, creads, cbase, cbase / cours, cbase / creads);
 
     snprintf(path, sizeof path, "%s/raw.db", fx.dir);
-    double raw = raw_sqlite(path), mgr = manager_ltm();
+    double craw, cmgr, raw = raw_sqlite(path, &craw), mgr = manager_ltm(&cmgr);
     printf("(b) LTM batched writes (%d rows of %d B, batches of %d): manager %.0f rows/s;"
            " raw SQLite %.0f rows/s; ratio %.2f (goal >= 0.70)\n", ROWS, ROW_VALUE, BATCH, mgr,
            raw, mgr / raw);
+    printf("    CPU per row: manager %.0f ns, raw SQLite %.0f ns; ratio %.2f\n", cmgr, craw,
+           craw / cmgr);
 
     maintenance();
     compression();

@@ -58,5 +58,9 @@ enum ggl_status mem_find_top(const void *key, size_t len, struct ggl_entry *e, i
 int mem_retire_found(int t, const void *key, size_t len, enum ggl_status st,
                      struct ggl_entry e, uint64_t version, uint64_t now);
 int mem_retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now);
+/* The same for n keys at once (memory_retire.c): tier t's copies older than versions[i]
+ * removed (the cache's invalidated), in one backend call where it has del_older_batch. */
+void mem_retire_batch(int t, const void *const *keys, const size_t *lens, size_t n,
+                      const uint64_t *versions, uint64_t now);
 
 #endif

@@ -52,35 +52,29 @@ static void spread(int target, const struct ggl_entry *e, int *existed)
 }
 
 /* spread() for the n entries of a batch written to `target` (those with ok[i] set):
- * each other tier below the cache is asked for all of them in one get_batch. */
+ * each other tier's older copies of them retired in one mem_retire_batch. */
 static void spread_batch(int target, const struct ggl_entry *es, const char *ok, size_t n)
 {
     const void **keys = malloc(n * sizeof *keys);
     size_t *lens = malloc(n * sizeof *lens), *idx = malloc(n * sizeof *idx), m = 0;
-    struct ggl_entry *found = malloc(n * sizeof *found);
-    enum ggl_status *st = malloc(n * sizeof *st);
-    int fallback = !keys || !lens || !idx || !found || !st;
-    uint64_t now = clock_now_ms();
+    uint64_t *versions = malloc(n * sizeof *versions);
+    int fallback = !keys || !lens || !idx || !versions;
     for (size_t i = 0; i < n; i++)
         if (ok[i] && fallback)
             spread(target, &es[i], NULL); /* no memory for the batch: one by one */
         else if (ok[i])
-            keys[m] = es[i].key, lens[m] = es[i].key_len, idx[m++] = i;
+            keys[m] = es[i].key, lens[m] = es[i].key_len, versions[m] = es[i].version, idx[m++] = i;
     int cache_copy = target == default_target();
     for (int t = 0; m && t < SLOT_COUNT; t++) {
         if (t == target || !mem_bound(t))
             continue;
-        if (t == SLOT_CACHE) {
+        if (t == SLOT_CACHE && cache_copy)
             for (size_t j = 0; j < m; j++)
-                mem_tier_call(t, cache_copy ? OP_PUT : OP_DEL, keys[j], lens[j], &es[idx[j]], NULL,
-                          cache_copy ? GGL_VERSION_OLDER : GGL_VERSION_ANY);
-            continue;
-        }
-        mem_tier_get_batch(t, keys, lens, m, found, st);
-        for (size_t j = 0; j < m; j++)
-            mem_retire_found(t, keys[j], lens[j], st[j], found[j], es[idx[j]].version, now);
+                mem_tier_call(t, OP_PUT, keys[j], lens[j], &es[idx[j]], NULL, GGL_VERSION_OLDER);
+        else
+            mem_retire_batch(t, keys, lens, m, versions, clock_now_ms());
     }
-    free(keys), free(lens), free(idx), free(found), free(st);
+    free(keys), free(lens), free(idx), free(versions);
 }
 
 /* Write e into `target`, then spread it.  A lost race to a newer version counts as OK. */

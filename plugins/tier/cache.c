@@ -53,6 +53,8 @@ static uint64_t hash(const void *key, size_t len)
     return h ^ (h >> 31);
 }
 
+uint64_t cache_hash(const void *key, size_t len) { return hash(key, len); }
+
 static void cache_close(void *self);
 
 /* Critical sections are a few hundred ns: spin briefly before sleeping, since a futex
@@ -249,27 +251,23 @@ static int index_reserve(struct shard *s)
  * shard's orphans, which the next take_reads hands over: the counts outlive it. */
 static void keep_reads(struct shard *s, struct item *it)
 {
-    struct item *kept;
-    if (!atomic_load_explicit(&it->reads, memory_order_relaxed) || s->norphans >= s->max_entries ||
-        !(kept = realloc(it, sizeof *it + it->key_len))) {
+    if (s->norphans >= s->max_entries) /* would not be kept: no realloc */
         free(it);
-        return;
-    }
-    kept->value_len = 0;
-    kept->next = s->orphans;
-    s->orphans = kept;
-    s->norphans++;
+    else if ((it = cache_shrink(it)))
+        cache_orphan(s, it);
 }
 
-void cache_drop(struct shard *s, struct item *it)
+struct item *cache_unlink(struct shard *s, struct item *it)
 {
     index_remove(s, cache_find(s, it->hash, item_key(it), it->key_len));
     struct item *last = s->dense[--s->count];
     s->dense[it->slot] = last;
     last->slot = it->slot;
     s->bytes -= item_bytes(it);
-    keep_reads(s, it);
+    return it;
 }
+
+void cache_drop(struct shard *s, struct item *it) { keep_reads(s, cache_unlink(s, it)); }
 
 /* Key's item (NULL: absent), an expired one dropped (and counted) on sight.  Write
  * lock held. */
@@ -585,6 +583,7 @@ static const struct ggl_tier vtable = {
     .stats = cache_stats,
     .get_into = cache_get_into,
     .take_reads = cache_take_reads,
+    .del_older_batch = cache_del_older_batch,
 };
 
 GGL_PLUGIN_DEFINE(GGL_KIND_TIER, "cache", "0.1.0",

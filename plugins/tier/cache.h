@@ -102,7 +102,21 @@ CACHE_INTERNAL size_t cache_find(const struct shard *s, uint64_t h, const void *
 /* Remove item `it` from index and dense array, and free it (or keep its reads as an
  * orphan).  Write lock held. */
 CACHE_INTERNAL void cache_drop(struct shard *s, struct item *it);
+/* cache_drop in parts, so that a batch can free outside the lock: the item taken out
+ * (write lock held); then, unlocked, freed or shrunk to its key when it has reads to
+ * keep (NULL: freed); and the shrunk item put on the shard's orphans (write lock held;
+ * freed when as many wait as the shard holds entries). */
+CACHE_INTERNAL struct item *cache_unlink(struct shard *s, struct item *it);
+CACHE_INTERNAL struct item *cache_shrink(struct item *it);
+CACHE_INTERNAL void cache_orphan(struct shard *s, struct item *kept);
 
+/* The key's hash: its low bits pick the shard (cache.c's shard_index). */
+CACHE_INTERNAL uint64_t cache_hash(const void *key, size_t len);
+/* del_older_batch (cache_retire.c). */
+CACHE_INTERNAL enum ggl_status cache_del_older_batch(void *self, const void *const *keys,
+                                                     const size_t *lens, size_t n,
+                                                     const uint64_t *versions,
+                                                     enum ggl_status *status);
 CACHE_INTERNAL enum ggl_status cache_scan(void *self, uint64_t *cursor, size_t count,
                                           ggl_scan_fn fn, void *arg);
 CACHE_INTERNAL enum ggl_status cache_take_reads(void *self, uint64_t *cursor, size_t count,

@@ -1,9 +1,34 @@
 /* tier/cache: the walks over every entry — scan (the host's maintenance and
  * migrations), take_reads (maintenance collecting the reads get_into counted) and
- * stats.  Each holds one shard's write lock at a time, for a bounded number of entries. */
+ * stats.  Each holds one shard's write lock at a time, for a bounded number of entries.
+ * Also the orphans take_reads hands over: dropped items shrunk to their keys. */
 #include <stdlib.h>
 
 #include "cache.h"
+
+/* A dropped item with reads not taken yet, shrunk to its key (cache.h). */
+struct item *cache_shrink(struct item *it)
+{
+    struct item *kept;
+    if (!atomic_load_explicit(&it->reads, memory_order_relaxed) ||
+        !(kept = realloc(it, sizeof *it + it->key_len))) {
+        free(it);
+        return NULL;
+    }
+    kept->value_len = 0;
+    return kept;
+}
+
+void cache_orphan(struct shard *s, struct item *kept)
+{
+    if (s->norphans >= s->max_entries) {
+        free(kept);
+        return;
+    }
+    kept->next = s->orphans;
+    s->orphans = kept;
+    s->norphans++;
+}
 
 /* What take_reads copied out of one shard under its lock, delivered after unlocking
  * (the visitor calls other tiers: readers must not wait for it).  Keys are kept as

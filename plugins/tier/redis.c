@@ -31,7 +31,7 @@ static const struct ggl_setting settings[] = {
 
 /* ---- one batch of commands, pipelined ----------------------------------------------- */
 
-enum op { OP_GET, OP_PUT, OP_DEL, OP_LEN };
+enum op { OP_GET, OP_PUT, OP_DEL, OP_LEN, OP_OLDER };
 
 struct batch {
     enum op op;
@@ -39,6 +39,7 @@ struct batch {
     const void *const *keys;           /* the others: keys without the prefix */
     const size_t *lens;
     struct ggl_entry *out;             /* OP_GET: entries; OP_LEN: value_len */
+    const uint64_t *versions;          /* OP_OLDER: delete what is older than these */
     uint64_t expect, now;
     int scripted;                      /* OP_PUT: insert-if-newer skips the SET NX try */
     enum ggl_status *status;
@@ -121,8 +122,10 @@ static int append_one(struct redis *r, struct redis_conn *c, const struct batch 
 {
     if (b->op == OP_PUT)
         return append_put(r, c, &b->entries[i], b->expect, b->now, b->scripted);
-    if (b->op == OP_DEL)
-        return append_script(r, c, "del", b->expect, b->keys[i], b->lens[i], b->now, NULL, "0", 1);
+    if (b->op == OP_DEL || b->op == OP_OLDER)
+        return append_script(r, c, b->op == OP_DEL ? "del" : "old",
+                             b->op == OP_DEL ? b->expect : b->versions[i], b->keys[i], b->lens[i],
+                             b->now, NULL, "0", 1);
     const char *cmd = b->op == OP_GET ? "GET" : "STRLEN";
     return wire_array(&c->out, 2) || wire_arg(&c->out, cmd, strlen(cmd)) ||
                    arg_key(r, &c->out, b->keys[i], b->lens[i])
@@ -313,6 +316,19 @@ static enum ggl_status rd_del(void *self, const void *key, size_t len, uint64_t 
                       .now = r->host->now(r->host), .status = &s};
     run(r, &b, 1);
     return s;
+}
+
+/* The retire of a batch's older copies: one pipeline of script calls, not a read and
+ * then a round trip per key found. */
+static enum ggl_status rd_del_older_batch(void *self, const void *const *keys,
+                                          const size_t *lens, size_t n,
+                                          const uint64_t *versions, enum ggl_status *status)
+{
+    struct redis *r = self;
+    struct batch b = {.op = OP_OLDER, .keys = keys, .lens = lens, .versions = versions,
+                      .now = r->host->now(r->host), .status = status};
+    enum ggl_status s = run(r, &b, n);
+    return s == GGL_RETRY ? s : GGL_OK;
 }
 
 /* One SCAN reply and what was fetched for its keys. */
@@ -547,6 +563,7 @@ static const struct ggl_tier vtable = {
     .scan = rd_scan,
     .stats = rd_stats,
     .health = rd_health,
+    .del_older_batch = rd_del_older_batch,
 };
 
 GGL_PLUGIN_DEFINE(GGL_KIND_TIER, "redis", "0.1.0", "STM/IM in Redis (hiredis, pipelined, scripted CAS)",

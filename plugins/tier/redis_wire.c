@@ -57,7 +57,8 @@ int wire_decode(const void *stored, size_t len, struct ggl_entry *out)
 }
 
 /* Only the header is read (GETRANGE), so a large value is not copied into Lua; a key
- * holding an empty string reads as absent.  Versions and times are compared as (high,
+ * holding an empty string reads as absent.  op 'old' (del_older_batch) deletes the key
+ * if its stored version, live or expired, is below ARGV[4].  Versions and times are compared as (high,
  * low) 32-bit halves: Lua 5.1 numbers are doubles, exact only below 2^53.  Strings
  * compare byte for byte only with ==. */
 const char wire_script[] =
@@ -77,6 +78,14 @@ const char wire_script[] =
     "  live = (eh == 0 and el == 0) or less(nh, nl, eh, el)\n"
     "end\n"
     "local op, mode = ARGV[1], ARGV[2]\n"
+    "if op == 'old' then\n"
+    "  if #cur == 0 then return -1 end\n"
+    "  local sh, sl = u64(cur, 9)\n"
+    "  local vh, vl = u64(ARGV[4], 1)\n"
+    "  if not less(sh, sl, vh, vl) then return 0 end\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return 1\n"
+    "end\n"
     "local same = live and string.sub(cur, 9, 16) == ARGV[4]\n"
     "if op == 'del' then\n"
     "  if not live then return -1 end\n"

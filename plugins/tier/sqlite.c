@@ -20,7 +20,7 @@
 struct conn {
     sqlite3 *db;
     sqlite3_stmt *st[NSTMT];
-    sqlite3_stmt *multi;   /* MULTI_ROWS rows, insert-if-newer */
+    sqlite3_stmt *multi[2]; /* MULTI_ROWS rows, insert-if-newer; [1]: shared metadata */
     struct conn *next;
 };
 
@@ -62,7 +62,8 @@ static void conn_free(struct conn *c)
 {
     for (int i = 0; i < NSTMT; i++)
         sqlite3_finalize(c->st[i]);
-    sqlite3_finalize(c->multi);
+    sqlite3_finalize(c->multi[0]);
+    sqlite3_finalize(c->multi[1]);
     sqlite3_close(c->db);
     free(c);
 }
@@ -131,10 +132,11 @@ static enum ggl_status conn_open(struct ltm *l, struct conn **out)
     static char text[STATEMENT_TEXT_MAX];
     static pthread_mutex_t text_lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&text_lock);
-    for (int i = 0; i <= NSTMT; i++)
+    for (int i = 0; i <= MULTI_SHARED; i++)
         if ((rc = sqlite3_prepare_v3(c->db, sqlite_statement(i, text, sizeof text), -1,
-                                     SQLITE_PREPARE_PERSISTENT, i < NSTMT ? &c->st[i] : &c->multi,
-                                     NULL)) != SQLITE_OK)
+                                     SQLITE_PREPARE_PERSISTENT,
+                                     i < NSTMT ? &c->st[i] : &c->multi[i - MULTI], NULL)) !=
+            SQLITE_OK)
             break;
     pthread_mutex_unlock(&text_lock);
     if (rc != SQLITE_OK) {
@@ -225,18 +227,55 @@ static void bind_blob(sqlite3_stmt *st, int i, const void *p, size_t n)
     sqlite3_bind_blob64(st, i, p ? p : "", n, SQLITE_STATIC); /* NULL would bind SQL NULL */
 }
 
-/* Bind e's columns to ?(base+1) .. ?(base+9). */
-static void bind_row(sqlite3_stmt *st, int base, const struct ggl_entry *e)
+/* Bind e's key, value and version to ?(base+1) .. ?(base+3). */
+static void bind_head(sqlite3_stmt *st, int base, const struct ggl_entry *e)
 {
     bind_blob(st, base + 1, e->key, e->key_len);
     bind_blob(st, base + 2, e->value, e->value_len);
     sqlite3_bind_int64(st, base + 3, (sqlite3_int64)e->version);
-    sqlite3_bind_double(st, base + 4, e->importance);
-    sqlite3_bind_int64(st, base + 5, e->flags);
-    sqlite3_bind_int64(st, base + 6, (sqlite3_int64)e->created_ms);
-    sqlite3_bind_int64(st, base + 7, (sqlite3_int64)e->last_access_ms);
-    sqlite3_bind_int64(st, base + 8, (sqlite3_int64)e->access_count);
-    sqlite3_bind_int64(st, base + 9, (sqlite3_int64)e->expires_ms);
+}
+
+/* Bind the rest of e's columns (importance .. expiry) to ?(base+1) .. ?(base+6). */
+static void bind_meta(sqlite3_stmt *st, int base, const struct ggl_entry *e)
+{
+    sqlite3_bind_double(st, base + 1, e->importance);
+    sqlite3_bind_int64(st, base + 2, e->flags);
+    sqlite3_bind_int64(st, base + 3, (sqlite3_int64)e->created_ms);
+    sqlite3_bind_int64(st, base + 4, (sqlite3_int64)e->last_access_ms);
+    sqlite3_bind_int64(st, base + 5, (sqlite3_int64)e->access_count);
+    sqlite3_bind_int64(st, base + 6, (sqlite3_int64)e->expires_ms);
+}
+
+/* Bind e's columns to ?(base+1) .. ?(base+9). */
+static void bind_row(sqlite3_stmt *st, int base, const struct ggl_entry *e)
+{
+    bind_head(st, base, e);
+    bind_meta(st, base + HEAD_PARAMS, e);
+}
+
+/* Do the n entries share their metadata past the version (MULTI_SHARED applies)? */
+static int same_meta(const struct ggl_entry *es, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (es[i].importance != es[0].importance || es[i].flags != es[0].flags ||
+            es[i].created_ms != es[0].created_ms || es[i].last_access_ms != es[0].last_access_ms ||
+            es[i].access_count != es[0].access_count || es[i].expires_ms != es[0].expires_ms)
+            return 0;
+    return 1;
+}
+
+/* Bind MULTI_ROWS entries and now to the multi-row insert; the statement used. */
+static sqlite3_stmt *bind_rows(struct conn *c, const struct ggl_entry *es, uint64_t now)
+{
+    int shared = same_meta(es, MULTI_ROWS), width = shared ? HEAD_PARAMS : ROW_PARAMS;
+    sqlite3_stmt *st = c->multi[shared];
+    for (int r = 0; r < MULTI_ROWS; r++)
+        (shared ? bind_head : bind_row)(st, r * width, &es[r]);
+    if (shared)
+        bind_meta(st, MULTI_ROWS * HEAD_PARAMS, &es[0]);
+    sqlite3_bind_int64(st, MULTI_ROWS * width + (shared ? SHARED_PARAMS : 0) + 1,
+                       (sqlite3_int64)now);
+    return st;
 }
 
 static void bind_entry(sqlite3_stmt *st, const struct ggl_entry *e, uint64_t expect, uint64_t now)
@@ -400,13 +439,10 @@ static enum ggl_status txn(struct ltm *l, struct conn *c, enum stmt which)
 static void put_rows(struct ltm *l, struct conn *c, const struct ggl_entry *es, uint64_t expect,
                      uint64_t now, enum ggl_status *status)
 {
-    sqlite3_stmt *st = c->multi;
     enum ggl_status s = txn(l, c, SAVE);
     int changed = 0;
     if (s == GGL_OK) {
-        for (int r = 0; r < MULTI_ROWS; r++)
-            bind_row(st, r * ROW_PARAMS, &es[r]);
-        sqlite3_bind_int64(st, MULTI_ROWS * ROW_PARAMS + 1, (sqlite3_int64)now);
+        sqlite3_stmt *st = bind_rows(c, es, now);
         if ((s = step_write(l, c, st, &changed)) == GGL_OK && changed == MULTI_ROWS) {
             txn(l, c, RELEASE);
             for (int r = 0; r < MULTI_ROWS; r++)
@@ -436,8 +472,8 @@ static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size
     if (!c)
         return s;
     uint64_t now = l->host->now(l->host);
-    for (size_t i = 0; i < n; i++) /* until the commit, readers see no row yet */
-        absent_write_begin(l->absent, es[i].key, es[i].key_len);
+    uint64_t *hashes = absent_batch_begin(l->absent, es, n); /* until the commit, readers
+                                                               see no row yet */
     if ((s = txn(l, c, BEGIN)) == GGL_OK) {
         /* SQLite rolls the whole transaction back itself on some errors (SQLITE_FULL):
          * then stop, keep that error's reason, and commit nothing. */
@@ -456,8 +492,7 @@ static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size
         else if ((s = txn(l, c, COMMIT)) != GGL_OK && !sqlite3_get_autocommit(c->db))
             exec(c->db, "ROLLBACK"); /* quietly: the COMMIT's reason is the one to report */
     }
-    for (size_t i = 0; i < n; i++)
-        absent_write_end(l->absent, es[i].key, es[i].key_len);
+    absent_batch_end(l->absent, es, n, hashes);
     for (size_t i = 0; s != GGL_OK && i < n; i++)
         status[i] = s; /* nothing was committed */
     release(l, c);

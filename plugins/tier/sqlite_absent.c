@@ -132,6 +132,13 @@ void absent_note(struct absent *a, const void *key, size_t len, uint64_t token)
     pthread_mutex_unlock(&s->lock);
 }
 
+static void forget(struct shard *s, uint64_t h, const void *key, size_t len)
+{
+    struct rec *r = probe(s, h, key, len);
+    if (r->hash)
+        remove_rec(s, r);
+}
+
 void absent_write_begin(struct absent *a, const void *key, size_t len)
 {
     uint64_t h = hash_key(key, len);
@@ -140,20 +147,68 @@ void absent_write_begin(struct absent *a, const void *key, size_t len)
         return;
     pthread_mutex_lock(&s->lock);
     s->writing++;
-    struct rec *r = probe(s, h, key, len);
-    if (r->hash)
-        remove_rec(s, r);
+    forget(s, h, key, len);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void write_done(struct shard *s, long n)
+{
+    pthread_mutex_lock(&s->lock);
+    s->writing -= n;
+    s->gen++;
     pthread_mutex_unlock(&s->lock);
 }
 
 void absent_write_end(struct absent *a, const void *key, size_t len)
 {
-    uint64_t h = hash_key(key, len);
-    struct shard *s = &a->shard[(h >> 40) % SHARDS];
-    if (!s->cap)
-        return;
-    pthread_mutex_lock(&s->lock);
-    s->writing--;
-    s->gen++;
-    pthread_mutex_unlock(&s->lock);
+    struct shard *s = &a->shard[(hash_key(key, len) >> 40) % SHARDS];
+    if (s->cap)
+        write_done(s, 1);
+}
+
+static size_t shard_of(uint64_t h) { return (size_t)(h >> 40) % SHARDS; }
+
+uint64_t *absent_batch_begin(struct absent *a, const struct ggl_entry *es, size_t n)
+{
+    /* The keys' hashes, then their indices in order of shard (a counting sort). */
+    size_t cap = a->shard[0].cap, from[SHARDS + 1] = {0};
+    uint64_t *h = cap ? malloc((2 * n + 1) * sizeof *h) : NULL, *order = h ? h + n : NULL;
+    for (size_t i = 0; !h && i < n; i++) /* no memory (or no set): key by key */
+        absent_write_begin(a, es[i].key, es[i].key_len);
+    for (size_t i = 0; h && i < n; i++) { /* and each key's first slot on its way (the
+                                              batch's slots fit in the CPU caches) */
+        from[shard_of(h[i] = hash_key(es[i].key, es[i].key_len)) + 1]++;
+        __builtin_prefetch(&a->shard[shard_of(h[i])].recs[(h[i] >> 1) & (cap - 1)]);
+    }
+    for (size_t si = 0; h && si < SHARDS; si++)
+        from[si + 1] += from[si];
+    for (size_t i = 0; h && i < n; i++)
+        order[from[shard_of(h[i])]++] = i; /* from[si] ends at shard si + 1's start */
+    for (size_t si = 0, start = 0; h && si < SHARDS; start = from[si++]) {
+        struct shard *s = &a->shard[si];
+        pthread_mutex_lock(&s->lock); /* one lock for the shard's keys */
+        s->writing += (long)(from[si] - start);
+        for (size_t j = start; j < from[si]; j++) { /* the keys forget compares, ahead */
+            const struct rec *r = &s->recs[(h[order[j]] >> 1) & (cap - 1)];
+            if (r->hash == h[order[j]])
+                __builtin_prefetch(r->key);
+        }
+        for (size_t j = start; j < from[si]; j++)
+            forget(s, h[order[j]], es[order[j]].key, es[order[j]].key_len);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return h;
+}
+
+void absent_batch_end(struct absent *a, const struct ggl_entry *es, size_t n, uint64_t *h)
+{
+    long count[SHARDS] = {0};
+    for (size_t i = 0; !h && a->shard[0].cap && i < n; i++)
+        absent_write_end(a, es[i].key, es[i].key_len);
+    for (size_t i = 0; h && i < n; i++)
+        count[shard_of(h[i])]++;
+    for (int si = 0; h && si < SHARDS; si++)
+        if (count[si])
+            write_done(&a->shard[si], count[si]);
+    free(h);
 }

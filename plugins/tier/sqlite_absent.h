@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ganglion/tier.h>
+
 struct absent;
 
 /* A set of at most `capacity` keys (0: none, every call is a no-op); NULL on no memory. */
@@ -23,5 +25,9 @@ void absent_note(struct absent *a, const void *key, size_t len, uint64_t token);
  * no lookup of its shard may be noted. */
 void absent_write_begin(struct absent *a, const void *key, size_t len);
 void absent_write_end(struct absent *a, const void *key, size_t len);
+/* The same around a batch's writes, a shard's lock taken once for all its keys: begin
+ * returns what end needs (the keys' hashes; NULL: it went key by key, and so will end). */
+uint64_t *absent_batch_begin(struct absent *a, const struct ggl_entry *es, size_t n);
+void absent_batch_end(struct absent *a, const struct ggl_entry *es, size_t n, uint64_t *h);
 
 #endif

@@ -35,6 +35,14 @@ static const char *const sql[NSTMT] = {
     [UNDO] = "ROLLBACK TO chunk",
 };
 
+/* Row r's parameter number for column j (1 .. ROW_PARAMS) of the multi-row insert. */
+static int param(int r, int j, int shared)
+{
+    if (!shared)
+        return r * ROW_PARAMS + j;
+    return j <= HEAD_PARAMS ? r * HEAD_PARAMS + j : MULTI_ROWS * HEAD_PARAMS + j - HEAD_PARAMS;
+}
+
 const char *sqlite_statement(int n, char *buf, size_t size)
 {
     if (n < NSTMT && n != PUT_NEWER)
@@ -43,15 +51,15 @@ const char *sqlite_statement(int n, char *buf, size_t size)
         snprintf(buf, size, UPSERT IF_NEWER, 11);
         return buf;
     }
+    int shared = n == MULTI_SHARED;
     size_t len = (size_t)snprintf(buf, size, "%s", INSERT);
     for (int r = 0; r < MULTI_ROWS; r++) {
         len += (size_t)snprintf(buf + len, size - len, "%s(", r ? "," : "");
         for (int j = 1; j <= ROW_PARAMS; j++)
-            len += (size_t)snprintf(buf + len, size - len, "?%d%s", r * ROW_PARAMS + j,
+            len += (size_t)snprintf(buf + len, size - len, "?%d%s", param(r, j, shared),
                                     j < ROW_PARAMS ? "," : ")");
     }
     len += (size_t)snprintf(buf + len, size - len, "%s", ON_CONFLICT);
-    snprintf(buf + len, size - len, IF_NEWER, MULTI_ROWS * ROW_PARAMS + 1);
+    snprintf(buf + len, size - len, IF_NEWER, param(MULTI_ROWS - 1, ROW_PARAMS, shared) + 1);
     return buf;
 }
-

@@ -394,6 +394,12 @@ static void test_batch_write_to_ltm(void **state)
     struct memory_write w = MEMORY_WRITE_DEFAULT;
     w.tier = SLOT_LTM;
     assert_int_equal(put("b7", "stale", -1), GGL_OK); /* an older copy in STM */
+    assert_int_equal(put("b8", "stale", SLOT_IM), GGL_OK); /* and in IM (del_older_batch) */
+    /* A copy newer than the batch (as if written after it) stays where it is. */
+    struct binding *im = atomic_load(&memory_slot(SLOT_IM)->current);
+    struct ggl_entry newer = {.size = sizeof newer, .key = "b9", .key_len = 2, .value = "new",
+                              .value_len = 3, .version = UINT64_MAX - 1};
+    assert_int_equal(im->vt->put(im->self, &newer, GGL_VERSION_ANY), GGL_OK);
     for (int i = 0; i < 50; i++) {
         snprintf(keys[i], sizeof keys[i], "b%d", i);
         items[i] = (struct memory_item){keys[i], strlen(keys[i]), keys[i], strlen(keys[i])};
@@ -405,7 +411,11 @@ static void test_batch_write_to_ltm(void **state)
         assert_int_equal(tier_get(SLOT_LTM, keys[i], &e), GGL_OK);
     }
     assert_int_equal(tier_get(SLOT_STM, "b7", &e), GGL_NOTFOUND);
+    assert_int_equal(tier_get(SLOT_IM, "b8", &e), GGL_NOTFOUND);
+    assert_int_equal(tier_get(SLOT_IM, "b9", &e), GGL_OK);
+    assert_int_equal(e.version, UINT64_MAX - 1);
     expect_get("b7", GGL_OK, "b7");
+    expect_get("b8", GGL_OK, "b8");
     /* The target down: every item reports it, nothing is half-acknowledged. */
     w.tier = SLOT_STM;
     FILE *f = fopen(fail_file, "w");

@@ -204,7 +204,7 @@ static void test_scan_trims_expired(void **state)
 
 /* get_into copies a hit into the caller's buffer, or only says how much room it needs,
  * and counts the reads it copied (not tombstones) for take_reads, which restarts them;
- * the counts survive a rewrite and a delete. */
+ * the counts survive a rewrite, a delete and a retire (del_older_batch). */
 struct taken_reads {
     uint64_t k1, k2, tomb, last;
     size_t visits;
@@ -284,6 +284,20 @@ static void test_get_into_copies_and_counts_reads(void **state)
     assert_int_equal(vt->del(t, "k2", 2, GGL_VERSION_ANY), GGL_OK);
     r = take_all(t); /* a dropped entry's reads are still handed over */
     assert_int_equal(r.k2, 2);
+    assert_int_equal(r.visits, 1);
+    assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK); /* and so are a retired one's */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(vt->get_into(t, "k2", 2, buf, sizeof buf, 1000, &out), GGL_OK);
+    const void *keys[] = {"k2", "k1"};
+    size_t lens[] = {2, 2};
+    uint64_t versions[] = {9, 7}; /* k2 is older than 9; k1 is not older than 7 */
+    enum ggl_status st[2];
+    assert_int_equal(vt->del_older_batch(t, keys, lens, 2, versions, st), GGL_OK);
+    assert_int_equal(st[0], GGL_OK);
+    assert_int_equal(st[1], GGL_CONFLICT);
+    assert_false(present(t, "k2"));
+    r = take_all(t);
+    assert_int_equal(r.k2, 3);
     assert_int_equal(r.visits, 1);
     assert_int_equal(vt->get_into(t, "k1", 2, buf, sizeof buf, 5000, &out), GGL_NOTFOUND); /* expired */
     vt->close(t);

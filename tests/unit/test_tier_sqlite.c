@@ -32,6 +32,14 @@ static void remove_db(void)
     }
 }
 
+/* The backend on a new, empty file. */
+static void *open_fresh(void)
+{
+    remove_db();
+    testhost_init(0);
+    return testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+}
+
 static void put_n(void *t, int from, int to)
 {
     const struct ggl_tier *vt = ggl_plugin_entry.vtable;
@@ -67,9 +75,7 @@ static void test_survives_reopen(void **state)
 {
     (void)state;
     const struct ggl_tier *vt = ggl_plugin_entry.vtable;
-    remove_db();
-    testhost_init(0);
-    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    void *t = open_fresh();
     put_n(t, 0, 100);
     vt->close(t);
     t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
@@ -137,9 +143,7 @@ static void test_key_found_absent_then_written_is_found(void **state)
 {
     (void)state;
     const struct ggl_tier *vt = ggl_plugin_entry.vtable;
-    remove_db();
-    testhost_init(0);
-    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    void *t = open_fresh();
     assert_int_equal(get_key(t, "one"), GGL_NOTFOUND);
     assert_int_equal(get_key(t, "one"), GGL_NOTFOUND); /* now answered from the set */
     struct ggl_entry e = entry("one", 1, 0);
@@ -215,9 +219,7 @@ static void test_batch_chunk_with_older_rows(void **state)
     static char keys[N][16];
     struct ggl_entry es[N];
     enum ggl_status status[N];
-    remove_db();
-    testhost_init(0);
-    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    void *t = open_fresh();
     for (int i = 0; i < N; i++) {
         snprintf(keys[i], sizeof keys[i], "b%d", i);
         es[i] = entry(keys[i], 10, 0);
@@ -237,6 +239,45 @@ static void test_batch_chunk_with_older_rows(void **state)
         assert_int_equal(vt->get(t, keys[i], strlen(keys[i]), &out), GGL_OK);
         assert_int_equal(out.version, i % 3 == 0 ? 10 : 20);
         assert_int_equal(out.value_len, i % 3 == 0 ? 1 : 3);
+        free(out.value);
+    }
+    vt->close(t);
+}
+
+/* A chunk whose rows share their metadata is bound once (MULTI_SHARED), others row by
+ * row: either way every row keeps its own key, value and version and all its columns. */
+static void test_batch_metadata_round_trip(void **state)
+{
+    (void)state;
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    enum { N = 64 }; /* rows 0-31 share their metadata, rows 32-63 do not */
+    static char keys[N][16];
+    struct ggl_entry es[N];
+    enum ggl_status status[N];
+    void *t = open_fresh();
+    for (int i = 0; i < N; i++) {
+        uint64_t own = i < 32 ? 0 : (uint64_t)i; /* 0: the shared value */
+        snprintf(keys[i], sizeof keys[i], "m%d", i);
+        es[i] = entry(keys[i], 100 + (uint64_t)i, 9000000 + own);
+        es[i].value = keys[i], es[i].value_len = strlen(keys[i]);
+        es[i].importance = 0.25 + (double)own / 1000, es[i].flags = (uint32_t)own & 1;
+        es[i].created_ms = 111 + own, es[i].last_access_ms = 222 + own;
+        es[i].access_count = 3 + own;
+    }
+    assert_int_equal(vt->put_batch(t, es, N, GGL_VERSION_OLDER, status), GGL_OK);
+    for (int i = 0; i < N; i++) {
+        struct ggl_entry out = {.size = sizeof out};
+        assert_int_equal(status[i], GGL_OK);
+        assert_int_equal(vt->get(t, keys[i], strlen(keys[i]), &out), GGL_OK);
+        assert_int_equal(out.value_len, es[i].value_len);
+        assert_memory_equal(out.value, keys[i], out.value_len);
+        assert_int_equal(out.version, es[i].version);
+        assert_true(out.importance == es[i].importance);
+        assert_int_equal(out.flags, es[i].flags);
+        assert_int_equal(out.created_ms, es[i].created_ms);
+        assert_int_equal(out.last_access_ms, es[i].last_access_ms);
+        assert_int_equal(out.access_count, es[i].access_count);
+        assert_int_equal(out.expires_ms, es[i].expires_ms);
         free(out.value);
     }
     vt->close(t);
@@ -282,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_expired_row_not_remembered_absent),
         cmocka_unit_test(test_absent_keys_off_sees_other_writers),
         cmocka_unit_test(test_batch_chunk_with_older_rows),
+        cmocka_unit_test(test_batch_metadata_round_trip),
         cmocka_unit_test(test_newer_schema_refused),
         cmocka_unit_test(test_bad_setting_and_unwritable_path),
     };

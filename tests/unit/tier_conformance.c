@@ -1,7 +1,8 @@
 /* The tier conformance suite.  Every backend: get/put/del, metadata round trip, expiry
  * on the host clock, conditional put/del (GGL_CONFLICT), tombstones, batches (the slot,
- * or the host's per-entry fallback when the backend has none), scan, binary keys and
- * values, empty and large values, and concurrent use from several threads. */
+ * or the host's per-entry fallback when the backend has none), del_older_batch (where
+ * the backend has it), scan, binary keys and values, empty and large values, and
+ * concurrent use from several threads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -234,6 +235,34 @@ static void test_batches(void **state)
     assert_int_equal(st[BATCH], GGL_NOTFOUND);
 }
 
+/* del_older_batch (ABI 1.3), where the backend has it: only copies older than the
+ * version given go, each key on its own, absent keys are reported absent. */
+static void test_del_older_batch(void **state)
+{
+    void *t = *state;
+    if (!GGL_HAS_SLOT(vt, struct ggl_tier, del_older_batch))
+        skip(); /* the host reads and compare-and-deletes instead */
+    static char keys[BATCH][16];
+    const void *kp[BATCH];
+    size_t kl[BATCH];
+    uint64_t versions[BATCH];
+    enum ggl_status st[BATCH];
+    for (size_t i = 0; i < BATCH; i++) {
+        snprintf(keys[i], sizeof keys[i], "d%zu", i);
+        kp[i] = keys[i], kl[i] = strlen(keys[i]);
+        versions[i] = 100 + i % 3; /* i % 3: older, the same, newer than the copy's 101 */
+        if (i % 10 != 9) /* every tenth key has no copy */
+            assert_int_equal(put(t, keys[i], "old", 101, GGL_VERSION_ANY), GGL_OK);
+    }
+    assert_int_equal(vt->del_older_batch(t, kp, kl, BATCH, versions, st), GGL_OK);
+    for (size_t i = 0; i < BATCH; i++) {
+        enum ggl_status want = i % 10 == 9 ? GGL_NOTFOUND : i % 3 == 2 ? GGL_OK : GGL_CONFLICT;
+        if (st[i] != want)
+            fail_msg("%s: %s, expected %s", keys[i], ggl_status_str(st[i]), ggl_status_str(want));
+        GET_S(t, keys[i], want == GGL_CONFLICT ? GGL_OK : GGL_NOTFOUND, "old", 101);
+    }
+}
+
 struct seen {
     int count[BATCH];
     int unknown;
@@ -332,13 +361,33 @@ struct worker {
     int errors;
 };
 
-/* Each thread writes its own keys with rising versions and reads them back; any
- * mismatch is recorded for the test thread to assert. */
+/* Retire (del_older_batch, where the backend has it) all of worker w's 50 keys. */
+static void retire_all(struct worker *w)
+{
+    char keys[50][32];
+    const void *kp[50];
+    size_t kl[50];
+    uint64_t versions[50];
+    enum ggl_status st[50];
+    for (int k = 0; k < 50; k++) {
+        snprintf(keys[k], sizeof keys[k], "t%d-%d", w->id, k);
+        kp[k] = keys[k], kl[k] = strlen(keys[k]), versions[k] = UINT64_MAX - 1;
+    }
+    if (vt->del_older_batch(w->tier, kp, kl, 50, versions, st) != GGL_OK)
+        w->errors++;
+    for (int k = 0; k < 50; k++)
+        w->errors += st[k] != GGL_OK && st[k] != GGL_NOTFOUND;
+}
+
+/* Each thread writes its own keys with rising versions and reads them back, now and
+ * then retiring them all; any mismatch is recorded for the test thread to assert. */
 static void *hammer(void *arg)
 {
     struct worker *w = arg;
     char key[32], val[32];
     for (int i = 0; i < OPS; i++) {
+        if (i % 100 == 99 && GGL_HAS_SLOT(vt, struct ggl_tier, del_older_batch))
+            retire_all(w);
         snprintf(key, sizeof key, "t%d-%d", w->id, i % 50);
         snprintf(val, sizeof val, "%d", i);
         struct ggl_entry e = mks(key, val, (uint64_t)i + 1);
@@ -378,6 +427,7 @@ int tier_conformance_run(const char *name, const struct tier_fixture *f)
         cmocka_unit_test_setup_teardown(test_compare_and_set_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstone_is_stored_and_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_del_older_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan_visits_every_live_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_empty_and_large_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_count_entries, setup, teardown),

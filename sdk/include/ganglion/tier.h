@@ -106,6 +106,15 @@ struct ggl_tier {
      * too (a key can come twice: counts add up). */
     enum ggl_status (*take_reads)(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn,
                                   void *arg);
+
+    /* Optional, added in 1.3 (NULL: the host reads each key, then compare-and-deletes). */
+    /* Remove each key i whose stored copy (live or expired) is older than versions[i], as
+     * one atomic step per key; status[i]: GGL_OK removed, GGL_NOTFOUND no copy, GGL_CONFLICT
+     * the copy is not older (kept).  Returns GGL_OK if the batch ran.  The host retires
+     * the copies a batch of writes made stale with it: one call, not a get and a del each. */
+    enum ggl_status (*del_older_batch)(void *self, const void *const *keys,
+                                       const size_t *key_lens, size_t n,
+                                       const uint64_t *versions, enum ggl_status *status);
 };
 
 #ifdef __cplusplus
