@@ -48,20 +48,25 @@ const struct ggl_entry *mem_for_tier(int t, const struct ggl_entry *e, struct gg
     return tmp;
 }
 
-/* One call on a binding (compressing a put's value where tier t compresses). */
-static enum ggl_status call_binding(struct binding *b, int t, enum op op, const void *key,
-                                    size_t len, const struct ggl_entry *in, struct ggl_entry *out,
-                                    uint64_t expect)
+/* One call on a binding (compressing a put's value where tier t compresses).  Inline:
+ * every write-through and retire makes several. */
+static inline __attribute__((always_inline)) enum ggl_status
+call_binding(struct binding *b, int t, enum op op, const void *key, size_t len,
+             const struct ggl_entry *in, struct ggl_entry *out, uint64_t expect)
 {
     struct ggl_entry tmp;
     void *zbuf = NULL;
     enum ggl_status st = GGL_ERROR;
     switch (op) {
     case OP_GET: st = b->vt->get(b->self, key, len, out); break;
-    case OP_PUT: st = b->vt->put(b->self, mem_for_tier(t, in, &tmp, &zbuf), expect); break;
+    case OP_PUT:
+        st = b->vt->put(b->self, mm.compress_mask & (1u << t) ? mem_for_tier(t, in, &tmp, &zbuf) : in,
+                        expect);
+        break;
     case OP_DEL: st = b->vt->del(b->self, key, len, expect); break;
     }
-    free(zbuf);
+    if (zbuf)
+        free(zbuf);
     return st;
 }
 
@@ -117,17 +122,18 @@ enum ggl_status mem_tier_call(int t, enum op op, const void *key, size_t len,
     struct binding *b;
     struct slot *s = &mm.slots[t];
     enum slot_dir dir = op == OP_GET ? SLOT_READS : SLOT_WRITES;
-    enum ggl_status st = slot_acquire(s, dir, &b);
+    enum ggl_status st = slot_acquire_fast(s, dir, &b);
     if (st != GGL_OK)
         return st == GGL_NOTFOUND ? GGL_UNAVAILABLE : st;
     hostapi_clear_reason();
     struct binding *p = mem_previous_of(s);
     st = call_binding(b, t, op, key, len, in, out, expect);
     int failed = st == GGL_RETRY || st == GGL_ERROR || st == GGL_NOMEM;
-    slot_release(s, dir, b, st, failed ? hostapi_peek_reason() : NULL);
-    st = mem_with_previous(p, t, op, st, key, len, in, out, expect);
-    if (p)
+    slot_release_fast(s, dir, b, st, failed ? hostapi_peek_reason() : NULL);
+    if (p) {
+        st = mem_with_previous(p, t, op, st, key, len, in, out, expect);
         binding_put(p);
+    }
     if (st == GGL_CONFLICT)
         metrics_add(mm.conflicts, 1);
     if (st == GGL_OK && op == OP_GET && (out->flags & GGL_ENTRY_COMPRESSED) &&
@@ -136,12 +142,6 @@ enum ggl_status mem_tier_call(int t, enum op op, const void *key, size_t len,
         out->value = NULL;
     }
     return st;
-}
-
-int mem_dead(const struct ggl_entry *e, uint64_t now)
-{
-    return (e->flags & GGL_ENTRY_TOMBSTONE) ||
-           (!(e->flags & GGL_ENTRY_PINNED) && e->expires_ms && e->expires_ms <= now);
 }
 
 /* The top-most copy of key: *tier gets where, or -1.  `failed` counts tiers that
@@ -154,7 +154,7 @@ enum ggl_status mem_find_top(const void *key, size_t len, struct ggl_entry *e, i
     for (int t = 0; t < SLOT_COUNT; t++) {
         if (!mem_bound(t))
             continue;
-        *e = (struct ggl_entry){.size = sizeof *e};
+        mem_blank(e);
         enum ggl_status st = mem_tier_call(t, OP_GET, key, len, NULL, e, 0);
         if (st == GGL_OK) {
             *tier = t;
@@ -190,7 +190,8 @@ int mem_retire_found(int t, const void *key, size_t len, enum ggl_status st,
  * copy was there. */
 int mem_retire_older(int t, const void *key, size_t len, uint64_t version, uint64_t now)
 {
-    struct ggl_entry e = {.size = sizeof e};
+    struct ggl_entry e;
+    mem_blank(&e);
     enum ggl_status st = mem_tier_call(t, OP_GET, key, len, NULL, &e, 0);
     return mem_retire_found(t, key, len, st, e, version, now);
 }

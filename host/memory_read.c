@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 
 #include "hostapi.h"
-#include "memory.h"
+#include "memory_impl.h"
 #include "metrics.h"
 
 static struct {
@@ -36,33 +36,36 @@ enum cache_answer {
  * that has the slot, no migration whose old binding would need asking too, no
  * compression to undo.  A value over cap is ANSWER_ELSEWHERE (not copied, not counted).
  * The slot is entered through its inline fast path (slot.h): same checks, no calls. */
-static enum cache_answer ask_cache(const void *key, size_t len, void *buf, size_t cap,
-                                   uint64_t now, struct ggl_entry *e)
+static inline __attribute__((always_inline)) enum cache_answer ask_cache(const void *key, size_t len, void *buf, size_t cap,
+                                          uint64_t now, struct ggl_entry *e)
 {
-    struct slot *s = memory_slot(SLOT_CACHE);
+    struct slot *s = &mm.slots[SLOT_CACHE];
     struct binding *b;
-    if (!memory_ready() || R.compressed || slot_acquire_fast(s, &b) != GGL_OK)
+    if (!mm.ready || R.compressed || slot_acquire_fast(s, SLOT_READS, &b) != GGL_OK)
         return ANSWER_ELSEWHERE;
-    if (!b->nonblocking || !GGL_HAS_SLOT(b->vt, struct ggl_tier, get_into) ||
-        atomic_load_explicit(&s->previous, memory_order_relaxed)) {
-        slot_release_fast(s, b, GGL_OK, NULL);
+    if (!b->get_into || atomic_load_explicit(&s->previous, memory_order_relaxed)) {
+        slot_release_fast(s, SLOT_READS, b, GGL_OK, NULL);
         return ANSWER_ELSEWHERE;
     }
     hostapi_clear_reason();
-    *e = (struct ggl_entry){.size = sizeof *e};
-    enum ggl_status st = b->vt->get_into(b->self, key, len, buf, cap, now, e);
-    int failed = st != GGL_OK && st != GGL_NOTFOUND;
-    slot_release_fast(s, b, st, failed ? hostapi_peek_reason() : NULL);
-    if (st == GGL_NOTFOUND)
-        return ANSWER_ABSENT;
-    int live = st == GGL_OK && memory_entry_live(e, now);
-    if (st != GGL_OK || (e->value_len > cap && live))
-        return ANSWER_ELSEWHERE;
-    return live ? ANSWER_LIVE : ANSWER_GONE;
+    /* cleared as ABI 1.1 promised (a backend may leave fields it has no value for), but
+     * field by field: gcc clears a zeroed compound literal with `rep stos`, slow to start,
+     * on every hit */
+    mem_blank(e);
+    enum ggl_status st = b->get_into(b->self, key, len, buf, cap, now, e);
+    if (st == GGL_OK) {
+        slot_release_fast(s, SLOT_READS, b, st, NULL);
+        if (mem_dead(e, now))
+            return ANSWER_GONE;
+        return e->value_len > cap ? ANSWER_ELSEWHERE : ANSWER_LIVE;
+    }
+    int failed = st != GGL_NOTFOUND;
+    slot_release_fast(s, SLOT_READS, b, st, failed ? hostapi_peek_reason() : NULL);
+    return failed ? ANSWER_ELSEWHERE : ANSWER_ABSENT;
 }
 
 /* A live answer (in out->meta) as a memory_value whose data is buf. */
-static enum ggl_status hit(void *buf, struct memory_value *out)
+static inline enum ggl_status hit(void *buf, struct memory_value *out)
 {
     metrics_add(R.hits, 1);
     out->data = buf;
@@ -112,12 +115,12 @@ static int touch_taken(void *arg, const struct ggl_entry *e)
 
 size_t memory_flush_cache_reads(void)
 {
-    struct slot *s = memory_slot(SLOT_CACHE);
+    struct slot *s = &mm.slots[SLOT_CACHE];
     struct harvest h = {0};
     uint64_t cursor = 0;
     do {
         struct binding *b;
-        if (!memory_ready() || slot_acquire(s, SLOT_READS, &b) != GGL_OK)
+        if (!mm.ready || slot_acquire(s, SLOT_READS, &b) != GGL_OK)
             break;
         enum ggl_status st = GGL_HAS_SLOT(b->vt, struct ggl_tier, take_reads)
                                  ? b->vt->take_reads(b->self, &cursor, 1024, touch_taken, &h)

@@ -69,6 +69,7 @@ static struct binding *binding_new(const struct ggl_tier *vt, void *self, const 
         return NULL;
     memset(b, 0, sizeof *b);
     b->nonblocking = (vt->flags & GGL_NONBLOCKING) != 0;
+    b->get_into = b->nonblocking && GGL_HAS_SLOT(vt, struct ggl_tier, get_into) ? vt->get_into : NULL;
     b->vt = vt;
     b->self = self;
     b->label = label;

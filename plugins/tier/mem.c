@@ -311,7 +311,10 @@ static enum ggl_status mem_stats(void *self, struct ggl_tier_stats *out)
 
 static const struct ggl_tier vtable = {
     .size = sizeof(struct ggl_tier),
-    .flags = GGL_READS_CONCURRENT | GGL_WRITES_CONCURRENT,
+    /* Nonblocking: in-process, no I/O, short critical sections (a scan's visitor copies
+     * and returns, tier.h), as tier/cache; the host then keeps no in-flight count for it
+     * (one shared atomic less per STM write-through and per retire of an IM copy). */
+    .flags = GGL_READS_CONCURRENT | GGL_WRITES_CONCURRENT | GGL_NONBLOCKING,
     .open = mem_open,
     .close = mem_close,
     .get = mem_get,

@@ -1,7 +1,7 @@
 /* tier/cache: the conformance suite, then eviction — exact against brute force when
  * sampling covers the shard (100 seeded random instances), hot entries kept under
  * sampling, pending entries never evicted, and both bounds (entries, bytes); get_into
- * and the read counts take_reads collects. */
+ * and the read counts take_reads collects; lock-free reads racing every kind of write. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <cmocka.h>
 
 #include "testhost.h"
@@ -386,6 +388,100 @@ static void test_same_length_rewrite_keeps_reads(void **state)
     vt->close(t);
 }
 
+#define RACE_KEYS 64     /* churned: deleted, reinserted, rewritten at other lengths */
+#define RACE_WRITES 40000
+
+struct race {
+    void *t;
+    _Atomic int done;
+};
+
+struct race_reads {
+    struct race *race;
+    int torn, lost, reads; /* checked by the test thread after the join */
+};
+
+/* A value every byte of which is its version's low byte, of a length its version
+ * picks: a key's next write (RACE_KEYS versions on) is in place, the one after a new
+ * item. */
+static size_t race_value(uint64_t version, char *buf)
+{
+    size_t len = 8 + (version / (2 * RACE_KEYS) % 2) * 40;
+    memset(buf, (int)(version & 0xff), len);
+    return len;
+}
+
+static void *race_writer(void *arg)
+{
+    struct race *r = arg;
+    char key[16], val[64];
+    for (uint64_t v = 1; v <= RACE_WRITES; v++) {
+        int k = (int)(v * 7 % RACE_KEYS);
+        snprintf(key, sizeof key, k ? "churn%d" : "stay", k);
+        struct ggl_entry e = {.size = sizeof e, .key = key, .key_len = strlen(key), .value = val,
+                              .value_len = race_value(v, val), .version = v};
+        if (k && v % 5 == 0)
+            vt->del(r->t, key, e.key_len, GGL_VERSION_ANY); /* moves entries in the index */
+        else
+            vt->put(r->t, &e, GGL_VERSION_ANY);
+    }
+    atomic_store(&r->done, 1);
+    return NULL;
+}
+
+/* Read keys while the writer runs: a copy must be one whole version (value bytes and
+ * length matching out.version), and "stay", never deleted, must always be found. */
+static void *race_reader(void *arg)
+{
+    struct race_reads *rr = arg;
+    struct race *r = rr->race;
+    char key[16], buf[64], expect[64];
+    for (unsigned i = 0; !atomic_load(&r->done); i++) {
+        int k = (int)(i % RACE_KEYS);
+        snprintf(key, sizeof key, k ? "churn%d" : "stay", k);
+        struct ggl_entry out = {.size = sizeof out};
+        enum ggl_status st = i & 1 ? vt->get_into(r->t, key, strlen(key), buf, sizeof buf, 1000, &out)
+                                   : vt->get(r->t, key, strlen(key), &out);
+        if (st == GGL_NOTFOUND && !k)
+            rr->lost++;
+        if (st != GGL_OK)
+            continue;
+        rr->reads++;
+        if (out.value_len != race_value(out.version, expect) || !out.value ||
+            memcmp(out.value, expect, out.value_len) != 0)
+            rr->torn++;
+        if (!(i & 1))
+            host->free(out.value);
+    }
+    return NULL;
+}
+
+/* Lock-free reads racing in-place rewrites, replacements by longer or shorter items,
+ * deletes (which shift the index) and reinserts: no torn copy, no lost key. */
+static void test_reads_racing_writes_see_whole_entries(void **state)
+{
+    (void)state;
+    host = testhost_init(1000);
+    struct race r = {.t = open_cache("1000", "1000000", "5")};
+    char val[64];
+    struct ggl_entry e = {.size = sizeof e, .key = "stay", .key_len = 4, .value = val,
+                          .value_len = race_value(0, val), .version = 0};
+    assert_int_equal(vt->put(r.t, &e, GGL_VERSION_ANY), GGL_OK);
+    pthread_t w, rd[2];
+    struct race_reads rr[2] = {{.race = &r}, {.race = &r}};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&rd[i], NULL, race_reader, &rr[i]), 0);
+    assert_int_equal(pthread_create(&w, NULL, race_writer, &r), 0);
+    pthread_join(w, NULL);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(rd[i], NULL);
+        assert_int_equal(rr[i].torn, 0);
+        assert_int_equal(rr[i].lost, 0);
+        assert_true(rr[i].reads > 0);
+    }
+    vt->close(r.t);
+}
+
 static void test_bad_settings_refused(void **state)
 {
     (void)state;
@@ -410,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_get_into_copies_and_counts_reads),
         cmocka_unit_test(test_index_grows_and_deletes_keep_every_key),
         cmocka_unit_test(test_same_length_rewrite_keeps_reads),
+        cmocka_unit_test(test_reads_racing_writes_see_whole_entries),
         cmocka_unit_test(test_bad_settings_refused),
     };
     return failed | cmocka_run_group_tests(tests, NULL, NULL);
