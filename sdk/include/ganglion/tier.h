@@ -95,8 +95,7 @@ struct ggl_tier {
     /* Optional, added in 1.1 (the host checks GGL_HAS_SLOT before calling them). */
     /* get without an allocation: a live entry whose value fits in cap bytes is copied
      * into buf (out->value = buf); a larger one is not copied, out->value is NULL and
-     * out->value_len says how many bytes it needs (still GGL_OK).  On GGL_OK every
-     * field of out but size is set (the host does not clear it first).  `now` is the host
+     * out->value_len says how many bytes it needs (still GGL_OK).  `now` is the host
      * clock, read once by the caller.  A copied read that is not a tombstone counts one
      * access for take_reads (get counts none: the host counts what get answers). */
     enum ggl_status (*get_into)(void *self, const void *key, size_t key_len, void *buf,
