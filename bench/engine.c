@@ -138,6 +138,8 @@ static double median(double *v, size_t n)
 /* Rounds of one run of each implementation in turn, so that whatever else loads the
  * machine loads them alike: each one's median throughput into tput, and the median of
  * the rounds' engine/GLib ratios (the figure the goal is about) returned. */
+static double rounds[N_IMPLS][RUNS]; /* M tasks/s of each round, printed after the table */
+
 static double throughputs(unsigned workers, double *tput)
 {
     double r[N_IMPLS][RUNS], ratio[RUNS];
@@ -148,7 +150,7 @@ static double throughputs(unsigned workers, double *tput)
     }
     for (int k = 0; k < RUNS; k++) {
         for (size_t i = 0; i < N_IMPLS; i++)
-            r[i][k] = throughput_once(impls[i], ctx[i]);
+            rounds[i][k] = (r[i][k] = throughput_once(impls[i], ctx[i])) / 1e6;
         ratio[k] = r[0][k] / r[1][k];
     }
     for (size_t i = 0; i < N_IMPLS; i++) {
@@ -283,5 +285,11 @@ int main(void)
            load[0][1], ref99);
     printf("Idle: one task every %d us to an idle pool.  Half load: the same while half the workers "
            "run %d us busy tasks back to back.\n", PACE_NS / 1000, BUSY_NS / 1000);
+    for (size_t i = 0; i < N_IMPLS; i++) { /* how far each moved between rounds */
+        printf("%s rounds, M tasks/s:", i ? impls[i]->name : "engine");
+        for (int k = 0; k < RUNS; k++)
+            printf(" %.2f", rounds[i][k]);
+        printf("\n");
+    }
     return 0;
 }
