@@ -200,7 +200,8 @@ int mem_retire_older(int t, const void *key, size_t len, uint64_t version, uint6
  * made into the answer: expiry and tombstones checked, counted, promoted into the cache
  * when found below it (insert-if-newer: a newer write in between wins). */
 static enum ggl_status finish_read(const void *key, size_t len, int t, struct ggl_entry *e,
-                                   int failed, uint64_t now, struct memory_value *out)
+                                   int failed, uint64_t now, uint64_t below,
+                                   struct memory_value *out)
 {
     if (t < 0) {
         metrics_add(mm.misses, 1);
@@ -217,15 +218,20 @@ static enum ggl_status finish_read(const void *key, size_t len, int t, struct gg
     }
     metrics_add(mm.hits[t], 1);
     access_record(key, len, now);
-    if (t != SLOT_CACHE && mem_bound(SLOT_CACHE)) {
+    if (t != SLOT_CACHE && mem_bound(SLOT_CACHE) && below != UINT64_MAX) {
         if (mm.hook)
             mm.hook(HOOK_BEFORE_PROMOTE, key, len);
         struct ggl_entry copy = *e;
         copy.key = key;
         copy.key_len = len;
         copy.flags &= ~GGL_ENTRY_PENDING;
-        if (mem_tier_call(SLOT_CACHE, OP_PUT, key, len, &copy, NULL, GGL_VERSION_OLDER) == GGL_OK)
-            metrics_add(mm.promotions, 1);
+        if (mem_tier_call(SLOT_CACHE, OP_PUT, key, len, &copy, NULL, GGL_VERSION_OLDER) == GGL_OK) {
+            if (mem_below_quiet(key, len, below)) /* else a write below may have emptied the
+                                                     * cache just before: take ours back */
+                metrics_add(mm.promotions, 1);
+            else
+                mem_tier_call(SLOT_CACHE, OP_DEL, key, len, NULL, NULL, copy.version);
+        }
     }
     out->data = e->value;
     out->len = e->value_len;
@@ -240,8 +246,9 @@ static enum ggl_status finish_read(const void *key, size_t len, int t, struct gg
 enum ggl_status memory_get(const void *key, size_t len, struct memory_value *out)
 {
     int t, failed; /* the entry is read straight into out->meta: no copy on a hit */
+    uint64_t below = mem_below_token(key, len);
     mem_find_top(key, len, &out->meta, &t, &failed);
-    return finish_read(key, len, t, &out->meta, failed, clock_now_ms(), out);
+    return finish_read(key, len, t, &out->meta, failed, clock_now_ms(), below, out);
 }
 
 /* n reads from tier t in one backend call (get_batch, else a loop), values decompressed. */
@@ -290,12 +297,13 @@ enum ggl_status memory_get_batch(const void *const *keys, const size_t *lens, si
     const void **sub_keys = malloc(n * sizeof *sub_keys);
     struct ggl_entry *es = malloc(n * sizeof *es), *found = malloc(n * sizeof *found);
     enum ggl_status *st = malloc(n * sizeof *st), rc = GGL_OK;
-    if (!tier || !failed || !idx || !sub_lens || !sub_keys || !es || !found || !st) {
+    uint64_t *below = malloc(n * sizeof *below);
+    if (!tier || !failed || !idx || !sub_lens || !sub_keys || !es || !found || !st || !below) {
         rc = GGL_NOMEM;
         goto out;
     }
     for (size_t i = 0; i < n; i++)
-        tier[i] = -1;
+        tier[i] = -1, below[i] = mem_below_token(keys[i], lens[i]);
     for (int t = 0; t < SLOT_COUNT; t++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
@@ -315,9 +323,10 @@ enum ggl_status memory_get_batch(const void *const *keys, const size_t *lens, si
     }
     uint64_t now = clock_now_ms();
     for (size_t i = 0; i < n; i++)
-        status[i] = finish_read(keys[i], lens[i], tier[i], &es[i], failed[i], now, &out[i]);
+        status[i] = finish_read(keys[i], lens[i], tier[i], &es[i], failed[i], now, below[i], &out[i]);
 out:
     free(tier), free(failed), free(idx), free(sub_lens), free(sub_keys), free(es), free(found), free(st);
+    free(below);
     return rc;
 }
 

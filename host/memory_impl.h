@@ -10,6 +10,16 @@
 #include "metrics.h"
 #include "swap.h"
 
+/* A write aimed below the cache only takes the cache's copy away, so a read that fetched
+ * the older copy below before that write could promote it after, into the emptied
+ * cache.  Such writes are counted, begun and done, per slot of their key's hash; a read
+ * notes the counts before it looks below (mem_below_token) and keeps a promotion only if
+ * no such write on its slot was under way then or began since (mem_below_quiet). */
+#define BELOW_SLOTS 1024
+struct mem_below {
+    _Atomic uint32_t begun, done;
+};
+
 struct memory_state {
     int ready;
     struct instance *inst; /* every opened instance: a swap may bind any tier one */
@@ -22,6 +32,7 @@ struct memory_state {
     unsigned compress_mask; /* bit t: tier t compresses */
     struct ggl_metric *hits[SLOT_COUNT], *misses, *writes, *deletes, *promotions, *conflicts,
         *unretired, *zin, *zout;
+    struct mem_below below[BELOW_SLOTS];
 };
 
 extern struct memory_state mm; /* the one memory manager (memory.c) */
@@ -34,6 +45,40 @@ static inline int mem_bound(int t)
 }
 
 static inline uint64_t mem_next_version(void) { return atomic_fetch_add(&mm.version, 1) + 1; }
+
+static inline struct mem_below *mem_below_of(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint32_t h = 2166136261u; /* FNV-1a: on the miss path only */
+    while (len--)
+        h = (h ^ *p++) * 16777619u;
+    return &mm.below[h & (BELOW_SLOTS - 1)];
+}
+
+static inline void mem_below_begin(const void *key, size_t len)
+{
+    atomic_fetch_add(&mem_below_of(key, len)->begun, 1);
+}
+
+static inline void mem_below_end(const void *key, size_t len)
+{
+    atomic_fetch_add(&mem_below_of(key, len)->done, 1);
+}
+
+/* Before a read looks below the cache: a token, UINT64_MAX when such a write is under
+ * way on the key's slot (its promotion is then not tried). */
+static inline uint64_t mem_below_token(const void *key, size_t len)
+{
+    struct mem_below *b = mem_below_of(key, len);
+    uint32_t done = atomic_load(&b->done), begun = atomic_load(&b->begun);
+    return begun == done ? begun : UINT64_MAX;
+}
+
+/* After the promotion's put: 1 when no such write began since the token was taken. */
+static inline int mem_below_quiet(const void *key, size_t len, uint64_t token)
+{
+    return token != UINT64_MAX && atomic_load(&mem_below_of(key, len)->begun) == (uint32_t)token;
+}
 
 /* The entry to hand tier t: *e itself, or a compressed copy in *tmp (whose buffer,
  * *zbuf, the caller frees) when t compresses and it pays. */

@@ -80,11 +80,16 @@ static void spread_batch(int target, const struct ggl_entry *es, const char *ok,
 /* Write e into `target`, then spread it.  A lost race to a newer version counts as OK. */
 static enum ggl_status write_through(int target, const struct ggl_entry *e, int *existed)
 {
+    int below = target != default_target() && mem_bound(SLOT_CACHE); /* see mem_below */
+    if (below)
+        mem_below_begin(e->key, e->key_len);
     enum ggl_status st = mem_tier_call(target, OP_PUT, e->key, e->key_len, e, NULL, GGL_VERSION_OLDER);
     if (st == GGL_CONFLICT)
         st = GGL_OK;
     if (st == GGL_OK)
         spread(target, e, existed);
+    if (below)
+        mem_below_end(e->key, e->key_len);
     return st;
 }
 
@@ -164,6 +169,9 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
         es[i] = *mem_for_tier(target, &entries[i], &tmp, &zbufs[i]);
         es[i].flags &= ~GGL_ENTRY_PENDING;
     }
+    int below = target != default_target() && mem_bound(SLOT_CACHE); /* see mem_below */
+    for (size_t i = 0; below && i < n; i++)
+        mem_below_begin(entries[i].key, entries[i].key_len);
     struct binding *b, *p = mem_previous_of(&mm.slots[target]);
     enum ggl_status st = slot_acquire(&mm.slots[target], SLOT_WRITES, &b);
     if (st == GGL_OK) {
@@ -196,6 +204,8 @@ enum ggl_status memory_write_entries(int target, const struct ggl_entry *entries
         acked += (size_t)ok[i];
     }
     spread_batch(target, es, ok, n);
+    for (size_t i = 0; below && i < n; i++)
+        mem_below_end(entries[i].key, entries[i].key_len);
     for (size_t i = 0; i < n; i++)
         if (ok[i] && (entries[i].flags & GGL_ENTRY_PENDING)) /* settle the cache's pending copy */
             mem_tier_call(SLOT_CACHE, OP_PUT, es[i].key, es[i].key_len, &es[i], NULL, es[i].version);

@@ -239,6 +239,16 @@ static void put_v2(enum memory_hook point, const void *key, size_t len)
     }
 }
 
+/* The racing PUT of v2 aimed at LTM: below the cache, which it only empties. */
+static void put_v2_below(enum memory_hook point, const void *key, size_t len)
+{
+    (void)point;
+    if (len == strlen(racing_key) && memcmp(key, racing_key, len) == 0) {
+        memory_set_hook(NULL);
+        assert_int_equal(put(racing_key, "v2", SLOT_LTM), GGL_OK);
+    }
+}
+
 static void delete_it(enum memory_hook point, const void *key, size_t len)
 {
     (void)point, (void)key, (void)len;
@@ -282,6 +292,23 @@ static void test_promotion_racing_newer_put(void **state)
     memory_set_hook(put_v2);
     assert_int_equal(expect_get("race", GGL_OK, "v1"), SLOT_LTM); /* read before the write */
     assert_int_equal(expect_get("race", GGL_OK, "v2"), SLOT_CACHE);
+}
+
+/* The reader fetched v1 from STM; before it promotes, a PUT of v2 aimed at LTM lands,
+ * retiring STM's v1 and emptying the cache.  The late promotion of v1 must not leave it
+ * in the cache, over v2 below, until it expires. */
+static void test_promotion_racing_newer_put_below(void **state)
+{
+    (void)state;
+    racing_key = "raceb";
+    assert_int_equal(put("raceb", "v1", SLOT_STM), GGL_OK);
+    tier_drop(SLOT_CACHE, "raceb");
+    memory_set_hook(put_v2_below);
+    assert_int_equal(expect_get("raceb", GGL_OK, "v1"), SLOT_STM); /* read before the write */
+    struct ggl_entry e;
+    assert_int_equal(tier_get(SLOT_CACHE, "raceb", &e), GGL_NOTFOUND); /* taken back */
+    assert_int_equal(expect_get("raceb", GGL_OK, "v2"), SLOT_LTM);
+    assert_int_equal(expect_get("raceb", GGL_OK, "v2"), SLOT_CACHE); /* promoted: no write raced */
 }
 
 /* The reader fetched v1; before it promotes, the key is deleted.  The promotion must
@@ -584,6 +611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_into_answers_as_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_writes_tombstone_and_retires_lower, setup, teardown),
         cmocka_unit_test_setup_teardown(test_promotion_racing_newer_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_promotion_racing_newer_put_below, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_racing_promotion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_between_copy_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_before_copy_leaves_no_stale_copy, setup, teardown),
