@@ -230,22 +230,14 @@ static void test_delete_writes_tombstone_and_retires_lower(void **state)
 }
 
 static const char *racing_key;
+static int racing_tier = -1; /* where the racing PUT of v2 aims (-1: the default) */
 static void put_v2(enum memory_hook point, const void *key, size_t len)
 {
     (void)point;
     if (len == strlen(racing_key) && memcmp(key, racing_key, len) == 0) {
         memory_set_hook(NULL);
-        assert_int_equal(put(racing_key, "v2", -1), GGL_OK);
-    }
-}
-
-/* The racing PUT of v2 aimed at LTM: below the cache, which it only empties. */
-static void put_v2_below(enum memory_hook point, const void *key, size_t len)
-{
-    (void)point;
-    if (len == strlen(racing_key) && memcmp(key, racing_key, len) == 0) {
-        memory_set_hook(NULL);
-        assert_int_equal(put(racing_key, "v2", SLOT_LTM), GGL_OK);
+        assert_int_equal(put(racing_key, "v2", racing_tier), GGL_OK);
+        racing_tier = -1;
     }
 }
 
@@ -303,7 +295,8 @@ static void test_promotion_racing_newer_put_below(void **state)
     racing_key = "raceb";
     assert_int_equal(put("raceb", "v1", SLOT_STM), GGL_OK);
     tier_drop(SLOT_CACHE, "raceb");
-    memory_set_hook(put_v2_below);
+    racing_tier = SLOT_LTM; /* below the cache, which the PUT only empties */
+    memory_set_hook(put_v2);
     assert_int_equal(expect_get("raceb", GGL_OK, "v1"), SLOT_STM); /* read before the write */
     struct ggl_entry e;
     assert_int_equal(tier_get(SLOT_CACHE, "raceb", &e), GGL_NOTFOUND); /* taken back */
