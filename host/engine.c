@@ -11,9 +11,10 @@
  * token only while fewer loops run than workers (more, up to max_workers, when more
  * than grow_depth tasks per worker wait: the pool sees them queued and grows), so a
  * steady stream costs no pool hop or wake-up per task.  A loop leaving decrements the
- * count and then looks at the ready counts once more, a submit increments its type's
- * ready count and then looks at the loops (both sequentially consistent): one of them
- * always sees the other, so no task is left without a loop.
+ * count and then looks at the ready counts once more; a submit's push counts the task
+ * ready in its queue and then looks at the loops (each side with a seq_cst fence or
+ * read-modify-write between): one of them always sees the other, so no task is left
+ * without a loop.
  *
  * Each task is settled exactly once (callback run, admission released) by whoever holds
  * it last: the worker, or the monitor when it times out a task whose worker is stuck.

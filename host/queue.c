@@ -110,7 +110,7 @@ void queue_free(struct queue *q)
 
 /* --- lists and heap (caller holds mu) ------------------------------------- */
 
-static size_t ready_of(const struct queue *q)
+size_t queue_ready(const struct queue *q)
 {
     return atomic_load_explicit(&((struct queue *)q)->ready, memory_order_relaxed);
 }
@@ -130,7 +130,7 @@ static void list_append(struct queue *q, uint32_t n)
         q->nodes[q->tail[l]].next = n;
     q->tail[l] = n;
     q->levels |= 1u << l;
-    set_ready(q, ready_of(q) + 1);
+    set_ready(q, queue_ready(q) + 1);
 }
 
 static uint32_t list_take(struct queue *q, int l)
@@ -141,7 +141,7 @@ static uint32_t list_take(struct queue *q, int l)
         q->tail[l] = NIL;
         q->levels &= ~(1u << l);
     }
-    set_ready(q, ready_of(q) - 1);
+    set_ready(q, queue_ready(q) - 1);
     return n;
 }
 
@@ -235,7 +235,7 @@ static enum ggl_status admit(struct queue *q, void *item, enum ggl_priority prio
     uint64_t now = clock_now_ms(), t_ms = delayed ? due_ms : now; /* outside the lock */
     delayed = delayed && due_ms > now; /* one due already is ready now, counted in ready */
     pthread_mutex_lock(&q->mu);
-    size_t used = ready_of(q) + q->heap_len;
+    size_t used = queue_ready(q) + q->heap_len;
     size_t limit = prio == GGL_PRIO_CRITICAL ? q->capacity : q->capacity - q->reserve;
     if (q->closed || used >= limit) {
         enum ggl_status st = q->closed ? GGL_UNAVAILABLE : GGL_RETRY;
@@ -342,8 +342,8 @@ size_t queue_pop_batch(struct queue *q, void **out, size_t max, int64_t timeout_
         if (wait_ready(q, timeout_ms > 0 ? &deadline : NULL, now) == ETIMEDOUT)
             break;
     }
-    int more = n > 0 && ready_of(q) > 0 && q->waiters > 0;
-    size_t depth = ready_of(q) + q->heap_len;
+    int more = n > 0 && queue_ready(q) > 0 && q->waiters > 0;
+    size_t depth = queue_ready(q) + q->heap_len;
     pthread_mutex_unlock(&q->mu);
     metrics_set(q->depth, (double)depth);
     if (more) /* pass the baton: a consumer took its fill and work is left */
@@ -375,18 +375,16 @@ size_t queue_drain(struct queue *q, void **out, size_t max)
         out[n++] = q->nodes[node].item;
         release_node(q, node);
     }
-    metrics_set(q->depth, (double)(ready_of(q) + q->heap_len));
+    metrics_set(q->depth, (double)(queue_ready(q) + q->heap_len));
     pthread_mutex_unlock(&q->mu);
     return n;
 }
-
-size_t queue_ready(const struct queue *q) { return ready_of(q); }
 
 size_t queue_promote(struct queue *q, uint64_t now)
 {
     pthread_mutex_lock(&q->mu);
     promote_due(q, now);
-    size_t n = ready_of(q);
+    size_t n = queue_ready(q);
     pthread_mutex_unlock(&q->mu);
     return n;
 }
@@ -394,7 +392,7 @@ size_t queue_promote(struct queue *q, uint64_t now)
 size_t queue_length(struct queue *q)
 {
     pthread_mutex_lock(&q->mu);
-    size_t n = ready_of(q) + q->heap_len;
+    size_t n = queue_ready(q) + q->heap_len;
     pthread_mutex_unlock(&q->mu);
     return n;
 }

@@ -47,8 +47,9 @@ struct result_entry *entry_find(struct results *r, uint64_t id)
 
 /* --- the finished FIFO (see struct results) ------------------------------------- */
 
-void fifo_push(struct results *r, struct result_entry *first, struct result_entry *last)
+void fifo_push(struct results *r, struct result_entry *first, struct result_entry *last, size_t n)
 {
+    atomic_fetch_add_explicit(&r->pushed, n, memory_order_relaxed);
     atomic_store_explicit(&last->newer, NULL, memory_order_relaxed);
     struct result_entry *prev = atomic_exchange_explicit(&r->fifo_tail, last, memory_order_acq_rel);
     atomic_store_explicit(&prev->newer, first, memory_order_release);
@@ -69,7 +70,7 @@ static struct result_entry *fifo_pop(struct results *r)
     if (!next) { /* head is the last: put the stub behind it, so it can leave */
         if (head != atomic_load_explicit(&r->fifo_tail, memory_order_acquire))
             return NULL;
-        fifo_push(r, &r->stub, &r->stub);
+        fifo_push(r, &r->stub, &r->stub, 0);
         if (!(next = atomic_load_explicit(&head->newer, memory_order_acquire)))
             return NULL;
     }

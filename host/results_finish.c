@@ -33,8 +33,7 @@ static int settle(struct results *r, struct result_entry *e, enum result_status 
     } while (!atomic_compare_exchange_weak(&e->tag, &t, tag_for(e->id, RESULT_DONE)));
     fill(e, status, data, len, reason, now); /* readers of the outcome hold the lock */
     release_waiters(r, e, 0, done);
-    atomic_fetch_add_explicit(&r->pushed, 1, memory_order_relaxed);
-    fifo_push(r, e, e);
+    fifo_push(r, e, e, 1);
     return 0;
 }
 
@@ -114,8 +113,7 @@ static void finish_locked(struct results *r, struct result_ok *items, const enum
         if (way[i] == OK_WAITERS_LOCKED) { /* SETTLING: nobody else changes it */
             atomic_store(&e->tag, tag_for(items[i].id, RESULT_DONE));
             release_waiters(r, e, 0, &done);
-            atomic_fetch_add_explicit(&r->pushed, 1, memory_order_relaxed);
-            fifo_push(r, e, e);
+            fifo_push(r, e, e, 1);
         } else if (way[i] == OK_SETTLE_LOCKED) {
             e = entry_find(r, items[i].id);
             items[i].won = e && settle(r, e, RESULT_OK, copy[i], items[i].len, NULL, now, &done) == 0;
@@ -167,10 +165,8 @@ static void finish_ok_chunk(struct results *r, struct result_ok *items, size_t n
         }
         locked += way[i] != OK_DONE;
     }
-    if (joined) {
-        atomic_fetch_add_explicit(&r->pushed, joined, memory_order_relaxed);
-        fifo_push(r, first, last);
-    }
+    if (joined)
+        fifo_push(r, first, last, joined);
     if (locked)
         finish_locked(r, items, way, copy, ready, now);
     for (size_t i = 0; i < ready; i++)

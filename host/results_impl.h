@@ -92,9 +92,9 @@ static inline uint64_t tag_for(uint64_t id, enum result_state s)
 int entry_mark_waited(struct result_entry *e);
 /* results.c: id's entry (lock held), NULL when the store holds no such id. */
 struct result_entry *entry_find(struct results *r, uint64_t id);
-/* results.c: append first..last (linked by newer, already done) to the finished FIFO;
- * any thread, no lock. */
-void fifo_push(struct results *r, struct result_entry *first, struct result_entry *last);
+/* results.c: append the n entries first..last (linked by newer, already done) to the
+ * finished FIFO, counted in pushed; any thread, no lock. */
+void fifo_push(struct results *r, struct result_entry *first, struct result_entry *last, size_t n);
 
 /* results.c (lock held) */
 struct result_entry *find_live(struct results *r, uint64_t id);
