@@ -1,5 +1,6 @@
 /* Unit tests for host/queue.c: order, ageing, bounds, batch pop, delayed items under a
- * fake clock, close with items inside, and many producers and consumers. */
+ * fake clock, a level deeper than its ring, close with items inside, and many producers
+ * and consumers. */
 #include "ggl-build.h"
 
 #include <pthread.h>
@@ -152,6 +153,45 @@ static void test_batch_pop_takes_at_most_max(void **state)
     assert_int_equal(queue_pop_batch(q, out, 4, 0), 2);
     assert_int_equal(queue_pop_batch(q, out, 4, 0), 0);
     assert_int_equal(queue_pop_batch(q, out, 4, 1), 0); /* times out */
+    queue_free(q);
+}
+
+/* A deep level (10,000 items, its ring going round while it drains and refills) leaves
+ * in order, behind nothing that came later; a higher priority pushed meanwhile goes
+ * first; a delayed item that comes due queues behind what is ready at its level. */
+static void test_a_deep_level_keeps_its_order(void **state)
+{
+    (void)state;
+    enum { N = 10000 };
+    struct queue *q = make(N + 2, 0, 0);
+    for (uintptr_t i = 1; i <= N; i++)
+        assert_int_equal(queue_push(q, ITEM(i), GGL_PRIO_NORMAL), GGL_OK);
+    assert_int_equal(queue_push_at(q, ITEM(N + 1), GGL_PRIO_NORMAL, fake_clock() + 5), GGL_OK);
+    assert_int_equal(queue_push(q, ITEM(N + 2), GGL_PRIO_HIGH), GGL_OK);
+    assert_int_equal(queue_push(q, ITEM(N + 3), GGL_PRIO_CRITICAL), GGL_RETRY);
+    assert_int_equal(queue_length(q), N + 2);
+    void *out[16];
+    assert_int_equal(queue_pop_batch(q, out, 16, 0), 16);
+    assert_int_equal(VAL(out[0]), N + 2);
+    uintptr_t next = 1;
+    for (size_t i = 1; i < 16; i++)
+        assert_int_equal(VAL(out[i]), next++);
+    advance(10); /* item N + 1 is due: it arrived last at its level */
+    /* Pop the rest 16 at a time, pushing one more normal item after each pop while the
+     * level drains: all must come out behind N + 1, in their order. */
+    static uintptr_t got[N + 400];
+    size_t ngot = 0;
+    uintptr_t pushed = 0;
+    for (size_t n; (n = queue_pop_batch(q, out, 16, 0)) > 0;) {
+        for (size_t i = 0; i < n; i++)
+            got[ngot++] = VAL(out[i]);
+        if (pushed < 300)
+            assert_int_equal(queue_push(q, ITEM(100000 + ++pushed), GGL_PRIO_NORMAL), GGL_OK);
+    }
+    assert_int_equal(ngot, N - 15 + 1 + 300);
+    for (size_t i = 0; i < ngot; i++)
+        assert_int_equal(got[i], next + i <= N + 1 ? next + i : 100000 + (next + i - N - 1));
+    assert_int_equal(queue_length(q), 0);
     queue_free(q);
 }
 
@@ -335,6 +375,15 @@ static void test_many_producers_and_consumers_across_priorities(void **state)
     run_producers_and_consumers(8, all);
 }
 
+/* A deep queue on two levels: blocking consumers fall behind and catch up. */
+static void test_many_producers_and_consumers_on_a_deep_queue(void **state)
+{
+    (void)state;
+    static const enum ggl_priority two[4] = {GGL_PRIO_HIGH, GGL_PRIO_NORMAL, GGL_PRIO_HIGH,
+                                             GGL_PRIO_NORMAL};
+    run_producers_and_consumers(20000, two);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,11 +393,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_ageing_is_strict_priority, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_returns_retry_and_keeps_reserve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_pop_takes_at_most_max, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_deep_level_keeps_its_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delayed_items_come_due_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocked_consumer_wakes_when_delayed_item_is_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_wakes_consumers_and_keeps_items, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_producers_and_consumers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_producers_and_consumers_across_priorities, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_producers_and_consumers_on_a_deep_queue, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
