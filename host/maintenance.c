@@ -14,7 +14,8 @@
  * once no tier below holds a copy.  Keys are collected by a full scan first and moved
  * after, so no backend is re-entered from inside its own scan callback.  Each cycle
  * first flushes the host's access counts into the entries (access.c), and ends with a
- * pass over the cache that trims expired entries. */
+ * pass over the cache that trims expired entries and the start of a walk over LTM,
+ * where tier/sqlite deletes expired rows. */
 #include "ggl-build.h"
 
 #include <math.h>
@@ -151,6 +152,22 @@ static void trim_cache(struct maintenance_report *r)
     while (cursor != 0);
 }
 
+static int stop_at_first(void *arg, const struct ggl_entry *e)
+{
+    (void)arg, (void)e;
+    return 1;
+}
+
+/* The start of a walk over LTM: a backend that keeps expired rows until they are
+ * overwritten (tier/sqlite) deletes a bounded number of them there, through its index
+ * on expiry.  LTM is not walked otherwise: nothing moves on from it. */
+static void trim_ltm(void)
+{
+    uint64_t cursor = 0;
+    if (memory_tier_bound(SLOT_LTM))
+        memory_scan(SLOT_LTM, &cursor, 1, stop_at_first, NULL);
+}
+
 void maintenance_cycle(struct maintenance_report *r)
 {
     static struct ggl_metric *runs, *secs, *stm_im, *im_ltm, *purged;
@@ -170,6 +187,7 @@ void maintenance_cycle(struct maintenance_report *r)
     maintain_tier(SLOT_IM, r, im_ltm);
     maintain_tier(SLOT_STM, r, stm_im);
     trim_cache(r);
+    trim_ltm();
     clock_gettime(CLOCK_MONOTONIC, &t1);
     r->duration_us = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
                      (uint64_t)((t1.tv_nsec - t0.tv_nsec) / 1000);

@@ -518,6 +518,21 @@ static enum ggl_status sq_get_batch(void *self, const void *const *keys, const s
     return GGL_OK;
 }
 
+#define PURGE_ROWS 4096 /* expired rows deleted when a walk starts */
+
+/* Delete up to PURGE_ROWS rows past their expiry: reads never answer them, and left in
+ * place they would take room and count in stats until overwritten.  The host's
+ * maintenance walks the tier with scan, so each walk's start trims (as tier/cache's scan
+ * drops what it passes).  Busy or failing, it is left for the next walk. */
+static void purge_expired(struct conn *c, uint64_t now)
+{
+    sqlite3_stmt *st = c->st[PURGE];
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)now);
+    sqlite3_bind_int64(st, 13, PURGE_ROWS);
+    sqlite3_step(st);
+    sqlite3_reset(st);
+}
+
 static enum ggl_status sq_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn, void *arg)
 {
     struct ltm *l = self;
@@ -525,8 +540,11 @@ static enum ggl_status sq_scan(void *self, uint64_t *cursor, size_t count, ggl_s
     struct conn *c = acquire(l, &s);
     if (!c)
         return s;
+    uint64_t now = l->host->now(l->host);
+    if (*cursor == 0)
+        purge_expired(c, now);
     sqlite3_stmt *st = c->st[SCAN];
-    sqlite3_bind_int64(st, 11, (sqlite3_int64)l->host->now(l->host));
+    sqlite3_bind_int64(st, 11, (sqlite3_int64)now);
     sqlite3_bind_int64(st, 12, (sqlite3_int64)*cursor);
     sqlite3_bind_int64(st, 13, (sqlite3_int64)count);
     size_t seen = 0;

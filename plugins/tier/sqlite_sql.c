@@ -26,6 +26,9 @@ static const char *const sql[NSTMT] = {
     [DEL_EQUAL] = "DELETE FROM entries WHERE key = ?1 AND version = ?10 AND " LIVE,
     [SCAN] = "SELECT " COLS ", key, id FROM entries WHERE id > ?12 AND " LIVE
              " ORDER BY id LIMIT ?13",
+    /* up to ?13 rows past their expiry, found through the partial index entries_expiry */
+    [PURGE] = "DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE expires_ms != 0 "
+              "AND expires_ms <= ?11 LIMIT ?13)",
     [STATS] = "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM entries",
     [BEGIN] = "BEGIN IMMEDIATE",
     [COMMIT] = "COMMIT",

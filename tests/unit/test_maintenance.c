@@ -129,6 +129,37 @@ static void test_access_counts_flushed_and_scored(void **state)
     assert_int_equal(e.access_count, 8);
 }
 
+static uint64_t ltm_rows(void)
+{
+    struct binding *ltm = atomic_load(&memory_slot(SLOT_LTM)->current);
+    struct ggl_tier_stats st = {.size = sizeof st};
+    assert_int_equal(ltm->vt->stats(ltm->self, &st), GGL_OK);
+    return st.entries;
+}
+
+/* LTM rows written with a TTL are deleted by the first cycle after they expire (tier/
+ * sqlite would keep them until overwritten); rows without one stay. */
+static void test_cycle_deletes_expired_ltm_rows(void **state)
+{
+    (void)state;
+    struct maintenance_report r;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    w.tier = SLOT_LTM;
+    w.ttl_ms = 1000;
+    assert_int_equal(memory_put("brief", 5, "v", 1, &w, NULL), GGL_OK);
+    w.ttl_ms = 0;
+    w.pin = 1;
+    assert_int_equal(memory_put("kept", 4, "v", 1, &w, NULL), GGL_OK);
+    uint64_t before = ltm_rows();
+    assert_true(before >= 2);
+    maintenance_cycle(&r); /* not expired yet */
+    assert_int_equal(ltm_rows(), before);
+    fake_now += 2000;
+    maintenance_cycle(&r);
+    assert_int_equal(ltm_rows(), before - 1);
+    assert_int_equal(where("kept"), SLOT_LTM);
+}
+
 struct tally_any {
     uint64_t count;
 };
@@ -337,6 +368,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_policy_moves_and_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_counts_flushed_and_scored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_counted_reads_flushed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cycle_deletes_expired_ltm_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_counts_of_all_threads_flushed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstones_purged_when_nothing_below, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_write_during_transition_wins, setup, teardown),

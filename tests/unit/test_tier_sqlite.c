@@ -1,7 +1,8 @@
 /* tier/sqlite on real files: the conformance suite, then what only a file can show —
  * data surviving close/reopen and a kill -9 of the writer right after its acks, a
- * schema from a newer plugin refused, a bad setting refused, and the absent-key set
- * never hiding a row this process wrote (nor one another writer made, when off). */
+ * schema from a newer plugin refused, a bad setting refused, the absent-key set never
+ * hiding a row this process wrote (nor one another writer made, when off), and expired
+ * rows deleted through their index when a walk starts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <sqlite3.h>
 #include <cmocka.h>
 
+#include "sqlite_sql.h"
 #include "testhost.h"
 #include "tier_conformance.h"
 
@@ -187,6 +189,58 @@ static void test_expired_row_not_remembered_absent(void **state)
     vt->close(t);
 }
 
+static uint64_t stats_entries(void *t)
+{
+    struct ggl_tier_stats st = {.size = sizeof st};
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    assert_int_equal(vt->stats(t, &st), GGL_OK);
+    return st.entries;
+}
+
+static int count_cb(void *arg, const struct ggl_entry *e)
+{
+    (void)e;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* Rows past their expiry are deleted when a walk starts (the host's maintenance starts
+ * one each cycle), found through the partial index on expiry, not by a table scan. */
+static void test_a_walk_deletes_expired_rows_through_the_index(void **state)
+{
+    (void)state;
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    remove_db();
+    testhost_init(1000);
+    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    struct ggl_entry e[] = {entry("a", 1, 2000), entry("b", 1, 2500), entry("c", 1, 0),
+                            entry("d", 1, 9000)};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(vt->put(t, &e[i], GGL_VERSION_ANY), GGL_OK);
+    testhost_advance(2000); /* now 3000: a and b expired */
+    assert_int_equal(stats_entries(t), 4); /* still there: nothing walked yet */
+    uint64_t cursor = 0;
+    int seen = 0;
+    assert_int_equal(vt->scan(t, &cursor, 10, count_cb, &seen), GGL_OK);
+    assert_int_equal(seen, 2);
+    assert_int_equal(stats_entries(t), 2);
+    assert_int_equal(get_key(t, "d"), GGL_OK);
+    vt->close(t);
+
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    static char built[STATEMENT_TEXT_MAX], text[STATEMENT_TEXT_MAX + 32];
+    char plan[512] = "";
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(text, sizeof text, "EXPLAIN QUERY PLAN %s", sqlite_statement(PURGE, built, sizeof built));
+    assert_int_equal(sqlite3_prepare_v2(db, text, -1, &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        strncat(plan, (const char *)sqlite3_column_text(st, 3), sizeof plan - strlen(plan) - 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_non_null(strstr(plan, "entries_expiry"));
+}
+
 /* With absent_keys = 0 a row written through another connection to the file (another
  * process, say) is seen after a miss. */
 static void test_absent_keys_off_sees_other_writers(void **state)
@@ -321,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_acknowledged_writes_survive_kill9),
         cmocka_unit_test(test_key_found_absent_then_written_is_found),
         cmocka_unit_test(test_expired_row_not_remembered_absent),
+        cmocka_unit_test(test_a_walk_deletes_expired_rows_through_the_index),
         cmocka_unit_test(test_absent_keys_off_sees_other_writers),
         cmocka_unit_test(test_batch_chunk_with_older_rows),
         cmocka_unit_test(test_batch_metadata_round_trip),
