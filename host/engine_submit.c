@@ -39,6 +39,18 @@ static enum ggl_status refuse(enum ggl_status st, const char *why, const char *t
     return st;
 }
 
+/* A submit that got its admission and failed after: the task (if made) freed, the
+ * admission given back, a refusal for lack of room counted. */
+static enum ggl_status unadmit(struct engine *e, struct etype *ty, struct etask *t,
+                               enum ggl_status st, const char *why, const char *type)
+{
+    if (t)
+        task_free(t);
+    atomic_fetch_sub(&ty->admitted_in, 1);
+    metrics_add(e->busy_refused, st == GGL_RETRY);
+    return refuse(st, why, type);
+}
+
 static struct etask *new_task(struct engine *e, const struct engine_task_spec *s, unsigned type,
                               ggl_done_fn done, void *arg)
 {
@@ -79,23 +91,18 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
     }
     struct etask *t = new_task(e, s, (unsigned)type, done, arg);
     enum ggl_status st = t ? results_reserve_handle(e->results, &t->id, &t->handle) : GGL_NOMEM;
-    if (st != GGL_OK) {
-        if (t)
-            task_free(t);
-        atomic_fetch_sub(&ty->admitted_in, 1);
-        metrics_add(e->busy_refused, st == GGL_RETRY);
-        return refuse(st, st == GGL_RETRY ? "result store full" : "out of memory", NULL);
-    }
+    if (st != GGL_OK)
+        return unadmit(e, ty, t, st, st == GGL_RETRY ? "result store full" : "out of memory", NULL);
     uint64_t task_id = t->id; /* t may be run and freed as soon as it is queued */
     static _Thread_local unsigned submits; /* which tasks are timed: see task_weight */
     t->queued_ns = atomic_load_explicit(&ty->time_all, memory_order_relaxed) ||
                            submits++ % ENGINE_SAMPLE == 0 ? latency_now_ns() : 0;
-    if (queue_push(ty->q, t, t->prio) != GGL_OK) { /* cancelled tasks still hold slots */
-        results_cancel(e->results, task_id, "refused: queue full");
-        task_free(t);
-        atomic_fetch_sub(&ty->admitted_in, 1);
-        metrics_add(e->busy_refused, 1);
-        return refuse(GGL_RETRY, "task queue full for type", s->type);
+    enum ggl_status qs = queue_push(ty->q, t, t->prio);
+    if (qs != GGL_OK) { /* full (cancelled tasks still hold slots), or no memory for a ring */
+        int nomem = qs == GGL_NOMEM;
+        results_cancel(e->results, task_id, nomem ? "refused: out of memory" : "refused: queue full");
+        return unadmit(e, ty, t, nomem ? GGL_NOMEM : GGL_RETRY,
+                       nomem ? "out of memory for the queue of type" : "task queue full for type", s->type);
     }
     atomic_thread_fence(memory_order_seq_cst); /* counted ready, then look at the loops */
     engine_wake(e);
