@@ -1,6 +1,9 @@
 /* tier/mem: the in-process tier (embedded default for STM and IM when no Redis is set).
- * A chained hash table under one mutex, bounded by max_entries, honouring versions,
- * conditional writes and absolute expiry on the host clock. */
+ * A chained hash table whose buckets are guarded by STRIPES mutexes (bucket b by stripe
+ * b % STRIPES), bounded by max_entries, honouring versions, conditional writes and
+ * absolute expiry on the host clock.  One mutex for the whole table made the memory
+ * write workers, the control threads and the maintenance scan queue behind each other. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -12,12 +15,19 @@ struct item {
     struct ggl_entry e; /* e.key and e.value point into the same allocation */
 };
 
+#define STRIPES 64
+
+struct stripe {
+    pthread_mutex_t lock;
+    uint64_t bytes;     /* of its buckets' entries */
+} __attribute__((aligned(64)));
+
 struct mem {
     const struct ggl_host *host;
-    pthread_mutex_t lock;
     struct item **buckets;
-    size_t nbuckets, count, max_entries;
-    uint64_t bytes;
+    size_t nbuckets, max_entries;
+    _Atomic size_t count; /* against max_entries: reserved before an insert */
+    struct stripe *stripes;
 };
 
 static const struct ggl_setting settings[] = {
@@ -49,19 +59,23 @@ static enum ggl_status mem_open(const struct ggl_host *host, const struct ggl_co
     while (m->nbuckets < m->max_entries && m->nbuckets < (1u << 24))
         m->nbuckets <<= 1;
     m->buckets = calloc(m->nbuckets, sizeof *m->buckets);
-    if (!m->buckets) {
+    m->stripes = aligned_alloc(64, STRIPES * sizeof *m->stripes);
+    if (!m->buckets || !m->stripes) {
+        free(m->buckets);
+        free(m->stripes);
         free(m);
         return GGL_NOMEM;
     }
-    {
-        /* Critical sections are a few hundred ns: spin briefly before sleeping, since a
-         * futex sleep and cross-CPU wake-up costs up to ~30 us here (PERF.md). */
-        pthread_mutexattr_t attr;
-        pthread_mutexattr_init(&attr);
-        pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-        pthread_mutex_init(&m->lock, &attr);
-        pthread_mutexattr_destroy(&attr);
+    /* Critical sections are a few hundred ns: spin briefly before sleeping, since a
+     * futex sleep and cross-CPU wake-up costs up to ~30 us here (PERF.md). */
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+    for (size_t i = 0; i < STRIPES; i++) {
+        pthread_mutex_init(&m->stripes[i].lock, &attr);
+        m->stripes[i].bytes = 0;
     }
+    pthread_mutexattr_destroy(&attr);
     *self = m;
     return GGL_OK;
 }
@@ -75,7 +89,9 @@ static void mem_close(void *self)
             free(it);
         }
     free(m->buckets);
-    pthread_mutex_destroy(&m->lock);
+    for (size_t i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&m->stripes[i].lock);
+    free(m->stripes);
     free(m);
 }
 
@@ -88,10 +104,23 @@ static struct item **find_in(struct item **p, const void *key, size_t len)
     return p;
 }
 
-/* The link pointing at key's item (or at the NULL ending its chain).  Lock held. */
-static struct item **find(struct mem *m, const void *key, size_t len)
+static size_t bucket_of(const struct mem *m, const void *key, size_t len)
 {
-    return find_in(&m->buckets[hash(key, len) & (m->nbuckets - 1)], key, len);
+    return hash(key, len) & (m->nbuckets - 1);
+}
+
+static struct stripe *stripe_of(struct mem *m, size_t bucket)
+{
+    return &m->stripes[bucket % STRIPES];
+}
+
+/* Key's bucket with its stripe locked (in *s). */
+static struct item **lock_bucket(struct mem *m, const void *key, size_t len, struct stripe **s)
+{
+    size_t b = bucket_of(m, key, len);
+    *s = stripe_of(m, b);
+    pthread_mutex_lock(&(*s)->lock);
+    return &m->buckets[b];
 }
 
 static int expired(struct mem *m, const struct item *it)
@@ -99,24 +128,29 @@ static int expired(struct mem *m, const struct item *it)
     return it->e.expires_ms && it->e.expires_ms <= m->host->now(m->host);
 }
 
-/* Take the item *p out of the table; the caller frees it. */
-static struct item *detach(struct mem *m, struct item **p)
+/* Take the item *p out of the table (its stripe s locked); the caller frees it. */
+static struct item *detach(struct mem *m, struct stripe *s, struct item **p)
 {
     struct item *it = *p;
     *p = it->next;
-    m->count--;
-    m->bytes -= it->e.key_len + it->e.value_len;
+    atomic_fetch_sub_explicit(&m->count, 1, memory_order_relaxed);
+    s->bytes -= it->e.key_len + it->e.value_len;
     return it;
 }
 
-static void unlink_item(struct mem *m, struct item **p) { free(detach(m, p)); }
-
-/* The link to key's item, an expired one dropped on sight.  Lock held. */
-static struct item **find_live(struct mem *m, const void *key, size_t len)
+static void unlink_item(struct mem *m, struct stripe *s, struct item **p)
 {
-    struct item **p = find(m, key, len);
+    free(detach(m, s, p));
+}
+
+/* The link to key's item in bucket chain `chain`, an expired one dropped on sight
+ * (stripe s locked). */
+static struct item **find_live(struct mem *m, struct stripe *s, struct item **chain,
+                               const void *key, size_t len)
+{
+    struct item **p = find_in(chain, key, len);
     if (*p && expired(m, *p))
-        unlink_item(m, p);
+        unlink_item(m, s, p);
     return p;
 }
 
@@ -124,8 +158,9 @@ static enum ggl_status mem_get(void *self, const void *key, size_t len, struct g
 {
     struct mem *m = self;
     enum ggl_status st = GGL_NOTFOUND;
-    pthread_mutex_lock(&m->lock);
-    struct item **p = find_live(m, key, len);
+    struct stripe *s;
+    struct item **chain = lock_bucket(m, key, len, &s);
+    struct item **p = find_live(m, s, chain, key, len);
     if (*p) {
         void *v = m->host->alloc((*p)->e.value_len);
         if (!v) {
@@ -140,7 +175,7 @@ static enum ggl_status mem_get(void *self, const void *key, size_t len, struct g
             st = GGL_OK;
         }
     }
-    pthread_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(&s->lock);
     return st;
 }
 
@@ -153,11 +188,11 @@ static int condition_holds(const struct item *it, uint64_t expect, uint64_t vers
 /* Rewrite key's item in place when the new value has the same length (the common
  * rewrite of a key): no allocation, and no free of a block another thread allocated
  * (glibc takes that thread's arena lock).  1 if done, with *st its outcome; 0 if the
- * caller must allocate.  Lock held. */
-static int put_in_place(struct mem *m, const struct ggl_entry *e, uint64_t expect,
-                        enum ggl_status *st)
+ * caller must allocate.  Stripe s of bucket chain `chain` locked. */
+static int put_in_place(struct mem *m, struct stripe *s, struct item **chain,
+                        const struct ggl_entry *e, uint64_t expect, enum ggl_status *st)
 {
-    struct item **p = find_live(m, e->key, e->key_len);
+    struct item **p = find_live(m, s, chain, e->key, e->key_len);
     if (!*p || (*p)->e.value_len != e->value_len)
         return 0;
     struct ggl_entry *old = &(*p)->e;
@@ -179,9 +214,10 @@ static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t e
 {
     struct mem *m = self;
     enum ggl_status st;
-    pthread_mutex_lock(&m->lock);
-    int done = put_in_place(m, e, expect, &st);
-    pthread_mutex_unlock(&m->lock);
+    struct stripe *s;
+    struct item **chain = lock_bucket(m, e->key, e->key_len, &s);
+    int done = put_in_place(m, s, chain, e, expect, &st);
+    pthread_mutex_unlock(&s->lock);
     if (done)
         return st;
     struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
@@ -192,27 +228,29 @@ static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t e
     it->e.key = memcpy((char *)(it + 1), e->key, e->key_len);
     it->e.value = memcpy((char *)(it + 1) + e->key_len, e->value, e->value_len);
 
-    pthread_mutex_lock(&m->lock); /* again: the item may have changed meanwhile */
-    struct item **p = find_live(m, e->key, e->key_len);
+    pthread_mutex_lock(&s->lock); /* again: the item may have changed meanwhile */
+    struct item **p = find_live(m, s, chain, e->key, e->key_len);
     st = GGL_OK;
     if (!condition_holds(*p, expect, e->version))
         st = GGL_CONFLICT;
-    else if (!*p && m->count >= m->max_entries)
+    else if (atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed) >= m->max_entries &&
+             !*p) { /* counted first; a replaced item gives its count back below */
+        atomic_fetch_sub_explicit(&m->count, 1, memory_order_relaxed);
         st = GGL_RETRY;
+    }
     if (st != GGL_OK) {
-        pthread_mutex_unlock(&m->lock);
+        pthread_mutex_unlock(&s->lock);
         free(it);
         if (st == GGL_RETRY)
             m->host->set_reason(m->host, "full: %zu entries", m->max_entries);
         return st;
     }
     if (*p)
-        unlink_item(m, p);
+        unlink_item(m, s, p);
     it->next = *p;
     *p = it;
-    m->count++;
-    m->bytes += e->key_len + e->value_len;
-    pthread_mutex_unlock(&m->lock);
+    s->bytes += e->key_len + e->value_len;
+    pthread_mutex_unlock(&s->lock);
     return GGL_OK;
 }
 
@@ -220,34 +258,42 @@ static enum ggl_status mem_del(void *self, const void *key, size_t len, uint64_t
 {
     struct mem *m = self;
     enum ggl_status st = GGL_NOTFOUND;
-    pthread_mutex_lock(&m->lock);
-    struct item **p = find_live(m, key, len);
+    struct stripe *s;
+    struct item **chain = lock_bucket(m, key, len, &s);
+    struct item **p = find_live(m, s, chain, key, len);
     if (*p && !condition_holds(*p, expect, 0))
         st = GGL_CONFLICT;
     else if (*p) {
-        unlink_item(m, p);
+        unlink_item(m, s, p);
         st = GGL_OK;
     }
-    pthread_mutex_unlock(&m->lock);
+    pthread_mutex_unlock(&s->lock);
     return st;
 }
 
 #define AHEAD 8 /* del_older_batch's prefetch distance, in keys */
 
-/* The retire of a batch's older copies: one lock for the n keys, nothing copied out.
- * The keys' buckets are fetched AHEAD keys ahead and their first items half as far, so
- * the cache misses of a batch (two a key, ~100 ns each here) overlap. */
+/* The retire of a batch's older copies, nothing copied out; a stripe's lock is kept
+ * while consecutive keys fall in it.  The keys' buckets are fetched AHEAD keys ahead and
+ * their first items half as far, so the cache misses of a batch (two a key, ~100 ns
+ * each here) overlap. */
 static enum ggl_status mem_del_older_batch(void *self, const void *const *keys,
                                            const size_t *lens, size_t n,
                                            const uint64_t *versions, enum ggl_status *status)
 {
     struct mem *m = self;
     size_t mask = m->nbuckets - 1, ring[AHEAD];
-    struct item **drop = malloc((n ? n : 1) * sizeof *drop); /* freed after the lock */
+    struct item **drop = malloc((n ? n : 1) * sizeof *drop); /* freed after the locks */
+    struct stripe *held = NULL;
     for (size_t i = 0; i < n && i < AHEAD; i++)
         __builtin_prefetch(&m->buckets[ring[i] = hash(keys[i], lens[i]) & mask]);
-    pthread_mutex_lock(&m->lock);
     for (size_t i = 0; i < n; i++) {
+        struct stripe *s = stripe_of(m, ring[i % AHEAD]);
+        if (s != held) {
+            if (held)
+                pthread_mutex_unlock(&held->lock);
+            pthread_mutex_lock(&(held = s)->lock);
+        }
         struct item **p = find_in(&m->buckets[ring[i % AHEAD]], keys[i], lens[i]);
         if (i + AHEAD < n)
             __builtin_prefetch(&m->buckets[ring[i % AHEAD] =
@@ -256,13 +302,14 @@ static enum ggl_status mem_del_older_batch(void *self, const void *const *keys,
             __builtin_prefetch(m->buckets[ring[(i + AHEAD / 2) % AHEAD]]);
         status[i] = !*p ? GGL_NOTFOUND : (*p)->e.version >= versions[i] ? GGL_CONFLICT : GGL_OK;
         if (status[i] == GGL_OK && drop)
-            drop[i] = detach(m, p);
+            drop[i] = detach(m, s, p);
         else if (status[i] == GGL_OK)
-            unlink_item(m, p);
+            unlink_item(m, s, p);
         else if (drop)
             drop[i] = NULL;
     }
-    pthread_mutex_unlock(&m->lock);
+    if (held)
+        pthread_mutex_unlock(&held->lock);
     /* In the caller's order: a batch of keys stored in that order frees neighbouring
      * blocks one after another (fewer cache misses in malloc), and no other thread
      * waits for it. */
@@ -280,21 +327,23 @@ static enum ggl_status mem_scan(void *self, uint64_t *cursor, size_t count, ggl_
 {
     struct mem *m = self;
     size_t seen = 0, b = (size_t)*cursor;
-    pthread_mutex_lock(&m->lock);
-    for (; b < m->nbuckets && seen < count; b++)
+    for (int stop = 0; b < m->nbuckets && seen < count && !stop; b++) {
+        struct stripe *s = stripe_of(m, b); /* one bucket at a time: writers get in */
+        pthread_mutex_lock(&s->lock);
         for (struct item **p = &m->buckets[b]; *p;) {
             if (expired(m, *p)) {
-                unlink_item(m, p);
+                unlink_item(m, s, p);
                 continue;
             }
             seen++;
-            if (fn(arg, &(*p)->e)) {
-                b = m->nbuckets; /* the callback asked to stop */
-                break;
-            }
+            if ((stop = fn(arg, &(*p)->e)) != 0)
+                break; /* the callback asked to stop */
             p = &(*p)->next;
         }
-    pthread_mutex_unlock(&m->lock);
+        pthread_mutex_unlock(&s->lock);
+        if (stop)
+            b = m->nbuckets;
+    }
     *cursor = b >= m->nbuckets ? 0 : b;
     return GGL_OK;
 }
@@ -302,10 +351,13 @@ static enum ggl_status mem_scan(void *self, uint64_t *cursor, size_t count, ggl_
 static enum ggl_status mem_stats(void *self, struct ggl_tier_stats *out)
 {
     struct mem *m = self;
-    pthread_mutex_lock(&m->lock);
-    out->entries = m->count;
-    out->bytes = m->bytes;
-    pthread_mutex_unlock(&m->lock);
+    out->entries = atomic_load_explicit(&m->count, memory_order_relaxed);
+    out->bytes = 0;
+    for (size_t i = 0; i < STRIPES; i++) {
+        pthread_mutex_lock(&m->stripes[i].lock);
+        out->bytes += m->stripes[i].bytes;
+        pthread_mutex_unlock(&m->stripes[i].lock);
+    }
     return GGL_OK;
 }
 

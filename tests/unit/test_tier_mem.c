@@ -1,9 +1,11 @@
 /* tier/mem against the test host: versions and conditional writes, expiry on the
- * host's (fake) clock, the entry bound, and stats. */
+ * host's (fake) clock, the entry bound, stats, and threads racing over its stripes. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -149,6 +151,82 @@ static void test_same_length_rewrite_in_place(void **state)
     host->free(out.value);
 }
 
+#define RACERS 4
+#define RACE_KEYS 512
+#define RACE_MAX 256
+
+struct racer {
+    void *t;
+    pthread_t tid;
+    uint64_t seed;
+};
+
+/* Random puts (two value lengths: in place and reallocated), deletes and gets. */
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    char key[16], value[40];
+    memset(value, 'v', sizeof value);
+    for (int i = 0; i < 20000; i++) {
+        r->seed ^= r->seed << 13, r->seed ^= r->seed >> 7, r->seed ^= r->seed << 17;
+        snprintf(key, sizeof key, "k%u", (unsigned)(r->seed % RACE_KEYS));
+        unsigned op = (unsigned)(r->seed >> 32) % 8;
+        struct ggl_entry e = {.size = sizeof e, .key = key, .key_len = strlen(key), .value = value,
+                              .value_len = op % 2 ? 8 : 40, .version = (uint64_t)i + 1};
+        if (op < 4)
+            vt->put(r->t, &e, GGL_VERSION_ANY);
+        else if (op < 6)
+            vt->del(r->t, key, strlen(key), GGL_VERSION_ANY);
+        else {
+            struct ggl_entry out = {.size = sizeof out};
+            if (vt->get(r->t, key, strlen(key), &out) == GGL_OK) {
+                assert_true(out.value_len == 8 || out.value_len == 40);
+                host->free(out.value);
+            }
+        }
+    }
+    return NULL;
+}
+
+struct tally {
+    uint64_t entries, bytes;
+};
+
+static int tally_cb(void *arg, const struct ggl_entry *e)
+{
+    struct tally *t = arg;
+    t->entries++;
+    t->bytes += e->key_len + e->value_len;
+    return 0;
+}
+
+/* Threads racing over every stripe: the entry bound holds, and what stats counts is what
+ * a scan finds. */
+static void test_racing_threads_keep_bound_and_counts(void **state)
+{
+    (void)state;
+    static const char *const pairs[] = {"max_entries", "256", NULL};
+    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    struct racer r[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        r[i] = (struct racer){.t = t, .seed = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)};
+        assert_int_equal(pthread_create(&r[i].tid, NULL, race, &r[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(r[i].tid, NULL);
+    struct tally seen = {0};
+    uint64_t cursor = 0;
+    do
+        assert_int_equal(vt->scan(t, &cursor, 64, tally_cb, &seen), GGL_OK);
+    while (cursor != 0);
+    struct ggl_tier_stats st = {.size = sizeof st};
+    assert_int_equal(vt->stats(t, &st), GGL_OK);
+    assert_true(seen.entries > 0 && seen.entries <= RACE_MAX);
+    assert_int_equal(st.entries, seen.entries);
+    assert_int_equal(st.bytes, seen.bytes);
+    vt->close(t);
+}
+
 static void test_bad_config_refused(void **state)
 {
     (void)state;
@@ -166,6 +244,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expiry_follows_host_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_returns_retry_with_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_length_rewrite_in_place, setup, teardown),
+        cmocka_unit_test(test_racing_threads_keep_bound_and_counts),
         cmocka_unit_test(test_bad_config_refused),
     };
     static const char *const pairs[] = {"max_entries", "1000", NULL};
