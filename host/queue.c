@@ -180,7 +180,13 @@ static struct cell *ring_of(struct queue *q, unsigned l)
     pthread_mutex_lock(&q->mu);
     if (!(r = atomic_load_explicit(&q->ring[l], memory_order_relaxed)) &&
         (r = malloc((q->mask + 1) * sizeof *r)) != NULL) {
-        memset(r, 0, (q->mask + 1) * sizeof *r);
+        /* cell by cell, atomically: gcc turns malloc + memset(0) into calloc, which
+         * leaves fresh pages untouched */
+        for (uint64_t i = 0; i <= q->mask; i++) {
+            atomic_init(&r[i].item, NULL);
+            atomic_init(&r[i].t_ms, 0);
+            atomic_store_explicit(&r[i].seq, 0, memory_order_relaxed);
+        }
         atomic_store_explicit(&q->ring[l], r, memory_order_release);
     }
     pthread_mutex_unlock(&q->mu);
