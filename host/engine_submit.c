@@ -98,11 +98,13 @@ enum ggl_status engine_submit(struct engine *e, const struct engine_task_spec *s
     t->queued_ns = atomic_load_explicit(&ty->time_all, memory_order_relaxed) ||
                            submits++ % ENGINE_SAMPLE == 0 ? latency_now_ns() : 0;
     enum ggl_status qs = queue_push(ty->q, t, t->prio);
-    if (qs != GGL_OK) { /* full (cancelled tasks still hold slots), or no memory for a ring */
-        int nomem = qs == GGL_NOMEM;
-        results_cancel(e->results, task_id, nomem ? "refused: out of memory" : "refused: queue full");
-        return unadmit(e, ty, t, nomem ? GGL_NOMEM : GGL_RETRY,
-                       nomem ? "out of memory for the queue of type" : "task queue full for type", s->type);
+    if (qs == GGL_NOMEM) { /* no memory for a priority level's ring */
+        results_cancel(e->results, task_id, "refused: out of memory");
+        return unadmit(e, ty, t, GGL_NOMEM, "out of memory for the queue of type", s->type);
+    }
+    if (qs != GGL_OK) { /* full: cancelled tasks still hold slots */
+        results_cancel(e->results, task_id, "refused: queue full");
+        return unadmit(e, ty, t, GGL_RETRY, "task queue full for type", s->type);
     }
     atomic_thread_fence(memory_order_seq_cst); /* counted ready, then look at the loops */
     engine_wake(e);

@@ -26,8 +26,8 @@
  * A ring has a power of two >= capacity cells, so admission always finds room (a
  * consumer still copying out a cell a whole lap behind is waited for).  A deep queue
  * walks its ring in order, which the CPU prefetches; a ring of a few thousand cells with
- * an overflow list under the mutex was tried and was slower under a deep stream.  The mutex guards
- * the delayed heap and the sleep of blocking consumers only. */
+ * an overflow list under the mutex was tried and was slower under a deep stream.  The
+ * mutex guards the delayed heap and the sleep of blocking consumers only. */
 #include "ggl-build.h"
 
 #include <errno.h>
