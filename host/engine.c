@@ -290,26 +290,53 @@ static void unlock_processor(struct eproc *p)
         pthread_mutex_unlock(&p->serial);
 }
 
-/* Which processors this worker thread has run thread_init for; thread_fini runs for
- * them when the thread exits (the pthread key's destructor), while instances are open. */
+/* Which processors this worker thread has run thread_init for.  thread_fini runs for
+ * them when the thread exits (the pthread key's destructor), and for a replaced one
+ * before: the thread's next task loop after the swap.  Until then the processor counts
+ * the thread in thread_states, which keeps its instance open (engine_processor_refs). */
 struct thread_record {
     struct engine *e;
+    unsigned retire_gen;            /* e->retire_gen when this thread last looked */
     unsigned char inited[];         /* by processor index */
 };
+
+/* thread_fini for processor i on this thread, if it ran thread_init there. */
+static void fini_one(struct engine *e, struct thread_record *tr, size_t i)
+{
+    struct eproc *p = &e->procs[i];
+    if (!tr->inited[i])
+        return;
+    tr->inited[i] = 0;
+    if (GGL_HAS_SLOT(p->p->vt, struct ggl_processor, thread_fini))
+        p->p->vt->thread_fini(p->p->self);
+    atomic_fetch_sub(&p->thread_states, 1); /* after the call: the instance may close now */
+}
 
 void engine_thread_fini(void *record)
 {
     struct thread_record *tr = record;
     struct engine *e = tr->e;
     size_t n = atomic_load(&e->n_procs);
-    for (size_t i = 0; !atomic_load(&e->workers_gone) && i < n; i++) {
-        const struct ggl_processor *vt = e->procs[i].p->vt;
-        /* a replaced processor may be closed already: its per-thread state is not asked back */
-        if (tr->inited[i] && !atomic_load(&e->procs[i].retired) &&
-            GGL_HAS_SLOT(vt, struct ggl_processor, thread_fini))
-            vt->thread_fini(e->procs[i].p->self);
-    }
+    for (size_t i = 0; !atomic_load(&e->workers_gone) && i < n; i++)
+        fini_one(e, tr, i);
     free(tr);
+}
+
+/* After a swap: thread_fini on this thread for the processors replaced since it last
+ * looked.  One load per task loop otherwise. */
+static void fini_retired(struct engine *e)
+{
+    unsigned gen = atomic_load_explicit(&e->retire_gen, memory_order_acquire);
+    if (gen == 0) /* never swapped: the common case */
+        return;
+    struct thread_record *tr = e->have_key ? pthread_getspecific(e->thread_key) : NULL;
+    if (!tr || tr->retire_gen == gen)
+        return;
+    tr->retire_gen = gen;
+    size_t n = atomic_load(&e->n_procs);
+    for (size_t i = 0; i < n; i++)
+        if (atomic_load(&e->procs[i].retired))
+            fini_one(e, tr, i);
 }
 
 /* Run p's thread_init once on this thread before its first task here. */
@@ -323,13 +350,19 @@ static enum ggl_status thread_init_once(struct engine *e, struct eproc *p)
         if (!(tr = calloc(1, sizeof *tr + e->n_procs + ENGINE_SPARE_PROCS)))
             return GGL_NOMEM;
         tr->e = e;
+        tr->retire_gen = atomic_load(&e->retire_gen);
         pthread_setspecific(e->thread_key, tr);
     }
     size_t i = (size_t)(p - e->procs);
     if (tr->inited[i])
         return GGL_OK;
+    atomic_fetch_add(&p->thread_states, 1); /* before: it keeps the instance open */
     enum ggl_status st = vt->thread_init(p->p->self);
     tr->inited[i] = st == GGL_OK;
+    if (st != GGL_OK)
+        atomic_fetch_sub(&p->thread_states, 1);
+    else if (atomic_load(&p->retired)) /* replaced while this call began: fini at next look */
+        tr->retire_gen = atomic_load(&e->retire_gen) - 1;
     return st;
 }
 
@@ -536,6 +569,7 @@ static void task_runner(void *arg)
     engine_loop_enter(e, &l);
     loop_of = e;
     for (;;) {
+        fini_retired(e);
         struct etask *t = engine_next_task(e, &l, short_tasks);
         if (atomic_load_explicit(&l.n_done, memory_order_relaxed) &&
             !engine_ahead(&l))

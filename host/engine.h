@@ -129,7 +129,8 @@ void engine_set_global(struct engine *e);
  * the room for swapped-in processors is used up. */
 int engine_replace_processor(struct engine *e, const void *old_self,
                              const struct engine_processor *np);
-/* Calls in flight on processor instance self, or -1 while a type is still served by it. */
+/* Calls in flight on processor instance self plus the worker threads that still owe it a
+ * thread_fini, or -1 while a type is still served by it. */
 long engine_processor_refs(struct engine *e, const void *self);
 struct engine *engine_global(void);
 

@@ -24,6 +24,7 @@ struct eproc {                      /* a processor as the engine drives it */
     pthread_mutex_t serial;
     _Atomic int failed;             /* a worker got stuck in it: refuse its tasks */
     _Atomic int retired;            /* replaced (engine_swap.c): no type points at it */
+    _Atomic long thread_states;     /* threads it ran thread_init on, thread_fini not yet */
     struct engine_processor own;    /* a swapped-in processor's copy (p points here) */
     struct {
         _Atomic long n;
@@ -129,6 +130,7 @@ struct engine {
     size_t n_types;
     struct eproc *procs;            /* room for n_procs + ENGINE_SPARE_PROCS, never moved */
     _Atomic size_t n_procs;
+    _Atomic unsigned retire_gen;    /* bumped by each swap: workers look for thread_fini to run */
     size_t procs_cap;
     struct pool *pool;
     struct results *results;

@@ -1,7 +1,9 @@
 /* Swapping a processor under the running engine (PLUGIN.RELOAD, CONFIG.RELOAD): each
  * type's processor pointer is replaced atomically; a call takes a striped reference on
  * the processor it starts on (no shared line written per call), so the old instance is
- * closed only once its last call returned (registry.c asks engine_processor_refs). */
+ * closed only once its last call returned and every worker thread that ran its
+ * thread_init has run its thread_fini, at its next task loop or when it exits (registry.c
+ * asks engine_processor_refs). */
 #include "ggl-build.h"
 
 #include <stdio.h>
@@ -69,6 +71,7 @@ int engine_replace_processor(struct engine *e, const void *old_self,
             atomic_store(&old->retired, 1);
         }
     }
+    atomic_fetch_add(&e->retire_gen, 1); /* workers run thread_fini for it (engine.c) */
     rc = 0;
 out:
     pthread_mutex_unlock(&e->mu);
@@ -85,8 +88,10 @@ long engine_processor_refs(struct engine *e, const void *self)
     long sum = 0;
     size_t n = atomic_load(&e->n_procs);
     for (size_t i = 0; i < n; i++)
-        if (e->procs[i].p->self == self)
+        if (e->procs[i].p->self == self) {
             for (int k = 0; k < REF_STRIPES; k++)
                 sum += atomic_load(&e->procs[i].refs[k].n);
+            sum += atomic_load(&e->procs[i].thread_states); /* thread_fini still to run */
+        }
     return sum;
 }

@@ -109,6 +109,7 @@ static const char *const parent_types[] = {"parent", NULL};
 static const char *const tl_types[] = {"tl", NULL};
 static const char *const *tl_list(void *s) { (void)s; return tl_types; }
 _Atomic unsigned thread_inits, thread_finis;
+int tl_instance; /* processor/tl's self: an instance a test can replace */
 static enum ggl_status tl_init(void *self) { (void)self; atomic_fetch_add(&thread_inits, 1); return GGL_OK; }
 static void tl_fini(void *self) { (void)self; atomic_fetch_add(&thread_finis, 1); }
 static const char *const *parent_list(void *s) { (void)s; return parent_types; }
@@ -130,7 +131,7 @@ static const struct ggl_processor tl_vt = {.size = sizeof tl_vt, .flags = GGL_RE
 static const struct engine_processor procs[] = {
     {"processor/noop", &noop_vt, NULL}, {"processor/block", &block_vt, NULL},
     {"processor/flaky", &flaky_vt, NULL}, {"processor/parent", &parent_vt, NULL},
-    {"processor/tl", &tl_vt, NULL}};
+    {"processor/tl", &tl_vt, &tl_instance}};
 
 char sub_result[8];
 const char *sub_arg;

@@ -31,6 +31,7 @@ extern _Atomic uint64_t sub_id, sub_parent_seen;
 extern char sub_result[8];
 extern const char *sub_arg;
 extern _Atomic unsigned thread_inits, thread_finis;
+extern int tl_instance;
 
 int wait_for(const unsigned *counter, unsigned n);  /* bounded wait on the condition */
 unsigned get(const unsigned *counter);

@@ -212,6 +212,47 @@ static void test_thread_init_once_per_worker_and_fini_at_exit(void **state)
     assert_int_equal(atomic_load(&thread_finis), inits);
 }
 
+static _Atomic unsigned new_inits, new_finis;
+static const char *const tl_types[] = {"tl", NULL};
+static const char *const *tl2_list(void *s) { (void)s; return tl_types; }
+static enum ggl_status tl2_init(void *s) { (void)s; atomic_fetch_add(&new_inits, 1); return GGL_OK; }
+static void tl2_fini(void *s) { (void)s; atomic_fetch_add(&new_finis, 1); }
+static enum ggl_status tl2_process(void *self, const struct ggl_task *t, struct ggl_result *r)
+{
+    (void)self, (void)t, (void)r;
+    return GGL_OK;
+}
+
+/* A processor with per-thread state replaced under the engine: the worker that ran its
+ * thread_init runs its thread_fini at its next task loop, on its own thread, and until
+ * then the old instance counts as in use (the registry keeps it open). */
+static void test_replaced_processor_gets_thread_fini_from_its_workers(void **state)
+{
+    (void)state;
+    static const struct ggl_processor tl2_vt = {.size = sizeof tl2_vt, .flags = GGL_READS_CONCURRENT,
+                                                .task_types = tl2_list, .process = tl2_process,
+                                                .thread_init = tl2_init, .thread_fini = tl2_fini};
+    static int tl2_instance;
+    static const struct engine_processor tl2 = {"processor/tl2", &tl2_vt, &tl2_instance};
+    struct engine_config c = config(1, 1);
+    struct engine *e = start(&c);
+    unsigned inits0 = atomic_load(&thread_inits), finis0 = atomic_load(&thread_finis);
+    submit(e, "tl", "t", GGL_PRIO_NORMAL, 0);
+    assert_true(wait_for(&callbacks, 1));
+    assert_int_equal(atomic_load(&thread_inits) - inits0, 1);
+    assert_int_equal(engine_replace_processor(e, &tl_instance, &tl2), 0);
+    assert_int_equal(engine_processor_refs(e, &tl_instance), 1); /* its worker owes a fini */
+    assert_int_equal(atomic_load(&thread_finis), finis0);
+    submit(e, "tl", "t", GGL_PRIO_NORMAL, 0); /* the same (only) worker's next loop */
+    assert_true(wait_for(&callbacks, 2));
+    assert_int_equal(atomic_load(&thread_finis) - finis0, 1);
+    assert_int_equal(engine_processor_refs(e, &tl_instance), 0);
+    assert_int_equal(atomic_load(&new_inits), 1); /* the new one serves "tl" now */
+    stop(e);
+    assert_int_equal(atomic_load(&thread_finis) - finis0, 1); /* not twice at the exit */
+    assert_int_equal(atomic_load(&new_finis), 1);
+}
+
 static _Atomic int done_msgs;
 static char done_payload[256];
 
@@ -266,6 +307,7 @@ int main(void)
         T(test_shutdown_drains_queued_tasks),
         T(test_shutdown_deadline_cancels_what_is_left),
         T(test_thread_init_once_per_worker_and_fini_at_exit),
+        T(test_replaced_processor_gets_thread_fini_from_its_workers),
         T(test_finished_tasks_go_on_the_bus_when_wanted),
     };
 #undef T

@@ -41,7 +41,10 @@ struct ggl_processor {
     /* Run one task; the returned status is the task's outcome (GGL_RETRY may be retried). */
     enum ggl_status (*process)(void *self, const struct ggl_task *task, struct ggl_result *result);
 
-    /* Optional. */
+    /* Optional.  Per-thread state: thread_init runs on a worker thread before its first
+     * task for this instance there, thread_fini on the same thread when the thread exits,
+     * or, after the instance was replaced (PLUGIN.RELOAD), at that thread's next task;
+     * close comes after every thread_fini. */
     enum ggl_status (*thread_init)(void *self);
     void (*thread_fini)(void *self);
 };
