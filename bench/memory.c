@@ -4,6 +4,9 @@
  *     memory_get_into into a caller's buffer, the API the hot paths use (the control
  *     socket's GET on the I/O thread, through memory_get_cached_into); the writes are
  *     memory_put to STM, each also refreshing the cache copy;
+ *     Also, for reference, the same reads one at a time on one thread, each key picked
+ *     with a byte of the value read before it: one read's latency, which the CPU cannot
+ *     overlap with the next read's as it does in the loop above;
  * (b) LTM batched writes through the manager vs raw SQLite batched inserts of the same
  *     rows (goal: >= 0.7);
  * (m) one maintenance cycle over 100,000 entries in STM and 100,000 in IM;
@@ -257,6 +260,19 @@ static void compression(void)
            (double)in / (double)td * 1e3);
 }
 
+/* ns per read when each read's key depends on the value the read before returned. */
+static double chained_reads(int manager, long n)
+{
+    struct reader r = {manager, 0, 0, 88172645463325252ull, 0};
+    char out[VALUE] = {0};
+    uint64_t t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        r.seed += (unsigned char)out[i % VALUE]; /* a data dependency on the last read */
+        one_op(&r, out);
+    }
+    return (double)(now_ns() - t0) / (double)n;
+}
+
 /* N cache-hit gets (write_pct % of them puts) on this thread: the hot loop of (a)
  * without threads or timing. */
 static void __attribute__((noinline)) profile_gets(long n, unsigned write_pct, int manager)
@@ -320,6 +336,9 @@ int main(int argc, char **argv)
     printf("    the same without writes: %.2f M ops/s; ratio %.2f\n", reads / 1e6, reads / base);
     printf("    CPU per op: %.0f ns, without writes %.0f ns; unlocked hash get %.0f ns;"
            " ratios %.2f and %.2f\n", cours, creads, cbase, cbase / cours, cbase / creads);
+    double lmgr = chained_reads(1, 1000000), lbase = chained_reads(0, 1000000);
+    printf("    one read at a time (latency, 1 thread): %.0f ns; unlocked hash get %.0f ns;"
+           " ratio %.2f\n", lmgr, lbase, lbase / lmgr);
 
     snprintf(path, sizeof path, "%s/raw.db", fx.dir);
     double craw, cmgr, raw = raw_sqlite(path, &craw), mgr = manager_ltm(&cmgr);
