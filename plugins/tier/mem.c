@@ -273,10 +273,14 @@ static enum ggl_status mem_del(void *self, const void *key, size_t len, uint64_t
 
 #define AHEAD 8 /* del_older_batch's prefetch distance, in keys */
 
-/* The retire of a batch's older copies, nothing copied out; a stripe's lock is kept
- * while consecutive keys fall in it.  The keys' buckets are fetched AHEAD keys ahead and
- * their first items half as far, so the cache misses of a batch (two a key, ~100 ns
- * each here) overlap. */
+/* The retire of a batch's older copies, nothing copied out.  The keys' buckets are
+ * fetched AHEAD keys ahead, so their cache misses (~100 ns each here) overlap.  A batch
+ * of BIG_BATCH keys or more holds every stripe (in order: nobody else holds two), a few
+ * dozen lock operations for hundreds of keys, and then fetches each key's first item
+ * too, half as far ahead: that read of a bucket needs its stripe held.  A smaller batch
+ * locks each key's stripe, kept while consecutive keys fall in it. */
+#define BIG_BATCH 64
+
 static enum ggl_status mem_del_older_batch(void *self, const void *const *keys,
                                            const size_t *lens, size_t n,
                                            const uint64_t *versions, enum ggl_status *status)
@@ -285,11 +289,14 @@ static enum ggl_status mem_del_older_batch(void *self, const void *const *keys,
     size_t mask = m->nbuckets - 1, ring[AHEAD];
     struct item **drop = malloc((n ? n : 1) * sizeof *drop); /* freed after the locks */
     struct stripe *held = NULL;
+    int all = n >= BIG_BATCH;
+    for (size_t i = 0; all && i < STRIPES; i++)
+        pthread_mutex_lock(&m->stripes[i].lock);
     for (size_t i = 0; i < n && i < AHEAD; i++)
         __builtin_prefetch(&m->buckets[ring[i] = hash(keys[i], lens[i]) & mask]);
     for (size_t i = 0; i < n; i++) {
         struct stripe *s = stripe_of(m, ring[i % AHEAD]);
-        if (s != held) {
+        if (!all && s != held) {
             if (held)
                 pthread_mutex_unlock(&held->lock);
             pthread_mutex_lock(&(held = s)->lock);
@@ -298,7 +305,7 @@ static enum ggl_status mem_del_older_batch(void *self, const void *const *keys,
         if (i + AHEAD < n)
             __builtin_prefetch(&m->buckets[ring[i % AHEAD] =
                                                hash(keys[i + AHEAD], lens[i + AHEAD]) & mask]);
-        if (i + AHEAD / 2 < n && m->buckets[ring[(i + AHEAD / 2) % AHEAD]])
+        if (all && i + AHEAD / 2 < n && m->buckets[ring[(i + AHEAD / 2) % AHEAD]])
             __builtin_prefetch(m->buckets[ring[(i + AHEAD / 2) % AHEAD]]);
         status[i] = !*p ? GGL_NOTFOUND : (*p)->e.version >= versions[i] ? GGL_CONFLICT : GGL_OK;
         if (status[i] == GGL_OK && drop)
@@ -308,6 +315,8 @@ static enum ggl_status mem_del_older_batch(void *self, const void *const *keys,
         else if (drop)
             drop[i] = NULL;
     }
+    for (size_t i = STRIPES; all && i-- > 0;)
+        pthread_mutex_unlock(&m->stripes[i].lock);
     if (held)
         pthread_mutex_unlock(&held->lock);
     /* In the caller's order: a batch of keys stored in that order frees neighbouring
