@@ -366,12 +366,25 @@ static enum ggl_status thread_init_once(struct engine *e, struct eproc *p)
     return st;
 }
 
+/* The processor serving ty, referenced for the loop's calls (engine_swap.c): the loop
+ * keeps its reference from task to task while the type's processor stays the one it
+ * holds, so a stream of calls writes no shared reference count; it lets go when the
+ * processor was swapped or when the loop leaves. */
+static struct eproc *loop_proc(struct eloop *l, struct etype *ty)
+{
+    if (l->held && atomic_load(&ty->proc) == l->held)
+        return l->held;
+    if (l->held)
+        engine_proc_put(l->held);
+    return l->held = engine_proc_get(ty);
+}
+
 /* Call the processor: the task's outcome status, result filled, reason copied. */
-static enum ggl_status call_processor(struct engine *e, struct etask *t, struct ggl_result *res,
-                                      char *reason, size_t reason_len)
+static enum ggl_status call_processor(struct engine *e, struct eloop *l, struct etask *t,
+                                      struct ggl_result *res, char *reason, size_t reason_len)
 {
     struct etype *ty = &e->types[t->type];
-    struct eproc *p = engine_proc_get(ty); /* the call finishes on it, even if swapped */
+    struct eproc *p = loop_proc(l, ty); /* the call finishes on it, even if swapped */
     struct ggl_task gt = {.size = sizeof gt, .attempt = t->attempt, .id = t->id,
                           .type = ty->name, .priority = (uint32_t)t->prio,
                           .payload = t->payload, .payload_len = t->len,
@@ -379,7 +392,6 @@ static enum ggl_status call_processor(struct engine *e, struct etask *t, struct 
     if (lock_processor(p, t->deadline_ms) != 0) {
         snprintf(reason, reason_len, "deadline passed waiting for %s (one task at a time)",
                  p->p->label);
-        engine_proc_put(p);
         return GGL_UNAVAILABLE;
     }
     hostapi_clear_reason();
@@ -393,7 +405,6 @@ static enum ggl_status call_processor(struct engine *e, struct etask *t, struct 
     memcpy(reason, why, n);
     reason[n] = '\0';
     unlock_processor(p);
-    engine_proc_put(p);
     return st;
 }
 
@@ -537,7 +548,7 @@ static uint64_t run_task(struct engine *e, struct eloop *l, struct etask *t)
     atomic_store_explicit(&l->running_type, (int)t->type, memory_order_relaxed);
     struct ggl_result res = {.size = sizeof res};
     char reason[256];
-    enum ggl_status st = call_processor(e, t, &res, reason, sizeof reason);
+    enum ggl_status st = call_processor(e, l, t, &res, reason, sizeof reason);
     atomic_store_explicit(&l->running_type, -1, memory_order_relaxed);
     engine_loop_ran(e, l, t);
     uint64_t ran = task_ran(e, ty, start_ns, weight);
@@ -591,6 +602,8 @@ static void task_runner(void *arg)
         if (engine_ready(e) == 0 || !claim_token(e))
             break;
     }
+    if (l.held)
+        engine_proc_put(l.held);
     loop_of = NULL;
     engine_loop_leave(e, &l);
 }

@@ -115,6 +115,7 @@ struct eloop {
         size_t len;
     } done[ENGINE_BATCH];
     _Atomic unsigned n_done;        /* changed under mu; the loop peeks without it */
+    struct eproc *held;             /* processor the loop holds a reference on (engine.c) */
     struct eloop *prev, *next;      /* e->loops, under e->mu */
 };
 
