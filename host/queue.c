@@ -74,6 +74,7 @@ struct queue {
     size_t capacity, reserve;
     uint64_t age_ms;
     _Atomic int closed;
+    _Atomic unsigned admitting;             /* pushes past their look at closed (queue_close) */
     _Atomic unsigned waiters;               /* consumers asleep or about to be */
     _Atomic size_t delayed;                 /* heap_len, for the lock-free counts */
     _Atomic uint64_t next_due;              /* the heap's earliest due time; UINT64_MAX: none */
@@ -146,7 +147,7 @@ void queue_free(struct queue *q)
 size_t queue_ready(const struct queue *q)
 {
     struct queue *w = (struct queue *)q;
-    uint64_t popped = atomic_load_explicit(&w->popped, memory_order_relaxed);
+    uint64_t popped = atomic_load_explicit(&w->popped, memory_order_acquire);
     uint64_t pushed = atomic_load(&w->pushed);
     size_t delayed = atomic_load_explicit(&w->delayed, memory_order_relaxed);
     int64_t n = (int64_t)(pushed - popped) - (int64_t)delayed;
@@ -358,36 +359,52 @@ static void wake_one(struct queue *q)
     pthread_mutex_unlock(&q->mu);
 }
 
-static enum ggl_status admit(struct queue *q, void *item, enum ggl_priority prio, int delayed,
-                             uint64_t due_ms)
+/* Counted and in its place, or refused.  A delayed item is counted under mu, with its
+ * heap insert: a consumer holding mu never sees it counted and not yet there. */
+static enum ggl_status place(struct queue *q, void *item, enum ggl_priority prio, int delayed,
+                             uint64_t t_ms)
 {
-    if ((unsigned)prio >= QUEUE_LEVELS)
-        return GGL_INVALID;
-    if (atomic_load_explicit(&q->closed, memory_order_acquire))
-        return GGL_UNAVAILABLE;
-    uint64_t now = clock_now_ms(), t_ms = delayed ? due_ms : now;
-    delayed = delayed && due_ms > now; /* one due already is ready now */
+    size_t limit = prio == GGL_PRIO_CRITICAL ? q->capacity : q->capacity - q->reserve;
     struct cell *ring = ring_of(q, (unsigned)prio);
     if (!ring)
         return GGL_NOMEM;
-    if (count_in(q, prio == GGL_PRIO_CRITICAL ? q->capacity : q->capacity - q->reserve) < 0) {
-        metrics_add(q->refused, 1);
-        return GGL_RETRY;
-    }
-    metrics_add(q->depth, 1); /* this thread's stripe: no line shared with the consumers */
     if (!delayed) {
+        if (count_in(q, limit) < 0)
+            return GGL_RETRY;
         ring_put(q, (unsigned)prio, ring, item, t_ms);
         wake_one(q);
         return GGL_OK;
     }
     pthread_mutex_lock(&q->mu);
-    heap_insert(q, (struct delayed){item, due_ms, (unsigned)prio});
-    int wake = atomic_load_explicit(&q->waiters, memory_order_relaxed) > 0 &&
+    int counted = count_in(q, limit) == 0;
+    if (counted)
+        heap_insert(q, (struct delayed){item, t_ms, (unsigned)prio});
+    int wake = counted && atomic_load_explicit(&q->waiters, memory_order_relaxed) > 0 &&
                q->heap[0].item == item; /* earlier than what the waiters are timing */
     pthread_mutex_unlock(&q->mu);
     if (wake)
         pthread_cond_signal(&q->ready_cv);
-    return GGL_OK;
+    return counted ? GGL_OK : GGL_RETRY;
+}
+
+static enum ggl_status admit(struct queue *q, void *item, enum ggl_priority prio, int delayed,
+                             uint64_t due_ms)
+{
+    if ((unsigned)prio >= QUEUE_LEVELS)
+        return GGL_INVALID;
+    uint64_t now = clock_now_ms(), t_ms = delayed ? due_ms : now;
+    delayed = delayed && due_ms > now; /* one due already is ready now */
+    /* seq_cst both: either queue_close sees this push under way and waits for it, or
+     * this push sees the queue closed */
+    atomic_fetch_add(&q->admitting, 1);
+    enum ggl_status st = atomic_load(&q->closed) ? GGL_UNAVAILABLE
+                                                 : place(q, item, prio, delayed, t_ms);
+    atomic_fetch_sub_explicit(&q->admitting, 1, memory_order_release);
+    if (st == GGL_OK)
+        metrics_add(q->depth, 1); /* this thread's stripe: no line shared with the consumers */
+    else if (st == GGL_RETRY)
+        metrics_add(q->refused, 1);
+    return st;
 }
 
 enum ggl_status queue_push(struct queue *q, void *item, enum ggl_priority prio)
@@ -459,6 +476,13 @@ static int ts_before(const struct timespec *a, const struct timespec *b)
     return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
+static int deadline_passed(const struct timespec *deadline)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return !ts_before(&t, deadline);
+}
+
 /* Wait (mu held, counted in waiters) for a push, a kick, the earliest due time or the
  * caller's deadline.  Returns ETIMEDOUT only when the caller's own deadline passed. */
 static int wait_ready(struct queue *q, const struct timespec *deadline, uint64_t now)
@@ -476,13 +500,7 @@ static int wait_ready(struct queue *q, const struct timespec *deadline, uint64_t
     }
     int rc = timed ? pthread_cond_timedwait(&q->ready_cv, &q->mu, &until)
                    : pthread_cond_wait(&q->ready_cv, &q->mu);
-    if (rc == ETIMEDOUT && deadline) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if (!ts_before(&t, deadline))
-            return ETIMEDOUT;
-    }
-    return 0;
+    return rc == ETIMEDOUT && deadline && deadline_passed(deadline) ? ETIMEDOUT : 0;
 }
 
 size_t queue_pop_batch(struct queue *q, void **out, size_t max, int64_t timeout_ms)
@@ -505,7 +523,11 @@ size_t queue_pop_batch(struct queue *q, void **out, size_t max, int64_t timeout_
         if (n > 0 || atomic_load(&q->closed))
             break;
         if (queue_ready(q) > 0) { /* counted, not yet published: its producer is on it */
+            pthread_mutex_unlock(&q->mu); /* which may need mu (ring_of) */
             sched_yield();
+            pthread_mutex_lock(&q->mu);
+            if (timeout_ms > 0 && deadline_passed(&deadline))
+                break;
             continue;
         }
         if (wait_ready(q, timeout_ms > 0 ? &deadline : NULL, now) == ETIMEDOUT)
@@ -525,9 +547,13 @@ void queue_kick(struct queue *q)
     pthread_mutex_unlock(&q->mu);
 }
 
+/* Closed, then every push that had not seen it is waited for (a few instructions each,
+ * or a wait for mu that is not held here), so a drain after this finds all of them. */
 void queue_close(struct queue *q)
 {
     atomic_store(&q->closed, 1);
+    while (atomic_load(&q->admitting))
+        sched_yield();
     queue_kick(q);
 }
 

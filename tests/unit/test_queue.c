@@ -384,6 +384,58 @@ static void test_many_producers_and_consumers_on_a_deep_queue(void **state)
     run_producers_and_consumers(20000, two);
 }
 
+struct closer_race {
+    struct queue *q;
+    pthread_t tid;
+    _Atomic uint64_t *accepted;
+    int delayed;
+};
+
+/* Push until the queue refuses as closed (a full queue: try again). */
+static void *push_until_closed(void *arg)
+{
+    struct closer_race *r = arg;
+    for (uintptr_t i = 1;; i++) {
+        enum ggl_status st = r->delayed && i % 2
+                                 ? queue_push_at(r->q, ITEM(i), GGL_PRIO_NORMAL, fake_clock() + 5)
+                                 : queue_push(r->q, ITEM(i), GGL_PRIO_NORMAL);
+        if (st == GGL_UNAVAILABLE)
+            return NULL;
+        if (st == GGL_OK)
+            atomic_fetch_add(r->accepted, 1);
+        else
+            sched_yield();
+    }
+}
+
+/* A close with pushes racing it, then a drain right away (as shutdown does): every push
+ * that was accepted is in what the drain and the consumers got, none lands after. */
+static void test_close_fences_off_racing_pushes(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 100; round++) { /* the race is short: many tries */
+        struct queue *q = make(512, 0, 0);
+        _Atomic uint64_t accepted = 0;
+        struct closer_race r[PRODUCERS];
+        for (int i = 0; i < PRODUCERS; i++) {
+            r[i] = (struct closer_race){.q = q, .accepted = &accepted, .delayed = i == 0};
+            assert_int_equal(pthread_create(&r[i].tid, NULL, push_until_closed, &r[i]), 0);
+        }
+        while (atomic_load(&accepted) < 100) /* bounded: they stop only once closed */
+            sched_yield();
+        queue_close(q);
+        uint64_t got = 0;
+        void *out[64];
+        for (size_t n; (n = queue_drain(q, out, 64)) > 0;)
+            got += n;
+        for (int i = 0; i < PRODUCERS; i++)
+            pthread_join(r[i].tid, NULL);
+        assert_int_equal(queue_length(q), 0); /* nothing accepted after the drain */
+        assert_int_equal(got, atomic_load(&accepted));
+        queue_free(q);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +449,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delayed_items_come_due_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_blocked_consumer_wakes_when_delayed_item_is_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_wakes_consumers_and_keeps_items, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_fences_off_racing_pushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_producers_and_consumers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_producers_and_consumers_across_priorities, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_producers_and_consumers_on_a_deep_queue, setup, teardown),
