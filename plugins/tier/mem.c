@@ -233,9 +233,8 @@ static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t e
     st = GGL_OK;
     if (!condition_holds(*p, expect, e->version))
         st = GGL_CONFLICT;
-    else if (atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed) >= m->max_entries &&
-             !*p) { /* counted first; a replaced item gives its count back below */
-        atomic_fetch_sub_explicit(&m->count, 1, memory_order_relaxed);
+    else if (!*p && atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed) >= m->max_entries) {
+        atomic_fetch_sub_explicit(&m->count, 1, memory_order_relaxed); /* a new entry: no room */
         st = GGL_RETRY;
     }
     if (st != GGL_OK) {
@@ -245,12 +244,12 @@ static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t e
             m->host->set_reason(m->host, "full: %zu entries", m->max_entries);
         return st;
     }
-    if (*p)
-        unlink_item(m, s, p);
-    it->next = *p;
+    struct item *old = *p; /* a replacement takes its place: the count stays */
+    it->next = old ? old->next : NULL;
     *p = it;
-    s->bytes += e->key_len + e->value_len;
+    s->bytes += e->key_len + e->value_len - (old ? old->e.key_len + old->e.value_len : 0);
     pthread_mutex_unlock(&s->lock);
+    free(old);
     return GGL_OK;
 }
 
