@@ -323,7 +323,8 @@ void engine_thread_fini(void *record)
 }
 
 /* After a swap: thread_fini on this thread for the processors replaced since it last
- * looked.  One load per task loop otherwise. */
+ * looked.  One load per task loop otherwise; also run by each pool worker as it runs out
+ * of work (engine_idle_hook), and a swap wakes the sleeping ones for it. */
 static void fini_retired(struct engine *e)
 {
     unsigned gen = atomic_load_explicit(&e->retire_gen, memory_order_acquire);
@@ -332,12 +333,26 @@ static void fini_retired(struct engine *e)
     struct thread_record *tr = e->have_key ? pthread_getspecific(e->thread_key) : NULL;
     if (!tr || tr->retire_gen == gen)
         return;
-    tr->retire_gen = gen;
+    int later = 0;
     size_t n = atomic_load(&e->n_procs);
-    for (size_t i = 0; i < n; i++)
-        if (atomic_load(&e->procs[i].retired))
-            fini_one(e, tr, i);
+    for (size_t i = 0; i < n; i++) {
+        struct eproc *p = &e->procs[i];
+        if (!tr->inited[i] || !atomic_load(&p->retired))
+            continue;
+        /* one call at a time into a processor without GGL_READS_CONCURRENT, thread_fini
+         * included; held by a call (a stuck one, say): look again next time */
+        if (!p->concurrent && pthread_mutex_trylock(&p->serial) != 0) {
+            later = 1;
+            continue;
+        }
+        fini_one(e, tr, i);
+        if (!p->concurrent)
+            pthread_mutex_unlock(&p->serial);
+    }
+    tr->retire_gen = later ? gen - 1 : gen;
 }
+
+void engine_idle_hook(void *arg) { fini_retired(arg); }
 
 /* Run p's thread_init once on this thread before its first task here. */
 static enum ggl_status thread_init_once(struct engine *e, struct eproc *p)

@@ -119,6 +119,10 @@ struct eloop {
     struct eloop *prev, *next;      /* e->loops, under e->mu */
 };
 
+/* The pool's idle hook (engine_life.c): a worker out of work runs the thread_fini it
+ * owes replaced processors (engine.c). */
+void engine_idle_hook(void *arg);
+
 struct retry {                      /* a delayed retry: its token is due at due_ms */
     uint64_t due_ms;
     unsigned type;

@@ -104,7 +104,7 @@ static int start_pool(struct engine *e)
                              .grow_depth = 0, /* a queued token is a backlog (engine.c) */
                              .idle_ms = e->cfg.idle_ms,
                              .monitor_ms = 0, .types = &token, .n_types = 1,
-                             .batch = 1};
+                             .batch = 1, .idle_hook = engine_idle_hook, .idle_arg = e};
     e->pool = pool_new(&pc);
     return e->pool ? 0 : -1;
 }

@@ -64,17 +64,18 @@ int engine_replace_processor(struct engine *e, const void *old_self,
     p->concurrent = (np->vt->flags & GGL_READS_CONCURRENT) != 0;
     pthread_mutex_init(&p->serial, NULL);
     atomic_store(&e->n_procs, n + 1); /* after the row is complete */
-    for (size_t t = 0; t < e->n_types; t++) {
-        struct eproc *old = atomic_load(&e->types[t].proc);
-        if (old->p->self == old_self) {
+    for (size_t t = 0; t < e->n_types; t++)
+        if (atomic_load(&e->types[t].proc)->p->self == old_self)
             atomic_store(&e->types[t].proc, p);
-            atomic_store(&old->retired, 1);
-        }
-    }
+    for (size_t i = 0; i < n; i++) /* once no type points at it: then it is retired */
+        if (e->procs[i].p->self == old_self)
+            atomic_store(&e->procs[i].retired, 1);
     atomic_fetch_add(&e->retire_gen, 1); /* workers run thread_fini for it (engine.c) */
     rc = 0;
 out:
     pthread_mutex_unlock(&e->mu);
+    if (rc == 0)
+        pool_wake_all(e->pool); /* the sleeping ones too, now */
     if (rc == 0)
         log_info("engine: %s now serves the types of the instance it replaces", np->label);
     return rc;

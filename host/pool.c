@@ -162,6 +162,8 @@ static int refill(struct pool *p, struct slot *s)
         return 1;
     /* Announce idleness before the last look at other rings: a submitter that queues
      * elsewhere after this sees idle > 0 and kicks us (see wake_idle). */
+    if (p->idle_hook)
+        p->idle_hook(p->idle_arg);
     atomic_store(&s->idle_since, clock_now_ms());
     atomic_store(&s->idle, 1);
     atomic_fetch_add(&p->idle, 1);
@@ -262,8 +264,9 @@ static size_t push_to(struct slot *s, unsigned type, const struct pool_task *t, 
     return n;
 }
 
-/* Work was queued on a busy worker: if some worker is idle, kick it to steal. */
-static void wake_idle(struct pool *p)
+/* Kick idle workers (the first one, or all): a sleeping one wakes, and one about to
+ * sleep looks again. */
+static void kick_idle(struct pool *p, int all)
 {
     if (atomic_load(&p->idle) == 0)
         return;
@@ -278,9 +281,15 @@ static void wake_idle(struct pool *p)
         pthread_mutex_unlock(&s->mu);
         if (wake)
             pthread_cond_signal(&s->cv);
-        return;
+        if (!all)
+            return;
     }
 }
+
+/* Work was queued on a busy worker: if some worker is idle, kick it to steal. */
+static void wake_idle(struct pool *p) { kick_idle(p, 0); }
+
+void pool_wake_all(struct pool *p) { kick_idle(p, 1); }
 
 /* The slot to try first: an idle worker's with nothing queued yet if any, else the next
  * in round-robin order.  An idle slot already given work has a worker about to wake for
@@ -405,6 +414,8 @@ struct pool *pool_new(const struct pool_config *cfg)
     p->max = cfg->max_workers;
     p->grow_depth = cfg->grow_depth;
     p->no_steal = cfg->no_steal;
+    p->idle_hook = cfg->idle_hook;
+    p->idle_arg = cfg->idle_arg;
     p->batch = cfg->batch && cfg->batch < POOL_BATCH ? cfg->batch : POOL_BATCH;
     p->idle_ms = cfg->idle_ms;
     p->monitor_ms = cfg->monitor_ms;

@@ -39,6 +39,9 @@ struct pool_config {
     int no_steal;              /* benchmarks: measure what stealing buys */
     size_t batch;              /* tasks a worker takes at once (0: POOL_BATCH).  1 when a
                                 * task may block: the rest stay stealable by idle workers */
+    pool_fn idle_hook;         /* NULL, or run on a worker's own thread each time it runs
+                                * out of work, before it sleeps (see pool_wake_all) */
+    void *idle_arg;
 };
 
 struct pool_stats {
@@ -58,6 +61,9 @@ void pool_free(struct pool *p);
 /* Queue one task of `type`.  GGL_RETRY when the type's share or the queues are full,
  * GGL_INVALID for an unknown type. */
 enum ggl_status pool_submit(struct pool *p, unsigned type, pool_fn fn, void *arg);
+/* Wake every sleeping worker: each runs the idle hook on its own thread and sleeps again
+ * (the engine asks its workers to run a replaced processor's thread_fini so). */
+void pool_wake_all(struct pool *p);
 /* Queue up to n tasks, spread over the workers; returns how many were accepted. */
 size_t pool_submit_batch(struct pool *p, unsigned type, const struct pool_task *tasks, size_t n);
 

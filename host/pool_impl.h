@@ -58,6 +58,8 @@ struct pool {
     int no_steal;
     size_t batch;                 /* 1..POOL_BATCH */
     uint64_t idle_ms, monitor_ms;
+    pool_fn idle_hook;
+    void *idle_arg;
     pthread_mutex_t maint_mu;     /* one maintenance pass at a time; slot threads */
     unsigned backlog_passes;      /* consecutive passes that saw a backlog */
     struct pool *monitor_next;    /* the shared monitor's list (under its mutex) */

@@ -240,8 +240,8 @@ static long refs_settle_at(struct engine *e, const void *self, long want)
 }
 
 /* A processor with per-thread state replaced under the engine: the worker that ran its
- * thread_init runs its thread_fini at its next task loop, on its own thread, and until
- * then the old instance counts as in use (the registry keeps it open). */
+ * thread_init runs its thread_fini on its own thread once it is out of the task it was
+ * in, and until then the old instance counts as in use (the registry keeps it open). */
 static void test_replaced_processor_gets_thread_fini_from_its_workers(void **state)
 {
     (void)state;
@@ -256,19 +256,50 @@ static void test_replaced_processor_gets_thread_fini_from_its_workers(void **sta
     submit(e, "tl", "t", GGL_PRIO_NORMAL, 0);
     assert_true(wait_for(&callbacks, 1));
     assert_int_equal(atomic_load(&thread_inits) - inits0, 1);
+    submit(e, "block", "G", GGL_PRIO_NORMAL, 0); /* the one worker, held in another task */
+    assert_true(wait_for(&blocked, 1));
     assert_int_equal(engine_replace_processor(e, &tl_instance, &tl2), 0);
-    /* its worker owes a fini; its loop lets go of its reference for calls when it leaves,
-     * within its linger (polled, bounded) */
-    assert_int_equal(refs_settle_at(e, &tl_instance, 1), 1);
+    assert_int_equal(engine_processor_refs(e, &tl_instance), 1); /* its worker owes a fini */
     assert_int_equal(atomic_load(&thread_finis), finis0);
-    submit(e, "tl", "t", GGL_PRIO_NORMAL, 0); /* the same (only) worker's next loop */
-    assert_true(wait_for(&callbacks, 2));
+    open_gate(); /* the worker comes back: thread_fini on its own thread (polled, bounded) */
+    assert_int_equal(refs_settle_at(e, &tl_instance, 0), 0);
     assert_int_equal(atomic_load(&thread_finis) - finis0, 1);
-    assert_int_equal(engine_processor_refs(e, &tl_instance), 0);
+    submit(e, "tl", "t", GGL_PRIO_NORMAL, 0);
+    assert_true(wait_for(&callbacks, 3));
+    assert_int_equal(atomic_load(&thread_finis) - finis0, 1);
     assert_int_equal(atomic_load(&new_inits), 1); /* the new one serves "tl" now */
     stop(e);
     assert_int_equal(atomic_load(&thread_finis) - finis0, 1); /* not twice at the exit */
     assert_int_equal(atomic_load(&new_finis), 1);
+}
+
+/* The same with the worker asleep in the pool when the swap comes: the swap wakes it to
+ * run thread_fini, with no task to give it. */
+static void test_an_idle_worker_is_woken_for_thread_fini(void **state)
+{
+    (void)state;
+    static const struct ggl_processor tl3_vt = {.size = sizeof tl3_vt, .flags = GGL_READS_CONCURRENT,
+                                                .task_types = tl2_list, .process = tl2_process};
+    static int tl3_instance;
+    static const struct engine_processor tl3 = {"processor/tl3", &tl3_vt, &tl3_instance};
+    struct engine_config c = config(1, 1);
+    struct engine *e = start(&c);
+    unsigned finis0 = atomic_load(&thread_finis);
+    submit(e, "tl", "t", GGL_PRIO_NORMAL, 0);
+    assert_true(wait_for(&callbacks, 1));
+    struct engine_stats st;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do { /* bounded: the loop lingers a few us, then its worker sleeps in the pool */
+        engine_stats(e, &st);
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while (st.idle < st.workers && t.tv_sec - t0.tv_sec < 5);
+    assert_int_equal(st.idle, st.workers);
+    assert_int_equal(engine_replace_processor(e, &tl_instance, &tl3), 0);
+    assert_int_equal(refs_settle_at(e, &tl_instance, 0), 0);
+    assert_int_equal(atomic_load(&thread_finis) - finis0, 1);
+    stop(e);
 }
 
 static _Atomic int done_msgs;
@@ -326,6 +357,7 @@ int main(void)
         T(test_shutdown_deadline_cancels_what_is_left),
         T(test_thread_init_once_per_worker_and_fini_at_exit),
         T(test_replaced_processor_gets_thread_fini_from_its_workers),
+        T(test_an_idle_worker_is_woken_for_thread_fini),
         T(test_finished_tasks_go_on_the_bus_when_wanted),
     };
 #undef T
