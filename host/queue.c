@@ -169,21 +169,26 @@ static struct cell *cell_at(struct cell *ring, const struct queue *q, uint64_t p
     return &ring[pos & q->mask];
 }
 
+#define RING_TOUCH_MAX (64u << 20) /* bytes of ring written when allocated; beyond, lazily */
+
 /* Level l's ring, allocated by the first push there (NULL: out of memory).  Its pages
  * are written once here: left to the first lap, a consumer reading a cell first would
  * map the shared zero page, and the producer's write after it would cost a copy and a
- * TLB shootdown of the other CPUs, in the middle of a stream (3% of a profile). */
+ * TLB shootdown of the other CPUs, in the middle of a stream (3% of a profile).  A ring
+ * over RING_TOUCH_MAX (a queue_capacity in the millions) is left to fault in as it
+ * fills rather than stall its first push for that long. */
 static struct cell *ring_of(struct queue *q, unsigned l)
 {
     struct cell *r = atomic_load_explicit(&q->ring[l], memory_order_acquire);
     if (r)
         return r;
     pthread_mutex_lock(&q->mu);
+    size_t bytes = (q->mask + 1) * sizeof *r;
     if (!(r = atomic_load_explicit(&q->ring[l], memory_order_relaxed)) &&
-        (r = malloc((q->mask + 1) * sizeof *r)) != NULL) {
+        (r = bytes > RING_TOUCH_MAX ? calloc(q->mask + 1, sizeof *r) : malloc(bytes)) != NULL) {
         /* cell by cell, atomically: gcc turns malloc + memset(0) into calloc, which
          * leaves fresh pages untouched */
-        for (uint64_t i = 0; i <= q->mask; i++) {
+        for (uint64_t i = 0; bytes <= RING_TOUCH_MAX && i <= q->mask; i++) {
             atomic_init(&r[i].item, NULL);
             atomic_init(&r[i].t_ms, 0);
             atomic_store_explicit(&r[i].seq, 0, memory_order_relaxed);
