@@ -523,14 +523,17 @@ static enum ggl_status sq_get_batch(void *self, const void *const *keys, const s
 /* Delete up to PURGE_ROWS rows past their expiry: reads never answer them, and left in
  * place they would take room and count in stats until overwritten.  The host's
  * maintenance walks the tier with scan, so each walk's start trims (as tier/cache's scan
- * drops what it passes).  Busy or failing, it is left for the next walk. */
-static void purge_expired(struct conn *c, uint64_t now)
+ * drops what it passes).  With the write lock taken it does not wait (the walk would,
+ * up to busy_timeout_ms): busy or failing, it is left for the next walk. */
+static void purge_expired(struct ltm *l, struct conn *c, uint64_t now)
 {
     sqlite3_stmt *st = c->st[PURGE];
     sqlite3_bind_int64(st, 11, (sqlite3_int64)now);
     sqlite3_bind_int64(st, 13, PURGE_ROWS);
+    sqlite3_busy_timeout(c->db, 0);
     sqlite3_step(st);
     sqlite3_reset(st);
+    sqlite3_busy_timeout(c->db, (int)l->busy_ms);
 }
 
 static enum ggl_status sq_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn, void *arg)
@@ -542,7 +545,7 @@ static enum ggl_status sq_scan(void *self, uint64_t *cursor, size_t count, ggl_s
         return s;
     uint64_t now = l->host->now(l->host);
     if (*cursor == 0)
-        purge_expired(c, now);
+        purge_expired(l, c, now);
     sqlite3_stmt *st = c->st[SCAN];
     sqlite3_bind_int64(st, 11, (sqlite3_int64)now);
     sqlite3_bind_int64(st, 12, (sqlite3_int64)*cursor);
