@@ -43,8 +43,9 @@ struct ggl_processor {
 
     /* Optional.  Per-thread state: thread_init runs on a worker thread before its first
      * task for this instance there, thread_fini on the same thread when the thread exits,
-     * or, after the instance was replaced (PLUGIN.RELOAD), at that thread's next task;
-     * close comes after every thread_fini. */
+     * or, after the instance was replaced (PLUGIN.RELOAD), as soon as that thread is out
+     * of the task it is in (an idle one is woken for it); close comes after every
+     * thread_fini.  Without GGL_READS_CONCURRENT, thread_fini too is one call at a time. */
     enum ggl_status (*thread_init)(void *self);
     void (*thread_fini)(void *self);
 };
