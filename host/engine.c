@@ -292,8 +292,9 @@ static void unlock_processor(struct eproc *p)
 
 /* Which processors this worker thread has run thread_init for.  thread_fini runs for
  * them when the thread exits (the pthread key's destructor), and for a replaced one
- * before: the thread's next task loop after the swap.  Until then the processor counts
- * the thread in thread_states, which keeps its instance open (engine_processor_refs). */
+ * before: at the thread's next task loop or, idle, when the swap wakes it (the pool's
+ * idle hook).  Until then the processor counts the thread in thread_states, which keeps
+ * its instance open (engine_processor_refs). */
 struct thread_record {
     struct engine *e;
     unsigned retire_gen;            /* e->retire_gen when this thread last looked */
