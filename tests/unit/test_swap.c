@@ -48,17 +48,17 @@ static int get_is(const char *key, const char *value)
     return same;
 }
 
-/* Bounded wait until INFO memory says the migration is over. */
-static void wait_migrated(void)
+/* Bounded wait (30 s: valgrind, and a writer competing for SQLite's write lock) until
+ * INFO memory says the migration is over: 1, or 0 with the last INFO in info. */
+static int migrated(char *info, size_t len)
 {
-    char info[4096];
-    for (int i = 0; i < 1000; i++) {
-        memory_info(info, sizeof info);
+    for (int i = 0; i < 6000; i++) {
+        memory_info(info, len);
         if (strstr(info, "swap_state:done"))
-            return;
+            return 1;
         poll(NULL, 0, 5);
     }
-    fail_msg("migration did not finish: %s", info);
+    return 0;
 }
 
 static void test_swap_without_migration_rebinds(void **state)
@@ -110,9 +110,12 @@ static void test_migration_keeps_every_latest_value(void **state)
         snprintf(val, sizeof val, "v%d", i);
         assert_true(get_is(key, val));
     }
-    wait_migrated();
-    writer_stop = 1;
+    char info[4096];
+    int done = migrated(info, sizeof info);
+    writer_stop = 1; /* stopped before any failure: it must not outlive the fixture */
     pthread_join(th, NULL);
+    if (!done)
+        fail_msg("migration did not finish: %s", info);
     for (int i = 0; i < 2000; i++) {
         snprintf(key, sizeof key, "m%d", i);
         snprintf(val, sizeof val, "v%d", i);
@@ -131,7 +134,6 @@ static void test_migration_keeps_every_latest_value(void **state)
     struct ggl_entry e = {.size = sizeof e};
     assert_int_equal(b->vt->get(b->self, "m1999", 5, &e), GGL_OK);
     free(e.value);
-    char info[4096];
     memory_info(info, sizeof info);
     assert_non_null(strstr(info, "swap_from:tier/mem[a]"));
     assert_non_null(strstr(info, "swap_to:tier/sqlite[s]"));
