@@ -60,9 +60,12 @@ struct delayed {
     unsigned level;
 };
 
+#define CLOSED (1ull << 63) /* in pushed */
+
 struct queue {
     /* Written by producers only. */
-    _Alignas(64) _Atomic uint64_t pushed;   /* admitted ever: ready + delayed + popped */
+    _Alignas(64) _Atomic uint64_t pushed;   /* admitted ever: ready + delayed + popped; and
+                                             * CLOSED, set by queue_close: no more counts */
     _Atomic uint64_t popped_seen;           /* a recent `popped`, never above it */
     _Atomic uint64_t tail[QUEUE_LEVELS];
     /* Written by consumers only. */
@@ -74,7 +77,6 @@ struct queue {
     size_t capacity, reserve;
     uint64_t age_ms;
     _Atomic int closed;
-    _Atomic unsigned admitting;             /* pushes past their look at closed (queue_close) */
     _Atomic unsigned waiters;               /* consumers asleep or about to be */
     _Atomic size_t delayed;                 /* heap_len, for the lock-free counts */
     _Atomic uint64_t next_due;              /* the heap's earliest due time; UINT64_MAX: none */
@@ -148,7 +150,7 @@ size_t queue_ready(const struct queue *q)
 {
     struct queue *w = (struct queue *)q;
     uint64_t popped = atomic_load_explicit(&w->popped, memory_order_acquire);
-    uint64_t pushed = atomic_load(&w->pushed);
+    uint64_t pushed = atomic_load(&w->pushed) & ~CLOSED;
     size_t delayed = atomic_load_explicit(&w->delayed, memory_order_relaxed);
     int64_t n = (int64_t)(pushed - popped) - (int64_t)delayed;
     return n > 0 ? (size_t)n : 0;
@@ -157,7 +159,7 @@ size_t queue_ready(const struct queue *q)
 size_t queue_length(struct queue *q)
 {
     uint64_t popped = atomic_load(&q->popped);
-    return (size_t)(atomic_load(&q->pushed) - popped);
+    return (size_t)((atomic_load(&q->pushed) & ~CLOSED) - popped);
 }
 
 /* --- rings ---------------------------------------------------------------------- */
@@ -331,12 +333,16 @@ static void promote_due(struct queue *q, uint64_t now)
 
 /* --- admission ------------------------------------------------------------ */
 
-/* Count one more item against the bound, or refuse: the consumers' count is read again
- * only when the copy says full. */
+/* Count one more item against the bound: 0; -1 full, -2 closed.  The consumers' count
+ * is read again only when the copy says full.  The closed bit lives in the same word,
+ * so a close and a count are ordered by the compare-and-swap itself: no push counts
+ * after queue_close, at no cost per push. */
 static int count_in(struct queue *q, size_t limit)
 {
     uint64_t p = atomic_load_explicit(&q->pushed, memory_order_relaxed);
     for (;;) {
+        if (p & CLOSED)
+            return -2;
         uint64_t seen = atomic_load_explicit(&q->popped_seen, memory_order_relaxed);
         if ((int64_t)(p - seen) >= (int64_t)limit) {
             seen = atomic_load_explicit(&q->popped, memory_order_acquire);
@@ -373,23 +379,23 @@ static enum ggl_status place(struct queue *q, void *item, enum ggl_priority prio
     struct cell *ring = ring_of(q, (unsigned)prio);
     if (!ring)
         return GGL_NOMEM;
+    int counted;
     if (!delayed) {
-        if (count_in(q, limit) < 0)
-            return GGL_RETRY;
-        ring_put(q, (unsigned)prio, ring, item, t_ms);
-        wake_one(q);
-        return GGL_OK;
+        if ((counted = count_in(q, limit)) == 0) {
+            ring_put(q, (unsigned)prio, ring, item, t_ms);
+            wake_one(q);
+        }
+    } else {
+        pthread_mutex_lock(&q->mu);
+        if ((counted = count_in(q, limit)) == 0)
+            heap_insert(q, (struct delayed){item, t_ms, (unsigned)prio});
+        int wake = counted == 0 && atomic_load_explicit(&q->waiters, memory_order_relaxed) > 0 &&
+                   q->heap[0].item == item; /* earlier than what the waiters are timing */
+        pthread_mutex_unlock(&q->mu);
+        if (wake)
+            pthread_cond_signal(&q->ready_cv);
     }
-    pthread_mutex_lock(&q->mu);
-    int counted = count_in(q, limit) == 0;
-    if (counted)
-        heap_insert(q, (struct delayed){item, t_ms, (unsigned)prio});
-    int wake = counted && atomic_load_explicit(&q->waiters, memory_order_relaxed) > 0 &&
-               q->heap[0].item == item; /* earlier than what the waiters are timing */
-    pthread_mutex_unlock(&q->mu);
-    if (wake)
-        pthread_cond_signal(&q->ready_cv);
-    return counted ? GGL_OK : GGL_RETRY;
+    return counted == 0 ? GGL_OK : counted == -2 ? GGL_UNAVAILABLE : GGL_RETRY;
 }
 
 static enum ggl_status admit(struct queue *q, void *item, enum ggl_priority prio, int delayed,
@@ -399,12 +405,9 @@ static enum ggl_status admit(struct queue *q, void *item, enum ggl_priority prio
         return GGL_INVALID;
     uint64_t now = clock_now_ms(), t_ms = delayed ? due_ms : now;
     delayed = delayed && due_ms > now; /* one due already is ready now */
-    /* seq_cst both: either queue_close sees this push under way and waits for it, or
-     * this push sees the queue closed */
-    atomic_fetch_add(&q->admitting, 1);
-    enum ggl_status st = atomic_load(&q->closed) ? GGL_UNAVAILABLE
-                                                 : place(q, item, prio, delayed, t_ms);
-    atomic_fetch_sub_explicit(&q->admitting, 1, memory_order_release);
+    enum ggl_status st = atomic_load_explicit(&q->closed, memory_order_relaxed)
+                             ? GGL_UNAVAILABLE /* the early look; count_in decides */
+                             : place(q, item, prio, delayed, t_ms);
     if (st == GGL_OK)
         metrics_add(q->depth, 1); /* this thread's stripe: no line shared with the consumers */
     else if (st == GGL_RETRY)
@@ -552,28 +555,33 @@ void queue_kick(struct queue *q)
     pthread_mutex_unlock(&q->mu);
 }
 
-/* Closed, then every push that had not seen it is waited for (a few instructions each,
- * or a wait for mu that is not held here), so a drain after this finds all of them. */
+/* No push counts after this (count_in); one counted before it may still be on its way
+ * into its cell, which queue_drain waits for. */
 void queue_close(struct queue *q)
 {
     atomic_store(&q->closed, 1);
-    while (atomic_load(&q->admitting))
-        sched_yield();
+    atomic_fetch_or(&q->pushed, CLOSED);
     queue_kick(q);
 }
 
 size_t queue_drain(struct queue *q, void **out, size_t max)
 {
-    pthread_mutex_lock(&q->mu);
-    size_t n = take_ready(q, out, max, clock_now_ms()), late = 0;
-    while (n + late < max && q->heap_len > 0)
-        out[n + late++] = heap_take_min(q).item;
-    pthread_mutex_unlock(&q->mu);
-    if (late) {
-        atomic_fetch_add(&q->popped, late);
-        metrics_add(q->depth, -(double)late);
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        size_t n = take_ready(q, out, max, clock_now_ms()), late = 0;
+        while (n + late < max && q->heap_len > 0)
+            out[n + late++] = heap_take_min(q).item;
+        pthread_mutex_unlock(&q->mu);
+        if (late) {
+            atomic_fetch_add(&q->popped, late);
+            metrics_add(q->depth, -(double)late);
+        }
+        /* closed and something counted is not takeable yet: a push that counted itself
+         * just before the close is between its count and its cell (a few instructions) */
+        if (n + late > 0 || !(atomic_load(&q->pushed) & CLOSED) || queue_length(q) == 0)
+            return n + late;
+        sched_yield();
     }
-    return n + late;
 }
 
 size_t queue_promote(struct queue *q, uint64_t now)
