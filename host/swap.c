@@ -24,7 +24,7 @@ struct migration {
     int running, joined;
     int tier;
     struct binding *from, *to;
-    _Atomic uint64_t copied, scanned, skipped;
+    _Atomic uint64_t copied, scanned, skipped, failed;
     uint64_t total;               /* entries the old backend held at the start, 0: unknown */
     uint64_t started_ms, started_us;
     _Atomic uint64_t finished_ms, took_us; /* took_us: monotonic, for the rate */ /* set last, after outcome: the copy is over */
@@ -76,13 +76,17 @@ static int collect_one(void *arg, const struct ggl_entry *e)
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 512;
         struct ggl_entry *grown = realloc(c->e, cap * sizeof *grown);
-        if (!grown)
-            return 0; /* not copied: the old binding keeps it, and MIGRATE says how many */
+        if (!grown) {
+            atomic_fetch_add(&c->m->failed, 1); /* not copied: counted in swap_failed */
+            return 0;
+        }
         c->e = grown, c->cap = cap;
     }
     char *buf = malloc(e->key_len + e->value_len + 1);
-    if (!buf)
+    if (!buf) {
+        atomic_fetch_add(&c->m->failed, 1);
         return 0;
+    }
     memcpy(buf, e->key, e->key_len);
     if (e->value_len)
         memcpy(buf + e->key_len, e->value, e->value_len);
@@ -107,9 +111,17 @@ static void put_chunk(struct chunk *c)
             vt->put_batch(m->to->self, &c->e[i], k, GGL_VERSION_OLDER, st) != GGL_OK)
             for (size_t j = 0; j < k; j++) /* one by one: what the batch could not say */
                 st[j] = vt->put(m->to->self, &c->e[i + j], GGL_VERSION_OLDER);
-        for (size_t j = 0; j < k; j++)
+        for (size_t j = 0; j < k; j++) {
+            /* a busy backend (SQLite's write lock taken by the writes reaching both
+             * bindings) is asked again: once the old binding is forgotten, an entry
+             * not copied is lost */
+            for (int tries = 0; (st[j] == GGL_RETRY || st[j] == GGL_UNAVAILABLE) && tries < 10; tries++)
+                st[j] = vt->put(m->to->self, &c->e[i + j], GGL_VERSION_OLDER);
             if (st[j] == GGL_OK)
                 atomic_fetch_add(&m->copied, 1);
+            else if (st[j] != GGL_CONFLICT) /* newer there: nothing to copy */
+                atomic_fetch_add(&m->failed, 1);
+        }
     }
     for (size_t i = 0; i < c->n; i++)
         free((void *)c->e[i].key);
@@ -141,9 +153,11 @@ static void *migrate(void *arg)
     pthread_cond_broadcast(&swap_done);
     pthread_mutex_unlock(&swap_lock);
     registry_reap(); /* a retired instance may be unused now */
-    log_info("memory: migration of %s from %s to %s %s: %llu copied, %llu scanned",
-             tier_slot_names[m->tier], m->from_label, m->to_label, m->outcome,
-             (unsigned long long)m->copied, (unsigned long long)m->scanned);
+    log_msg(m->failed ? GGL_LOG_WARN : GGL_LOG_INFO,
+            "memory: migration of %s from %s to %s %s: %llu copied, %llu scanned, %llu failed",
+            tier_slot_names[m->tier], m->from_label, m->to_label, m->outcome,
+            (unsigned long long)m->copied, (unsigned long long)m->scanned,
+            (unsigned long long)m->failed);
     return NULL;
 }
 
@@ -319,11 +333,13 @@ static size_t swap_info_locked(char *buf, size_t len)
     int n = snprintf(buf, len,
                      "swap_slot:%s\r\nswap_from:%s\r\nswap_to:%s\r\nswap_state:%s\r\n"
                      "swap_copied:%llu\r\nswap_total:%llu\r\nswap_scanned:%llu\r\n"
-                     "swap_skipped:%llu\r\nswap_seconds:%.3f\r\nswap_rate_per_sec:%.0f\r\n",
+                     "swap_skipped:%llu\r\nswap_failed:%llu\r\nswap_seconds:%.3f\r\n"
+                     "swap_rate_per_sec:%.0f\r\n",
                      tier_slot_names[m->tier], m->from_label, m->to_label,
                      done ? m->outcome : "copying", (unsigned long long)m->copied,
                      (unsigned long long)m->total,
-                     (unsigned long long)m->scanned, (unsigned long long)m->skipped, secs,
+                     (unsigned long long)m->scanned, (unsigned long long)m->skipped,
+                     (unsigned long long)m->failed, secs,
                      secs > 0 ? (double)m->copied / secs : 0.0);
     return used + (n < 0 ? 0 : (size_t)n < len ? (size_t)n : (len ? len - 1 : 0));
 }

@@ -149,8 +149,10 @@ static struct item **find_live(struct mem *m, struct stripe *s, struct item **ch
                                const void *key, size_t len)
 {
     struct item **p = find_in(chain, key, len);
-    if (*p && expired(m, *p))
-        unlink_item(m, s, p);
+    if (*p && expired(m, *p)) {
+        unlink_item(m, s, p); /* *p is now the next item, another key's: look on */
+        p = find_in(p, key, len);
+    }
     return p;
 }
 

@@ -137,6 +137,7 @@ static void test_migration_keeps_every_latest_value(void **state)
     memory_info(info, sizeof info);
     assert_non_null(strstr(info, "swap_from:tier/mem[a]"));
     assert_non_null(strstr(info, "swap_to:tier/sqlite[s]"));
+    assert_non_null(strstr(info, "swap_failed:0\r\n")); /* nothing left behind */
 }
 
 int main(void)

@@ -107,6 +107,38 @@ static void test_expiry_follows_host_clock(void **state)
     assert_int_equal(vt->put(*state, &e, 1), GGL_CONFLICT);
 }
 
+/* Expired entries sharing bucket chains with live ones (4,000 keys on 4,096 buckets:
+ * many chains of two or more): dropping an expired one on sight answers "not found" for
+ * it, never the next item in its chain, and a write to it leaves that item alone. */
+static void test_expired_entries_in_shared_chains(void **state)
+{
+    (void)state;
+    static const char *const pairs[] = {"max_entries", "4000", NULL};
+    void *t = testhost_open(&ggl_plugin_entry, pairs, GGL_OK);
+    char key[16];
+    for (int i = 0; i < 4000; i++) {
+        snprintf(key, sizeof key, "c%d", i);
+        struct ggl_entry e = entry(key, key, 1);
+        e.expires_ms = i % 2 ? 0 : host->now(host) + 100;
+        assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK);
+    }
+    testhost_advance(100);
+    for (int i = 0; i < 4000; i += 2) { /* gets of half the expired ones, puts to the rest */
+        snprintf(key, sizeof key, "c%d", i);
+        if (i % 4 == 0) {
+            expect_get(t, key, GGL_NOTFOUND, NULL, 0);
+        } else {
+            struct ggl_entry e = entry(key, "new", 2);
+            assert_int_equal(vt->put(t, &e, GGL_VERSION_ANY), GGL_OK);
+        }
+    }
+    for (int i = 1; i < 4000; i += 2) {
+        snprintf(key, sizeof key, "c%d", i);
+        expect_get(t, key, GGL_OK, key, 1);
+    }
+    vt->close(t);
+}
+
 static void test_full_returns_retry_with_reason(void **state)
 {
     struct ggl_tier_stats st = {.size = sizeof st};
@@ -243,6 +275,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compare_and_set_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_follows_host_clock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_returns_retry_with_reason, setup, teardown),
+        cmocka_unit_test(test_expired_entries_in_shared_chains),
         cmocka_unit_test_setup_teardown(test_same_length_rewrite_in_place, setup, teardown),
         cmocka_unit_test(test_racing_threads_keep_bound_and_counts),
         cmocka_unit_test(test_bad_config_refused),
