@@ -76,7 +76,6 @@ struct queue {
     uint64_t mask;                          /* ring cells - 1 */
     size_t capacity, reserve;
     uint64_t age_ms;
-    _Atomic int closed;
     _Atomic unsigned waiters;               /* consumers asleep or about to be */
     _Atomic size_t delayed;                 /* heap_len, for the lock-free counts */
     _Atomic uint64_t next_due;              /* the heap's earliest due time; UINT64_MAX: none */
@@ -405,9 +404,7 @@ static enum ggl_status admit(struct queue *q, void *item, enum ggl_priority prio
         return GGL_INVALID;
     uint64_t now = clock_now_ms(), t_ms = delayed ? due_ms : now;
     delayed = delayed && due_ms > now; /* one due already is ready now */
-    enum ggl_status st = atomic_load_explicit(&q->closed, memory_order_relaxed)
-                             ? GGL_UNAVAILABLE /* the early look; count_in decides */
-                             : place(q, item, prio, delayed, t_ms);
+    enum ggl_status st = place(q, item, prio, delayed, t_ms); /* count_in refuses once closed */
     if (st == GGL_OK)
         metrics_add(q->depth, 1); /* this thread's stripe: no line shared with the consumers */
     else if (st == GGL_RETRY)
@@ -528,7 +525,7 @@ size_t queue_pop_batch(struct queue *q, void **out, size_t max, int64_t timeout_
     for (;; now = clock_now_ms()) {
         promote_due_locked(q, now);
         n = take_ready(q, out, max, now);
-        if (n > 0 || atomic_load(&q->closed))
+        if (n > 0 || (atomic_load(&q->pushed) & CLOSED))
             break;
         if (queue_ready(q) > 0) { /* counted, not yet published: its producer is on it */
             pthread_mutex_unlock(&q->mu); /* which may need mu (ring_of) */
@@ -559,7 +556,6 @@ void queue_kick(struct queue *q)
  * into its cell, which queue_drain waits for. */
 void queue_close(struct queue *q)
 {
-    atomic_store(&q->closed, 1);
     atomic_fetch_or(&q->pushed, CLOSED);
     queue_kick(q);
 }
