@@ -21,19 +21,9 @@
 
 static _Thread_local char reason[256];
 
-/* CLOCK_REALTIME_COARSE: a few ns instead of ~20 on every tier call, for a resolution
- * of one scheduler tick (1-4 ms), which TTLs, expiry and backoff in ms can afford. */
-static uint64_t real_clock(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+clock_fn clock_override;
 
-static clock_fn clock_source = real_clock;
-
-uint64_t clock_now_ms(void) { return clock_source(); }
-void clock_set(clock_fn fn) { clock_source = fn ? fn : real_clock; }
+void clock_set(clock_fn fn) { clock_override = fn; }
 
 const char *hostapi_take_reason(void)
 {
@@ -76,7 +66,7 @@ static void api_set_reason(const struct ggl_host *h, const char *fmt, ...)
 
 static void *api_alloc(size_t n) { return malloc(n ? n : 1); }
 static void api_free(void *p) { free(p); }
-static uint64_t api_now(const struct ggl_host *h) { (void)h; return clock_source(); }
+static uint64_t api_now(const struct ggl_host *h) { (void)h; return clock_now_ms(); }
 
 /* The block's setting for key, or the declared default's text via *def. */
 static const config_setting_t *conf_find(const struct ggl_conf *c, const char *key,

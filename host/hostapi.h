@@ -3,6 +3,7 @@
 #ifndef GGL_HOST_HOSTAPI_H
 #define GGL_HOST_HOSTAPI_H
 
+#include <time.h>
 #include <libconfig.h>
 #include <ganglion/ganglion.h>
 
@@ -14,8 +15,19 @@ struct ggl_conf {
 
 typedef uint64_t (*clock_fn)(void);
 
-/* The host clock in ms since the epoch; clock_set(NULL) restores the real clock. */
-uint64_t clock_now_ms(void);
+/* The host clock in ms since the epoch: CLOCK_REALTIME_COARSE, a few ns instead of ~20
+ * for a resolution of one scheduler tick (1-4 ms), which TTLs, expiry and backoff in ms
+ * can afford; inline, as every tier call reads it.  clock_set(fn) puts a fake clock in
+ * its place (tests), clock_set(NULL) restores the real one. */
+extern clock_fn clock_override;
+static inline uint64_t clock_now_ms(void)
+{
+    if (__builtin_expect(clock_override != NULL, 0))
+        return clock_override();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 void clock_set(clock_fn fn);
 
 /* Fill `h` for an instance whose log lines start with `label` (kept by pointer). */

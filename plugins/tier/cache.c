@@ -1,7 +1,7 @@
 /* tier/cache: the in-process cache in front of the other tiers.  Bounded by entries and
  * bytes, GGL_NONBLOCKING, sharded; each shard finds its items through an open-addressed
- * index of tagged addresses (cache.h).  Each shard is locked by READ_STRIPES plain mutexes
- * (no rwlock — see PERF.md), each on its own cache line: a reader takes only its
+ * index of tagged addresses (cache.h).  Each shard is locked by READ_STRIPES small mutexes
+ * (tier_lock.h; no rwlock — see PERF.md), each on its own cache line: a reader takes only its
  * thread's stripe, a writer takes all of them, so a hit writes no line another reading
  * thread uses (a big-reader lock; writes are the rare side).  Eviction samples a few
  * entries of the shard and drops the one with the lowest score (as Redis approximates
@@ -18,7 +18,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 
 #include <ganglion/ganglion.h>
 
@@ -34,45 +33,73 @@ static const struct ggl_setting settings[] = {
     GGL_SETTING("half_life_ms", GGL_SETTING_INT, "60000", "idle time that halves recency"),
     GGL_SETTINGS_END};
 
-/* Eight bytes per step (a byte at a time cost a third of a hit's instructions), then
- * splitmix64's finaliser, so the low bits (shard) and bits 10+ (bucket) are both mixed. */
-static uint64_t hash(const void *key, size_t len)
+/* The hit path's helpers, inlined into get_into (-O2 would call most of them). */
+#define HOT inline __attribute__((always_inline))
+
+/* Eight bytes per step (a byte at a time cost a third of a hit's instructions), the
+ * last word overlapping the one before (short keys need no byte loop), then
+ * splitmix64's finaliser, so the low bits (shard) and bits 16+ (slot) are both mixed. */
+static HOT uint64_t hash(const void *key, size_t len)
 {
     const unsigned char *p = key;
     uint64_t h = 0x9E3779B97F4A7C15ull ^ len, w;
-    for (; len >= 8; p += 8, len -= 8) {
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
+    if (len >= 8) {
+        for (size_t n = len; n > 8; p += 8, n -= 8) {
+            memcpy(&w, p, 8);
+            h = (h ^ w) * 0xff51afd7ed558ccdull;
+            h ^= h >> 32;
+        }
+        memcpy(&w, (const unsigned char *)key + len - 8, 8);
+    } else if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4), memcpy(&b, p + len - 4, 4);
+        w = (uint64_t)a << 32 | b;
+    } else {
+        w = len ? (uint64_t)p[0] << 16 | (uint64_t)p[len >> 1] << 8 | p[len - 1] : 0;
     }
-    for (w = 0; len--;)
-        w = (w << 8) | p[len];
     h ^= w;
     h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
     h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
     return h ^ (h >> 31);
 }
 
+/* memcmp(a, b, n) == 0 for the short keys of a hit, without a call: words, the last
+ * one overlapping the one before. */
+static HOT int same_bytes(const char *a, const char *b, size_t n)
+{
+    uint64_t x, y;
+    uint32_t u, v, tu, tv;
+    if (n >= 8) {
+        for (; n > 8; a += 8, b += 8, n -= 8) {
+            memcpy(&x, a, 8), memcpy(&y, b, 8);
+            if (x != y)
+                return 0;
+        }
+        memcpy(&x, a + n - 8, 8), memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&u, a, 4), memcpy(&v, b, 4);
+        memcpy(&tu, a + n - 4, 4), memcpy(&tv, b + n - 4, 4);
+        return u == v && tu == tv;
+    }
+    for (; n; n--)
+        if (*a++ != *b++)
+            return 0;
+    return 1;
+}
+
 uint64_t cache_hash(const void *key, size_t len) { return hash(key, len); }
 
 static void cache_close(void *self);
 
-/* Critical sections are a few hundred ns: spin briefly before sleeping, since a futex
- * sleep and cross-CPU wake-up costs up to ~30 us here (PERF.md). */
-static void init_lock(pthread_mutex_t *m)
-{
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(m, &attr);
-    pthread_mutexattr_destroy(&attr);
-}
-
 /* This thread's read stripe: the first READ_STRIPES threads get one each. */
-static unsigned my_stripe(void)
+static HOT unsigned my_stripe(void)
 {
     static _Atomic unsigned next_stripe;
-    static _Thread_local unsigned stripe = ~0u;
+    /* initial-exec: a plain load, where a dlopened library's TLS model calls
+     * __tls_get_addr (the static TLS surplus glibc keeps for such libraries holds it) */
+    static _Thread_local unsigned stripe __attribute__((tls_model("initial-exec"))) = ~0u;
     if (stripe == ~0u)
         stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % READ_STRIPES;
     return stripe;
@@ -82,23 +109,23 @@ static unsigned my_stripe(void)
 
 static size_t shard_index(const struct cache *c, uint64_t h) { return h & (c->nshards - 1); }
 
-static pthread_mutex_t *read_lock(struct cache *c, size_t si)
+static HOT struct tier_lock *read_lock(struct cache *c, size_t si)
 {
-    pthread_mutex_t *m = &c->locks[my_stripe() * c->nshards + si].m;
-    pthread_mutex_lock(m);
+    struct tier_lock *m = &c->locks[my_stripe() * c->nshards + si].l;
+    tier_lock_acquire(m);
     return m;
 }
 
 void cache_write_lock(struct cache *c, size_t si)
 {
     for (size_t i = 0; i < READ_STRIPES; i++)
-        pthread_mutex_lock(&c->locks[i * c->nshards + si].m);
+        tier_lock_acquire(&c->locks[i * c->nshards + si].l);
 }
 
 void cache_write_unlock(struct cache *c, size_t si)
 {
     for (size_t i = READ_STRIPES; i-- > 0;)
-        pthread_mutex_unlock(&c->locks[i * c->nshards + si].m);
+        tier_lock_release(&c->locks[i * c->nshards + si].l);
 }
 
 static enum ggl_status cache_open(const struct ggl_host *host, const struct ggl_conf *conf, void **self)
@@ -133,7 +160,7 @@ static enum ggl_status cache_open(const struct ggl_host *host, const struct ggl_
         return GGL_NOMEM;
     }
     for (size_t i = 0; i < READ_STRIPES * c->nshards; i++)
-        init_lock(&c->locks[i].m);
+        tier_lock_init(&c->locks[i].l);
     for (size_t i = 0; i < c->nshards; i++) {
         struct shard *s = &c->shards[i];
         memset(s, 0, sizeof *s);
@@ -165,8 +192,6 @@ static void cache_close(void *self)
         free(s->index);
         free(s->dense);
     }
-    for (size_t i = 0; c->locks && i < READ_STRIPES * c->nshards; i++)
-        pthread_mutex_destroy(&c->locks[i].m);
     free(c->locks);
     free(c->shards);
     free(c);
@@ -176,7 +201,7 @@ static size_t home_of(const struct shard *s, uint64_t h) { return (size_t)(h >> 
 static uint64_t tag_of(uint64_t h) { return (h >> 48) | 1; } /* never 0: a used slot is not 0 */
 
 /* cache_find's body, inlined into the hit path (lookup). */
-static inline size_t find(const struct shard *s, uint64_t h, const void *key, size_t len)
+static HOT size_t find(const struct shard *s, uint64_t h, const void *key, size_t len)
 {
     const uint64_t *index = s->index, tag = tag_of(h);
     size_t mask = s->mask;
@@ -186,7 +211,7 @@ static inline size_t find(const struct shard *s, uint64_t h, const void *key, si
             return NOPOS;
         const struct item *it = slot_item(v);
         if ((v >> 48) == tag && it->hash == h && it->key_len == len &&
-            memcmp(item_key(it), key, len) == 0)
+            same_bytes(item_key(it), key, len))
             return i;
     }
 }
@@ -325,7 +350,7 @@ static int evict_one(struct cache *c, struct shard *s, uint64_t now)
 /* Count a hit for the score (and, for get_into, a read for take_reads).  Two readers
  * may race and lose an increment: the score is an estimate, access counts may be
  * approximate (README), and a plain store writes the line only when something changes. */
-static void count_hit(struct item *it, uint64_t now, int read)
+static HOT void count_hit(struct item *it, uint64_t now, int read)
 {
     uint64_t hits = atomic_load_explicit(&it->hits, memory_order_relaxed);
     atomic_store_explicit(&it->hits, hits + 1, memory_order_relaxed);
@@ -349,8 +374,8 @@ static void drop_if_expired(struct cache *c, size_t si, uint64_t h, const void *
 
 /* key's live item with its shard's read stripe held in *m, or NULL with nothing held
  * (an expired item is dropped on the way). */
-static struct item *lookup(struct cache *c, const void *key, size_t len, uint64_t now,
-                           pthread_mutex_t **m)
+static HOT struct item *lookup(struct cache *c, const void *key, size_t len, uint64_t now,
+                           struct tier_lock **m)
 {
     uint64_t h = hash(key, len);
     size_t si = shard_index(c, h);
@@ -360,14 +385,14 @@ static struct item *lookup(struct cache *c, const void *key, size_t len, uint64_
     struct item *it = i == NOPOS ? NULL : slot_item(s->index[i]);
     if (it && !item_expired(it, now))
         return it;
-    pthread_mutex_unlock(*m);
+    tier_lock_release(*m);
     if (it)
         drop_if_expired(c, si, h, key, len, now);
     return NULL;
 }
 
 /* out gets the item's metadata, with the caller's key and no value yet. */
-static void answer(const struct item *it, const void *key, struct ggl_entry *out)
+static HOT void answer(const struct item *it, const void *key, struct ggl_entry *out)
 {
     item_entry(it, out);
     out->key = key;
@@ -378,7 +403,7 @@ static enum ggl_status cache_get(void *self, const void *key, size_t len, struct
 {
     struct cache *c = self;
     uint64_t now = c->host->now(c->host);
-    pthread_mutex_t *m;
+    struct tier_lock *m;
     struct item *it = lookup(c, key, len, now, &m);
     if (!it)
         return GGL_NOTFOUND;
@@ -391,14 +416,14 @@ static enum ggl_status cache_get(void *self, const void *key, size_t len, struct
         out->value = v;
         st = GGL_OK;
     }
-    pthread_mutex_unlock(m);
+    tier_lock_release(m);
     return st;
 }
 
 static enum ggl_status cache_get_into(void *self, const void *key, size_t len, void *buf,
                                       size_t cap, uint64_t now, struct ggl_entry *out)
 {
-    pthread_mutex_t *m;
+    struct tier_lock *m;
     struct item *it = lookup(self, key, len, now, &m);
     if (!it)
         return GGL_NOTFOUND;
@@ -407,7 +432,7 @@ static enum ggl_status cache_get_into(void *self, const void *key, size_t len, v
         out->value = memcpy(buf, item_value(it), it->value_len);
         count_hit(it, now, 1);
     }
-    pthread_mutex_unlock(m);
+    tier_lock_release(m);
     return GGL_OK;
 }
 
@@ -471,10 +496,10 @@ static void replace(struct shard *s, struct item *old, struct item *it)
 static int same_length_held(struct cache *c, size_t si, uint64_t h, const struct ggl_entry *e)
 {
     const struct shard *s = &c->shards[si];
-    pthread_mutex_t *m = read_lock(c, si);
+    struct tier_lock *m = read_lock(c, si);
     size_t i = cache_find(s, h, e->key, e->key_len);
     int same = i != NOPOS && slot_item(s->index[i])->value_len == e->value_len;
-    pthread_mutex_unlock(m);
+    tier_lock_release(m);
     return same;
 }
 
@@ -554,9 +579,9 @@ static enum ggl_status cache_del(void *self, const void *key, size_t len, uint64
     enum ggl_status st = GGL_NOTFOUND;
     /* Most deletes (a write aimed below the cache invalidates it) find nothing: look
      * under the read lock first.  A put racing it is simply ordered after the delete. */
-    pthread_mutex_t *m = read_lock(c, si);
+    struct tier_lock *m = read_lock(c, si);
     int absent = cache_find(s, h, key, len) == NOPOS;
-    pthread_mutex_unlock(m);
+    tier_lock_release(m);
     if (absent)
         return GGL_NOTFOUND;
     cache_write_lock(c, si);

@@ -4,10 +4,12 @@
 #define GGL_TIER_CACHE_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
-#include <pthread.h>
 
 #include <ganglion/ganglion.h>
+
+#include "tier_lock.h"
 
 #define READ_STRIPES 4 /* a writer takes all: a few, for the I/O thread and workers */
 
@@ -19,20 +21,34 @@ struct item {
     uint32_t flags, key_len, value_len;
     _Atomic uint32_t reads; /* get_into reads since the last take_reads (saturating) */
     uint64_t hash;
-    uint64_t expires_ms;
+    /* struct ggl_entry's fields from version to expires_ms, in its order, so that a hit
+     * copies them in one go (checked below) */
+    uint64_t version;
+    double importance;
+    uint64_t created_ms, last_access_ms, access_count, expires_ms;
     _Atomic uint64_t hits;  /* cache-local, for the score; readers update them */
     _Atomic uint64_t last_hit_ms;
     size_t slot;            /* index in the shard's dense array */
-    /* The rest of the entry's metadata, then key_len + value_len bytes. */
-    uint64_t version, created_ms, last_access_ms, access_count;
-    double importance;
     struct item *next;      /* on the shard's orphans list only */
-    char data[];
+    char data[];            /* key_len + value_len bytes */
 };
+
+#define ITEM_META_BYTES (offsetof(struct item, expires_ms) + 8 - offsetof(struct item, version))
+_Static_assert(offsetof(struct ggl_entry, expires_ms) + 8 - offsetof(struct ggl_entry, version) ==
+                       ITEM_META_BYTES &&
+                   offsetof(struct ggl_entry, importance) - offsetof(struct ggl_entry, version) ==
+                       offsetof(struct item, importance) - offsetof(struct item, version) &&
+                   offsetof(struct ggl_entry, created_ms) - offsetof(struct ggl_entry, version) ==
+                       offsetof(struct item, created_ms) - offsetof(struct item, version) &&
+                   offsetof(struct ggl_entry, last_access_ms) - offsetof(struct ggl_entry, version) ==
+                       offsetof(struct item, last_access_ms) - offsetof(struct item, version) &&
+                   offsetof(struct ggl_entry, access_count) - offsetof(struct ggl_entry, version) ==
+                       offsetof(struct item, access_count) - offsetof(struct item, version),
+               "struct item mirrors struct ggl_entry from version to expires_ms");
 
 /* One stripe of one shard's lock, alone on its cache line. */
 struct stripe_lock {
-    pthread_mutex_t m;
+    struct tier_lock l;
 } __attribute__((aligned(64)));
 
 /* A shard's index: open addressing with linear probing, each slot one word holding the
@@ -72,13 +88,12 @@ static inline const char *item_value(const struct item *it) { return it->data + 
 /* The item's entry as the SDK shows it (key and value pointing into the item). */
 static inline void item_entry(const struct item *it, struct ggl_entry *e)
 {
-    uint32_t size = e->size;
-    *e = (struct ggl_entry){.size = size, .flags = it->flags, .key = item_key(it),
-                            .key_len = it->key_len, .value = (void *)item_value(it),
-                            .value_len = it->value_len, .version = it->version,
-                            .importance = it->importance, .created_ms = it->created_ms,
-                            .last_access_ms = it->last_access_ms,
-                            .access_count = it->access_count, .expires_ms = it->expires_ms};
+    e->flags = it->flags;
+    e->key = item_key(it);
+    e->key_len = it->key_len;
+    e->value = (void *)item_value(it);
+    e->value_len = it->value_len;
+    memcpy(&e->version, &it->version, ITEM_META_BYTES);
 }
 
 static inline int item_expired(const struct item *it, uint64_t now)

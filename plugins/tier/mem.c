@@ -1,14 +1,15 @@
 /* tier/mem: the in-process tier (embedded default for STM and IM when no Redis is set).
- * A chained hash table whose buckets are guarded by STRIPES mutexes (bucket b by stripe
- * b % STRIPES), bounded by max_entries, honouring versions, conditional writes and
+ * A chained hash table whose buckets are guarded by STRIPES small mutexes (tier_lock.h;
+ * bucket b by stripe b % STRIPES), bounded by max_entries, honouring versions, conditional writes and
  * absolute expiry on the host clock.  One mutex for the whole table made the memory
  * write workers, the control threads and the maintenance scan queue behind each other. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
 
 #include <ganglion/ganglion.h>
+
+#include "tier_lock.h"
 
 struct item {
     struct item *next;
@@ -18,7 +19,7 @@ struct item {
 #define STRIPES 64
 
 struct stripe {
-    pthread_mutex_t lock;
+    struct tier_lock lock;
     uint64_t bytes;     /* of its buckets' entries */
 } __attribute__((aligned(64)));
 
@@ -66,16 +67,10 @@ static enum ggl_status mem_open(const struct ggl_host *host, const struct ggl_co
         free(m);
         return GGL_NOMEM;
     }
-    /* Critical sections are a few hundred ns: spin briefly before sleeping, since a
-     * futex sleep and cross-CPU wake-up costs up to ~30 us here (PERF.md). */
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
     for (size_t i = 0; i < STRIPES; i++) {
-        pthread_mutex_init(&m->stripes[i].lock, &attr);
+        tier_lock_init(&m->stripes[i].lock);
         m->stripes[i].bytes = 0;
     }
-    pthread_mutexattr_destroy(&attr);
     *self = m;
     return GGL_OK;
 }
@@ -89,8 +84,6 @@ static void mem_close(void *self)
             free(it);
         }
     free(m->buckets);
-    for (size_t i = 0; i < STRIPES; i++)
-        pthread_mutex_destroy(&m->stripes[i].lock);
     free(m->stripes);
     free(m);
 }
@@ -119,7 +112,7 @@ static struct item **lock_bucket(struct mem *m, const void *key, size_t len, str
 {
     size_t b = bucket_of(m, key, len);
     *s = stripe_of(m, b);
-    pthread_mutex_lock(&(*s)->lock);
+    tier_lock_acquire(&(*s)->lock);
     return &m->buckets[b];
 }
 
@@ -177,7 +170,7 @@ static enum ggl_status mem_get(void *self, const void *key, size_t len, struct g
             st = GGL_OK;
         }
     }
-    pthread_mutex_unlock(&s->lock);
+    tier_lock_release(&s->lock);
     return st;
 }
 
@@ -219,7 +212,7 @@ static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t e
     struct stripe *s;
     struct item **chain = lock_bucket(m, e->key, e->key_len, &s);
     int done = put_in_place(m, s, chain, e, expect, &st);
-    pthread_mutex_unlock(&s->lock);
+    tier_lock_release(&s->lock);
     if (done)
         return st;
     struct item *it = malloc(sizeof *it + e->key_len + e->value_len);
@@ -230,7 +223,7 @@ static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t e
     it->e.key = memcpy((char *)(it + 1), e->key, e->key_len);
     it->e.value = memcpy((char *)(it + 1) + e->key_len, e->value, e->value_len);
 
-    pthread_mutex_lock(&s->lock); /* again: the item may have changed meanwhile */
+    tier_lock_acquire(&s->lock); /* again: the item may have changed meanwhile */
     struct item **p = find_live(m, s, chain, e->key, e->key_len);
     st = GGL_OK;
     if (!condition_holds(*p, expect, e->version))
@@ -240,7 +233,7 @@ static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t e
         st = GGL_RETRY;
     }
     if (st != GGL_OK) {
-        pthread_mutex_unlock(&s->lock);
+        tier_lock_release(&s->lock);
         free(it);
         if (st == GGL_RETRY)
             m->host->set_reason(m->host, "full: %zu entries", m->max_entries);
@@ -250,7 +243,7 @@ static enum ggl_status mem_put(void *self, const struct ggl_entry *e, uint64_t e
     it->next = old ? old->next : NULL;
     *p = it;
     s->bytes += e->key_len + e->value_len - (old ? old->e.key_len + old->e.value_len : 0);
-    pthread_mutex_unlock(&s->lock);
+    tier_lock_release(&s->lock);
     free(old);
     return GGL_OK;
 }
@@ -268,7 +261,7 @@ static enum ggl_status mem_del(void *self, const void *key, size_t len, uint64_t
         unlink_item(m, s, p);
         st = GGL_OK;
     }
-    pthread_mutex_unlock(&s->lock);
+    tier_lock_release(&s->lock);
     return st;
 }
 
@@ -292,15 +285,15 @@ static enum ggl_status mem_del_older_batch(void *self, const void *const *keys,
     struct stripe *held = NULL;
     int all = n >= BIG_BATCH;
     for (size_t i = 0; all && i < STRIPES; i++)
-        pthread_mutex_lock(&m->stripes[i].lock);
+        tier_lock_acquire(&m->stripes[i].lock);
     for (size_t i = 0; i < n && i < AHEAD; i++)
         __builtin_prefetch(&m->buckets[ring[i] = hash(keys[i], lens[i]) & mask]);
     for (size_t i = 0; i < n; i++) {
         struct stripe *s = stripe_of(m, ring[i % AHEAD]);
         if (!all && s != held) {
             if (held)
-                pthread_mutex_unlock(&held->lock);
-            pthread_mutex_lock(&(held = s)->lock);
+                tier_lock_release(&held->lock);
+            tier_lock_acquire(&(held = s)->lock);
         }
         struct item **p = find_in(&m->buckets[ring[i % AHEAD]], keys[i], lens[i]);
         if (i + AHEAD < n)
@@ -317,9 +310,9 @@ static enum ggl_status mem_del_older_batch(void *self, const void *const *keys,
             drop[i] = NULL;
     }
     for (size_t i = STRIPES; all && i-- > 0;)
-        pthread_mutex_unlock(&m->stripes[i].lock);
+        tier_lock_release(&m->stripes[i].lock);
     if (held)
-        pthread_mutex_unlock(&held->lock);
+        tier_lock_release(&held->lock);
     /* In the caller's order: a batch of keys stored in that order frees neighbouring
      * blocks one after another (fewer cache misses in malloc), and no other thread
      * waits for it. */
@@ -339,7 +332,7 @@ static enum ggl_status mem_scan(void *self, uint64_t *cursor, size_t count, ggl_
     size_t seen = 0, b = (size_t)*cursor;
     for (int stop = 0; b < m->nbuckets && seen < count && !stop; b++) {
         struct stripe *s = stripe_of(m, b); /* one bucket at a time: writers get in */
-        pthread_mutex_lock(&s->lock);
+        tier_lock_acquire(&s->lock);
         for (struct item **p = &m->buckets[b]; *p;) {
             if (expired(m, *p)) {
                 unlink_item(m, s, p);
@@ -350,7 +343,7 @@ static enum ggl_status mem_scan(void *self, uint64_t *cursor, size_t count, ggl_
                 break; /* the callback asked to stop */
             p = &(*p)->next;
         }
-        pthread_mutex_unlock(&s->lock);
+        tier_lock_release(&s->lock);
         if (stop)
             b = m->nbuckets;
     }
@@ -364,9 +357,9 @@ static enum ggl_status mem_stats(void *self, struct ggl_tier_stats *out)
     out->entries = atomic_load_explicit(&m->count, memory_order_relaxed);
     out->bytes = 0;
     for (size_t i = 0; i < STRIPES; i++) {
-        pthread_mutex_lock(&m->stripes[i].lock);
+        tier_lock_acquire(&m->stripes[i].lock);
         out->bytes += m->stripes[i].bytes;
-        pthread_mutex_unlock(&m->stripes[i].lock);
+        tier_lock_release(&m->stripes[i].lock);
     }
     return GGL_OK;
 }

@@ -1,14 +1,14 @@
 /* tier/sqlite's absent-key set: 16 shards, each an open-addressing table of key hashes
- * and copies under its own mutex.  A lookup that found no row is noted only if no
- * write to the shard began or ended while it ran: writers count themselves in
+ * and copies under its own small mutex (tier_lock.h).  A lookup that found no row is
+ * noted only if no write to the shard began or ended while it ran: writers count themselves in
  * (`writing`) before their statement and bump `gen` after it, and a noting reader
  * checks both against what it saw before its query.  A full shard forgets the key in
  * the new one's home slot (the set is only a shortcut: forgetting is always safe). */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sqlite_absent.h"
+#include "tier_lock.h"
 
 #define SHARDS 16
 
@@ -20,7 +20,7 @@ struct rec {
 
 struct absent {
     struct shard {
-        pthread_mutex_t lock;
+        struct tier_lock lock;
         uint64_t gen;
         long writing;
         struct rec *recs;
@@ -48,7 +48,7 @@ struct absent *absent_new(size_t capacity)
         for (cap = 16; cap * SHARDS < capacity * 2; cap <<= 1)
             ;
     for (int i = 0; i < SHARDS; i++) {
-        pthread_mutex_init(&a->shard[i].lock, NULL);
+        tier_lock_init(&a->shard[i].lock);
         a->shard[i].cap = cap;
         if (cap && !(a->shard[i].recs = calloc(cap, sizeof(struct rec)))) {
             absent_free(a);
@@ -64,7 +64,6 @@ void absent_free(struct absent *a)
         for (size_t j = 0; a->shard[i].recs && j < a->shard[i].cap; j++)
             free(a->shard[i].recs[j].key);
         free(a->shard[i].recs);
-        pthread_mutex_destroy(&a->shard[i].lock);
     }
     free(a);
 }
@@ -100,10 +99,10 @@ int absent_known(struct absent *a, const void *key, size_t len, uint64_t *token)
     struct shard *s = &a->shard[(h >> 40) % SHARDS];
     if (!s->cap)
         return 0;
-    pthread_mutex_lock(&s->lock);
+    tier_lock_acquire(&s->lock);
     int known = probe(s, h, key, len)->hash != 0;
     *token = s->writing ? UINT64_MAX : s->gen;
-    pthread_mutex_unlock(&s->lock);
+    tier_lock_release(&s->lock);
     return known;
 }
 
@@ -113,7 +112,7 @@ void absent_note(struct absent *a, const void *key, size_t len, uint64_t token)
     struct shard *s = &a->shard[(h >> 40) % SHARDS];
     if (!s->cap || token == UINT64_MAX)
         return;
-    pthread_mutex_lock(&s->lock);
+    tier_lock_acquire(&s->lock);
     if (!s->writing && s->gen == token) {
         struct rec *r = probe(s, h, key, len);
         if (!r->hash && s->used * 2 >= s->cap) { /* full: make room at its home slot */
@@ -129,7 +128,7 @@ void absent_note(struct absent *a, const void *key, size_t len, uint64_t token)
             s->used++;
         }
     }
-    pthread_mutex_unlock(&s->lock);
+    tier_lock_release(&s->lock);
 }
 
 static void forget(struct shard *s, uint64_t h, const void *key, size_t len)
@@ -145,18 +144,18 @@ void absent_write_begin(struct absent *a, const void *key, size_t len)
     struct shard *s = &a->shard[(h >> 40) % SHARDS];
     if (!s->cap)
         return;
-    pthread_mutex_lock(&s->lock);
+    tier_lock_acquire(&s->lock);
     s->writing++;
     forget(s, h, key, len);
-    pthread_mutex_unlock(&s->lock);
+    tier_lock_release(&s->lock);
 }
 
 static void write_done(struct shard *s, long n)
 {
-    pthread_mutex_lock(&s->lock);
+    tier_lock_acquire(&s->lock);
     s->writing -= n;
     s->gen++;
-    pthread_mutex_unlock(&s->lock);
+    tier_lock_release(&s->lock);
 }
 
 void absent_write_end(struct absent *a, const void *key, size_t len)
@@ -186,7 +185,7 @@ uint64_t *absent_batch_begin(struct absent *a, const struct ggl_entry *es, size_
         order[from[shard_of(h[i])]++] = i; /* from[si] ends at shard si + 1's start */
     for (size_t si = 0, start = 0; h && si < SHARDS; start = from[si++]) {
         struct shard *s = &a->shard[si];
-        pthread_mutex_lock(&s->lock); /* one lock for the shard's keys */
+        tier_lock_acquire(&s->lock); /* one lock for the shard's keys */
         s->writing += (long)(from[si] - start);
         for (size_t j = start; j < from[si]; j++) { /* the keys forget compares, ahead */
             const struct rec *r = &s->recs[(h[order[j]] >> 1) & (cap - 1)];
@@ -195,7 +194,7 @@ uint64_t *absent_batch_begin(struct absent *a, const struct ggl_entry *es, size_
         }
         for (size_t j = start; j < from[si]; j++)
             forget(s, h[order[j]], es[order[j]].key, es[order[j]].key_len);
-        pthread_mutex_unlock(&s->lock);
+        tier_lock_release(&s->lock);
     }
     return h;
 }
