@@ -1,6 +1,8 @@
 /* The memory manager.  How DESIGN.md section 5's rules hold here:
  * - Versions: one 64-bit counter seeded from the wall clock in microseconds, so it keeps
- *   rising across restarts unless writes averaged over 1 M/s since the last start.
+ *   rising across restarts unless writes averaged over 1 M/s since the last start, and
+ *   moved above the highest version a bound backend stores (max_version, ABI 1.4), so
+ *   it rises even when the wall clock stepped back.
  * - Every write is insert-if-newer (GGL_VERSION_OLDER): whatever order concurrent writes
  *   to a key land in, each tier keeps the highest version; a write that loses to a newer
  *   one is still acknowledged (the newer value is what a reader must see).
@@ -499,6 +501,20 @@ int memory_check_config(const struct config *c, struct conf_error *err)
     return memory_read_config(c, &mm.conf, &mm.compress_mask, err);
 }
 
+void memory_versions_above(const struct ggl_tier *vt, void *self, const char *label)
+{
+    uint64_t top = 0;
+    if (!GGL_HAS_SLOT(vt, struct ggl_tier, max_version) || vt->max_version(self, &top) != GGL_OK)
+        return;
+    uint64_t was = atomic_load(&mm.version), cur = was;
+    while (cur < top && !atomic_compare_exchange_weak(&mm.version, &cur, top))
+        ;
+    if (was < top)
+        log_warn("memory: %s holds versions up to %llu, above the clock-seeded %llu (the wall "
+                 "clock is behind): versions continue above them", label,
+                 (unsigned long long)top, (unsigned long long)was);
+}
+
 int memory_init(const struct config *c, struct instance *v, size_t n, struct conf_error *err)
 {
     if (memory_check_config(c, err) < 0)
@@ -525,6 +541,8 @@ int memory_init(const struct config *c, struct instance *v, size_t n, struct con
                 return snprintf(err->msg, sizeof err->msg, "out of memory"), -1;
             else
                 log_info("memory: slot %s bound to %s", tier_slot_names[t], inst->label);
+            if (inst->state == INSTANCE_OPEN)
+                memory_versions_above(inst->mod->desc->vtable, inst->self, inst->label);
         }
     }
     mm.inst = v;

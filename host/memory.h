@@ -104,11 +104,13 @@ enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
 /* The two halves of memory_put_batch, for a caller that keeps entries to retry them
  * with the versions they were given (a queued write): entries with fresh versions (key
  * and value borrowed from items) and their target, or -1 (reason set); then the write
- * of prepared entries under `expect`.  A first attempt with fresh versions is
- * GGL_VERSION_ANY: writes to a key run in order on its worker and its versions only
- * grow, so nothing newer can be there (and a wall clock that stepped back after a
- * restart cannot make a fresh write lose to an old copy); a retry is GGL_VERSION_OLDER,
- * insert-if-newer, so it can never undo a later write. */
+ * of prepared entries under `expect`, GGL_VERSION_OLDER (insert-if-newer) for a first
+ * attempt as for a retry: a write to the key made on another thread (a plugin's mem_put,
+ * the control socket's inline SET) may have landed between the two halves with a newer
+ * version, and every tier must keep that one (written unconditionally, the older copy
+ * replaced it in the target while the cache kept the newer).  The counter starts above
+ * what the tiers store (memory_versions_above), so a fresh write does not lose to an old
+ * copy after a restart with the clock behind. */
 int memory_prepare(const struct memory_item *items, size_t n, const struct memory_write *w,
                    struct ggl_entry *es);
 enum ggl_status memory_write_entries(int target, const struct ggl_entry *es, size_t n,
@@ -128,6 +130,10 @@ enum ggl_status memory_move(const void *key, size_t len, int from, int to);
  * migrate_entries, the old backend's live entries are copied insert-if-newer on a
  * thread of their own while reads fall back to it and writes reach both; INFO memory
  * shows the progress.  The old instance stays open (it is still declared). */
+/* Move the version counter above every version the instance stores (its tier's
+ * max_version, ABI 1.4), so that no write loses to a stored copy though the wall clock
+ * that seeded the counter stepped back across a restart.  Called when a slot is bound. */
+void memory_versions_above(const struct ggl_tier *vt, void *self, const char *label);
 enum ggl_status memory_swap(int tier, const char *name, int migrate_entries);
 /* The slots' state for INFO memory, as "name:value" lines (Redis INFO style) appended
  * to buf; returns the length written (truncated to len). */

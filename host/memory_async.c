@@ -265,7 +265,7 @@ static void run_writes(struct fifo *f, struct request *r)
         next = group[n - 1]->next;
         int target = memory_prepare(items, n, &r->w, es);
         enum ggl_status st = target < 0 ? GGL_INVALID
-                                        : memory_write_entries(target, es, n, GGL_VERSION_ANY, status);
+                                        : memory_write_entries(target, es, n, GGL_VERSION_OLDER, status);
         char why[sizeof ((struct memory_result *)0)->reason]; /* one reason for the batch */
         snprintf(why, sizeof why, "%s", hostapi_take_reason());
         for (size_t i = 0; i < n; i++) {

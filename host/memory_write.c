@@ -236,7 +236,7 @@ enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
         return GGL_NOMEM;
     int target = memory_prepare(items, n, w, es);
     enum ggl_status st = target < 0 ? (mm.ready ? GGL_INVALID : GGL_UNAVAILABLE)
-                                    : memory_write_entries(target, es, n, GGL_VERSION_ANY, status);
+                                    : memory_write_entries(target, es, n, GGL_VERSION_OLDER, status);
     free(es);
     return st;
 }

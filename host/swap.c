@@ -274,6 +274,7 @@ enum ggl_status swap_to_instance(int tier, const struct instance *inst, int migr
     }
     migration_join();
     int err;
+    memory_versions_above(vt, inst->self, inst->label); /* before writes can reach it */
     uint64_t t0 = mono_us();
     struct binding *old =
         slot_rebind(memory_slot(tier), vt, inst->self, inst->label, migrate_entries, &err);

@@ -599,6 +599,26 @@ static enum ggl_status sq_stats(void *self, struct ggl_tier_stats *out)
     return s;
 }
 
+/* One walk of the table (no index on version: writes would pay for one), done when a
+ * slot is bound to this instance. */
+static enum ggl_status sq_max_version(void *self, uint64_t *out)
+{
+    struct ltm *l = self;
+    enum ggl_status s;
+    struct conn *c = acquire(l, &s);
+    if (!c)
+        return s;
+    sqlite3_stmt *st = c->st[MAX_VERSION];
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        s = fail(l, c->db, rc, "max_version");
+    sqlite3_reset(st);
+    release(l, c);
+    return s;
+}
+
 static const struct ggl_tier vtable = {
     .size = sizeof(struct ggl_tier),
     .flags = GGL_READS_CONCURRENT | GGL_WRITES_CONCURRENT,
@@ -611,6 +631,7 @@ static const struct ggl_tier vtable = {
     .get_batch = sq_get_batch,
     .scan = sq_scan,
     .stats = sq_stats,
+    .max_version = sq_max_version,
 };
 
 GGL_PLUGIN_DEFINE(GGL_KIND_TIER, "sqlite", "0.1.0", "long-term memory in a SQLite file (WAL)",

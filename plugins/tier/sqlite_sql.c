@@ -30,6 +30,7 @@ static const char *const sql[NSTMT] = {
     [PURGE] = "DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE expires_ms != 0 "
               "AND expires_ms <= ?11 LIMIT ?13)",
     [STATS] = "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM entries",
+    [MAX_VERSION] = "SELECT coalesce(max(version), 0) FROM entries",
     [BEGIN] = "BEGIN IMMEDIATE",
     [COMMIT] = "COMMIT",
     [ROLLBACK] = "ROLLBACK",

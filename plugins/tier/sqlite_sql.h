@@ -22,7 +22,7 @@
 #define HEAD_PARAMS 3
 #define SHARED_PARAMS (ROW_PARAMS - HEAD_PARAMS)
 
-enum stmt { GET, PUT_ANY, PUT_NEWER, PUT_EQUAL, DEL_ANY, DEL_EQUAL, SCAN, PURGE, STATS, BEGIN,
+enum stmt { GET, PUT_ANY, PUT_NEWER, PUT_EQUAL, DEL_ANY, DEL_EQUAL, SCAN, PURGE, STATS, MAX_VERSION, BEGIN,
             COMMIT, ROLLBACK, SAVE, RELEASE, UNDO, NSTMT };
 #define MULTI NSTMT            /* sqlite_statement's number of the MULTI_ROWS-row insert */
 #define MULTI_SHARED (NSTMT + 1) /* and of the one with shared metadata */

@@ -5,7 +5,7 @@
 . "$top_srcdir/tests/integration/lib.sh"
 
 "$GANGLION" -v >"$WORK/v" 2>&1
-expect_contains "$WORK/v" "plugin ABI 1.3" "-v prints the ABI"
+expect_contains "$WORK/v" "plugin ABI 1.4" "-v prints the ABI"
 
 "$GANGLION" -t -c "$top_srcdir/conf/ganglion.conf" >"$WORK/t" 2>&1 && pass "-t accepts conf/ganglion.conf" || fail "-t on conf/ganglion.conf"
 expect_contains "$WORK/t" "configuration OK" "-t says OK"
@@ -50,8 +50,8 @@ CONF
 start_host "$WORK/bad.conf"
 if wait_log "running (pid"; then pass "host runs despite refused plugins"; else fail "host did not start"; fi
 L=$WORK/host.log
-expect_contains "$L" "refused $top_builddir/tests/plugins/tier/.libs/bad_major.so: plugin 'bad_major' version 6.6.6: built for ABI 2.x, host is 1.3" "other major refused"
-expect_contains "$L" "bad_minor.so: plugin 'bad_minor' version 6.6.6: needs host ABI 1.99 or newer, host is 1.3" "minor too new refused"
+expect_contains "$L" "refused $top_builddir/tests/plugins/tier/.libs/bad_major.so: plugin 'bad_major' version 6.6.6: built for ABI 2.x, host is 1.4" "other major refused"
+expect_contains "$L" "bad_minor.so: plugin 'bad_minor' version 6.6.6: needs host ABI 1.99 or newer, host is 1.4" "minor too new refused"
 expect_contains "$L" "bad_slot.so: plugin 'bad_slot' version 6.6.6: mandatory tier slot 'del' is NULL" "missing slot refused"
 expect_contains "$L" "bad_size.so: plugin 'bad_size' version 6.6.6: tier vtable size 24 too small" "small vtable refused"
 expect_contains "$L" "processor/.libs/bad_kind.so: plugin 'bad_kind' version 6.6.6: declares kind 'tier' but lives in the 'processor' directory" "kind mismatch refused"

@@ -92,14 +92,14 @@ static void test_other_major_refused(void **state)
 {
     (void)state;
     assert_refused(GGL_KIND_TIER, "bad_major",
-                   "plugin 'bad_major' version 6.6.6: built for ABI 2.x, host is 1.3");
+                   "plugin 'bad_major' version 6.6.6: built for ABI 2.x, host is 1.4");
 }
 
 static void test_minor_too_new_refused(void **state)
 {
     (void)state;
     assert_refused(GGL_KIND_TIER, "bad_minor",
-                   "plugin 'bad_minor' version 6.6.6: needs host ABI 1.99 or newer, host is 1.3");
+                   "plugin 'bad_minor' version 6.6.6: needs host ABI 1.99 or newer, host is 1.4");
 }
 
 static void test_missing_slot_refused(void **state)

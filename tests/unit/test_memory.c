@@ -594,6 +594,41 @@ static void test_concurrent_writers_keep_newest(void **state)
     }
 }
 
+/* A restart with the wall clock behind the versions LTM stores (a clock corrected after
+ * the first run): the version counter starts above them (tier/sqlite's max_version), so
+ * an insert-if-newer write to LTM lands instead of losing to the stored copy. */
+static void test_versions_continue_above_what_ltm_stores(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ggl-versions-XXXXXX", conf[512], path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/ltm.db", dir);
+    snprintf(conf, sizeof conf, "backends = { l = { plugin = \"sqlite\"; path = \"%s\"; }; };\n"
+                                "tiers = { ltm = \"l\"; };\n", path);
+    struct host_fixture f;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    struct memory_value v;
+    uint64_t first, second;
+    w.tier = SLOT_LTM;
+    fake_now = 4000000000000ull; /* 2096: the first run's clock, far ahead */
+    clock_set(fake_clock);
+    assert_int_equal(host_fixture_open(&f, conf), 0);
+    assert_int_equal(memory_put("k", 1, "old", 3, &w, &first), GGL_OK);
+    host_fixture_close(&f);
+    fake_now = 1700000000000ull; /* 2023: the clock stepped back */
+    assert_int_equal(host_fixture_open(&f, conf), 0);
+    assert_int_equal(memory_put("k", 1, "new", 3, &w, &second), GGL_OK);
+    assert_true(second > first);
+    assert_int_equal(memory_get("k", 1, &v), GGL_OK);
+    assert_int_equal(v.len, 3);
+    assert_memory_equal(v.data, "new", 3);
+    free(v.data);
+    host_fixture_close(&f);
+    clock_set(NULL);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -615,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_read_matches_single_reads, setup, teardown),
         cmocka_unit_test(test_compress_config_names_tiers),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_keep_newest, setup, teardown),
+        cmocka_unit_test(test_versions_continue_above_what_ltm_stores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

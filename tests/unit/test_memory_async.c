@@ -232,6 +232,51 @@ static void test_writes_to_one_key_apply_in_order(void **state)
     free(mv.data);
 }
 
+/* A writer on its own thread (as a plugin's mem_put, or the control socket's inline SET)
+ * racing the workers' batches on the same keys: every tier ends holding the newest
+ * version.  A batch gets its versions before it reaches the tiers, so a newer direct
+ * write can land between; written unconditionally, the batch's older copy then replaced
+ * it in STM while the cache kept the newer one. */
+#define RACED_KEYS 20000
+
+static void *direct_writer(void *arg)
+{
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    char k[16];
+    for (int i = 0; i < RACED_KEYS; i++) {
+        snprintf(k, sizeof k, "r%d", i);
+        memory_put(k, strlen(k), "direct", 6, &w, NULL);
+    }
+    (void)arg;
+    return NULL;
+}
+
+static void test_direct_and_queued_writes_converge(void **state)
+{
+    (void)state;
+    struct memory_write w = MEMORY_WRITE_DEFAULT;
+    pthread_t th;
+    char k[16];
+    int sent = 0, differ = 0;
+    assert_int_equal(pthread_create(&th, NULL, direct_writer, NULL), 0);
+    for (int i = 0; i < RACED_KEYS; i++) {
+        snprintf(k, sizeof k, "r%d", i);
+        while (memory_async_put(k, strlen(k), "queued", 6, &w, on_done, NULL) != GGL_OK)
+            poll(NULL, 0, 1); /* queue full: let the workers catch up */
+        sent++;
+    }
+    pthread_join(th, NULL);
+    wait_for(sent, NULL);
+    for (int i = 0; i < RACED_KEYS; i++) {
+        struct ggl_entry c, s;
+        snprintf(k, sizeof k, "r%d", i);
+        assert_int_equal(raw_get(SLOT_CACHE, k, &c), GGL_OK);
+        assert_int_equal(raw_get(SLOT_STM, k, &s), GGL_OK);
+        differ += c.version != s.version;
+    }
+    assert_int_equal(differ, 0);
+}
+
 static void test_full_queue_refuses_at_admission(void **state)
 {
     (void)state;
@@ -274,6 +319,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hit_inline_miss_on_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writes_to_one_key_apply_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_and_queued_writes_converge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_queue_refuses_at_admission, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_stop_drains_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_queued_while_tier_down, setup_queueing, teardown),

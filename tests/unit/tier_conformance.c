@@ -367,6 +367,23 @@ static void test_stats_count_entries(void **state)
     assert_true(st.bytes >= 4);
 }
 
+/* max_version (ABI 1.4), where the backend has it: 0 when empty, else the highest
+ * version stored, whatever order the versions came in. */
+static void test_max_version(void **state)
+{
+    void *t = *state;
+    uint64_t top = 1;
+    if (!GGL_HAS_SLOT(vt, struct ggl_tier, max_version))
+        return;
+    assert_int_equal(vt->max_version(t, &top), GGL_OK);
+    assert_int_equal(top, 0);
+    assert_int_equal(put(t, "a", "1", 7, GGL_VERSION_ANY), GGL_OK);
+    assert_int_equal(put(t, "b", "2", 40, GGL_VERSION_ANY), GGL_OK);
+    assert_int_equal(put(t, "c", "3", 12, GGL_VERSION_ANY), GGL_OK);
+    assert_int_equal(vt->max_version(t, &top), GGL_OK);
+    assert_int_equal(top, 40);
+}
+
 #define THREADS 4
 #define OPS 2000
 
@@ -446,6 +463,7 @@ int tier_conformance_run(const char *name, const struct tier_fixture *f)
         cmocka_unit_test_setup_teardown(test_scan_visits_every_live_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_empty_and_large_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats_count_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_and_readers, setup, teardown),
     };
     return _cmocka_run_group_tests(name, tests, sizeof tests / sizeof tests[0], NULL, NULL);

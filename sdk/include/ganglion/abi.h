@@ -12,8 +12,8 @@ extern "C" {
 #endif
 
 #define GGL_ABI_MAJOR 1
-#define GGL_ABI_MINOR 3  /* 1.1: tier get_into, take_reads; 1.2: host task_cancelled;
-                            1.3: tier del_older_batch */
+#define GGL_ABI_MINOR 4  /* 1.1: tier get_into, take_reads; 1.2: host task_cancelled;
+                            1.3: tier del_older_batch; 1.4: tier max_version */
 
 /* Return codes of every fallible call.  After a non-OK return a plugin may leave a
  * human-readable reason with host->set_reason(); dead letters and HEALTH show it. */

@@ -115,6 +115,13 @@ struct ggl_tier {
     enum ggl_status (*del_older_batch)(void *self, const void *const *keys,
                                        const size_t *key_lens, size_t n,
                                        const uint64_t *versions, enum ggl_status *status);
+
+    /* Optional, added in 1.4, for backends whose entries outlive the host (a file): the
+     * highest version stored in *out (0 when empty).  At start, and when a slot is bound
+     * to the instance, the host moves its version counter above it, so a write never
+     * loses to a stored copy even when the wall clock that seeds the counter stepped
+     * back across a restart. */
+    enum ggl_status (*max_version)(void *self, uint64_t *out);
 };
 
 #ifdef __cplusplus
