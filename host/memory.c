@@ -397,6 +397,16 @@ const struct instance *memory_instances(size_t *n) { return *n = mm.ninst, mm.in
 int memory_entry_live(const struct ggl_entry *e, uint64_t now) { return !mem_dead(e, now); }
 int memory_tier_bound(int tier) { return mem_bound(tier); }
 
+int memory_writes_nonblocking(void)
+{
+    for (int t = 0; t < SLOT_COUNT; t++) {
+        struct binding *b = atomic_load(&mm.slots[t].current);
+        if ((b && !b->nonblocking) || atomic_load(&mm.slots[t].previous))
+            return 0;
+    }
+    return mm.ready;
+}
+
 int memory_where(const void *key, size_t len, int *live)
 {
     int n = 0, failed = 0;

@@ -140,6 +140,11 @@ enum ggl_status memory_swap(int tier, const char *name, int migrate_entries);
 size_t memory_info(char *buf, size_t len);
 struct slot *memory_slot(int tier);
 int memory_tier_bound(int tier);
+/* 1 when a write (memory_put, memory_del) calls only nonblocking backends: every bound
+ * slot's is GGL_NONBLOCKING and no migration runs (its old binding is called too), so the
+ * I/O thread may write itself.  A look: a swap right after it can make one such write
+ * call a blocking backend. */
+int memory_writes_nonblocking(void);
 /* Which tiers hold a live copy of key (live[t] for each enum tier_slot): asks every
  * bound tier, blocking.  The count, or -1 when a tier could not answer. */
 int memory_where(const void *key, size_t len, int *live);

@@ -1,11 +1,14 @@
 /* Memory commands.  A read the cache can answer is answered here, on the I/O thread (a
- * hop to a worker costs up to ~30 us, PERF.md); anything else holds its place in the
- * connection's reply order (conn_defer) and is finished by a memory worker, which
- * writes the reply and hands the job back to the loop.  Every request on a key runs in
- * order on that key's worker, and a read that follows unfinished requests of its
- * connection skips the cache shortcut, so a pipelining client reads its own writes, as
- * with Redis.  Replies match Redis: GET of a
- * missing key is a nil bulk, SET is +OK, DEL an integer count. */
+ * hop to a worker costs up to ~30 us, PERF.md), and so is a write or delete when every
+ * bound tier is in-process (memory_writes_nonblocking); anything else holds its place
+ * in the connection's reply order (conn_defer) and is finished by a memory worker,
+ * which writes the reply and hands the job back to the loop.  Every queued request on a
+ * key runs in order on that key's worker, and a request that follows unfinished
+ * requests of its connection is queued too, so a pipelining client reads its own
+ * writes, as with Redis.  A write made here and a worker's write to the same key (from
+ * another connection) may land in either order: both are insert-if-newer, so every
+ * tier keeps the newer.  Replies match Redis: GET of a missing key is a nil bulk, SET
+ * is +OK, DEL an integer count. */
 #include "ggl-build.h"
 
 #include <stdatomic.h>
@@ -90,6 +93,13 @@ static void finish_job(void *arg, struct memory_result *r)
     offload_complete(j->pool, j);
 }
 
+/* May this request run here, on the I/O thread?  Nothing of its connection is still
+ * running (it must not overtake that) and no tier it writes can block. */
+static int write_here(const struct cmd_call *call)
+{
+    return !conn_has_pending(call->conn) && memory_writes_nonblocking();
+}
+
 /* Submission refused (queue full, stopping): the deferred slot gets the error now. */
 static void refuse_job(struct job *j, enum ggl_status st)
 {
@@ -159,6 +169,19 @@ void cmd_mem_put(struct cmd_call *call)
         reply_error(call->out, "INVALID tier %s is not bound to a backend", tier_slot_names[w.tier]);
         return;
     }
+    if (write_here(call)) {
+        enum ggl_status st = memory_put(req->argv[1], req->lens[1], req->argv[2], req->lens[2],
+                                        &w, NULL);
+        if (st == GGL_OK) {
+            reply_status(call->out, "OK");
+            return;
+        }
+        if (st != GGL_RETRY && st != GGL_UNAVAILABLE) {
+            reply_failure(call->out, st, hostapi_take_reason());
+            return;
+        }
+        /* a tier refused for now: the worker's path, which queues it if config allows */
+    }
     struct job *j = conn_defer(call);
     if (!j) {
         reply_error(call->out, "ERR out of memory");
@@ -201,9 +224,36 @@ static void del_done(void *arg, struct memory_result *r)
     del_one_done(arg, r->status, r->existed, r->reason);
 }
 
+/* DEL on the I/O thread (write_here): every key deleted, then the count of those that
+ * existed or the first failure, as del_one_done replies. */
+static void del_here(struct cmd_call *call)
+{
+    const struct request *req = call->req;
+    enum ggl_status first = GGL_OK;
+    char why[160] = "";
+    int deleted = 0;
+    for (int i = 1; i < req->argc; i++) {
+        int existed = 0;
+        enum ggl_status st = memory_del(req->argv[i], req->lens[i], &existed);
+        if (st != GGL_OK && first == GGL_OK) {
+            first = st;
+            snprintf(why, sizeof why, "%s", hostapi_take_reason());
+        }
+        deleted += st == GGL_OK && existed;
+    }
+    if (first != GGL_OK)
+        reply_failure(call->out, first, why);
+    else
+        reply_int(call->out, deleted);
+}
+
 void cmd_mem_del(struct cmd_call *call)
 {
     const struct request *req = call->req;
+    if (write_here(call)) {
+        del_here(call);
+        return;
+    }
     struct del_batch *b = calloc(1, sizeof *b);
     struct job *j = b ? conn_defer(call) : NULL;
     if (!j) {

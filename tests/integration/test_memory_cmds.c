@@ -1,6 +1,8 @@
 /* Integration: the memory commands on the real binary.  Replies byte for byte as Redis
  * gives them, read-your-writes in a pipeline mixing cache hits and worker replies, the
- * MEM.* options, binary-safe keys, many writers at once, and LTM surviving a restart. */
+ * MEM.* options, binary-safe keys, many writers at once, and LTM surviving a restart.
+ * The commands that do not need LTM run twice: with SQLite's LTM bound, where writes go
+ * to the memory workers, and with in-process tiers only, where the I/O thread writes. */
 #include "ggl-build.h"
 
 #include <poll.h>
@@ -25,7 +27,15 @@
     " i = { plugin = \"mem\"; }; l = { plugin = \"sqlite\"; path = \"%1$s/ltm.db\"; }; };\n" \
     "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; ltm = \"l\"; };\n"
 
+/* In-process tiers only: SET and DEL run on the I/O thread. */
+#define BODY_IN_PROCESS                                                                       \
+    "plugin_dirs = [ \"" BUILD_PLUGINDIR "\" ];\n"                                           \
+    "backends = { c = { plugin = \"cache\"; }; s = { plugin = \"mem\"; };"                   \
+    " i = { plugin = \"mem\"; }; };\n"                                                        \
+    "tiers = { cache = \"c\"; stm = \"s\"; im = \"i\"; };\n"
+
 static struct host shared;
+static int in_process; /* the group running: shared started with BODY_IN_PROCESS */
 
 /* One RESP multibulk request from argv (binary-safe lengths). */
 static void request(int fd, int argc, const char *const *argv, const size_t *lens)
@@ -343,11 +353,61 @@ static void test_swap_with_migration_over_socket(void **state)
     stop_host(&h);
 }
 
+/* memory_queued_total from INFO memory: requests handed to the memory workers. */
+static long queued_total(int fd)
+{
+    char buf[8192];
+    sendf(fd, "INFO memory\r\n");
+    size_t n = read_n(fd, buf, sizeof buf - 1, 300);
+    buf[n] = '\0';
+    const char *p = strstr(buf, "memory_queued_total:");
+    assert_non_null(p);
+    return atol(p + strlen("memory_queued_total:"));
+}
+
+/* Where writes run: with a blocking tier bound (SQLite's LTM) on the memory workers;
+ * with in-process tiers only on the I/O thread, unless they follow a request of their
+ * connection that is still running (then queued behind it, in order). */
+static void test_where_writes_run(void **state)
+{
+    (void)state;
+    int fd = client(&shared);
+    long before = queued_total(fd);
+    sendf(fd, "SET where 1\r\n");
+    expect(fd, "+OK\r\n");
+    sendf(fd, "DEL where\r\n");
+    expect(fd, ":1\r\n");
+    long after = queued_total(fd);
+    if (in_process)
+        assert_int_equal(after, before);
+    else
+        assert_int_equal(after, before + 2);
+    /* behind a MEM.MAINTAIN (run on a worker), pipelined writes still answer in order */
+    sendf(fd, "MEM.MAINTAIN\r\nSET where 2\r\nGET where\r\nDEL where\r\nGET where\r\n");
+    char buf[1024];
+    size_t n = read_n(fd, buf, sizeof buf - 1, 2000);
+    buf[n] = '\0';
+    const char *tail = strstr(buf, "+OK\r\n$1\r\n2\r\n:1\r\n$-1\r\n");
+    assert_non_null(tail);
+    assert_string_equal(tail, "+OK\r\n$1\r\n2\r\n:1\r\n$-1\r\n");
+    close(fd);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
     signal(SIGPIPE, SIG_IGN);
+    in_process = 0;
     start_host_with(&shared, NULL, BODY);
+    return 0;
+}
+
+static int group_setup_in_process(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    in_process = 1;
+    start_host_with(&shared, NULL, BODY_IN_PROCESS);
     return 0;
 }
 
@@ -366,11 +426,20 @@ int main(void)
         cmocka_unit_test(test_mem_options_and_metadata),
         cmocka_unit_test(test_binary_keys_and_values),
         cmocka_unit_test(test_twenty_writers_at_once),
+        cmocka_unit_test(test_where_writes_run),
         cmocka_unit_test(test_info_memory_and_stats),
         cmocka_unit_test(test_ltm_survives_restart),
         cmocka_unit_test(test_queued_write_lands_when_tier_returns),
         cmocka_unit_test(test_maintenance_moves_what_policy_picks),
         cmocka_unit_test(test_swap_with_migration_over_socket),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    const struct CMUnitTest in_process_tests[] = {
+        cmocka_unit_test(test_replies_match_redis),
+        cmocka_unit_test(test_pipeline_reads_its_own_writes),
+        cmocka_unit_test(test_binary_keys_and_values),
+        cmocka_unit_test(test_twenty_writers_at_once),
+        cmocka_unit_test(test_where_writes_run),
+    };
+    int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return failed + cmocka_run_group_tests(in_process_tests, group_setup_in_process, group_teardown);
 }
