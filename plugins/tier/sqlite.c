@@ -3,7 +3,8 @@
  * conditional writes in SQL (upsert ... WHERE excluded.version > version), and a
  * versioned schema created on first open.  A commit is durable across kill -9.
  * Keys found absent are remembered (sqlite_absent.c), so this process must be the
- * file's only writer while it has it open (absent_keys = 0 lifts that). */
+ * file's only writer while it has it open (absent_keys = 0 lifts that).  The
+ * instance's own writers take SQLite's write lock in turn (sqlite_turns.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "sqlite_absent.h"
 #include "sqlite_sql.h"
+#include "sqlite_turns.h"
 
 #define SCHEMA_VERSION 1
 
@@ -32,6 +34,7 @@ struct ltm {
     int schema_checked;
     pthread_mutex_t lock;
     struct conn *idle; /* connections not in use */
+    struct turns turns; /* write transactions, first come first served */
 };
 
 static const struct ggl_setting settings[] = {
@@ -196,9 +199,11 @@ static enum ggl_status sq_open(const struct ggl_host *host, const struct ggl_con
         return GGL_NOMEM;
     }
     pthread_mutex_init(&l->lock, NULL);
+    turns_init(&l->turns);
     struct conn *c;
     enum ggl_status s = conn_open(l, &c); /* creates the file and schema now */
     if (s != GGL_OK) {
+        turns_fini(&l->turns);
         pthread_mutex_destroy(&l->lock);
         absent_free(l->absent);
         free(l);
@@ -217,6 +222,7 @@ static void sq_close(void *self)
         l->idle = c->next;
         conn_free(c);
     }
+    turns_fini(&l->turns);
     pthread_mutex_destroy(&l->lock);
     absent_free(l->absent);
     free(l);
@@ -370,6 +376,16 @@ static enum ggl_status put_on(struct ltm *l, struct conn *c, const struct ggl_en
     return s == GGL_OK && changed == 0 ? GGL_CONFLICT : s;
 }
 
+/* Our turn at SQLite's write lock, waited for at most busy_timeout_ms, as SQLite would. */
+static enum ggl_status take_turn(struct ltm *l)
+{
+    if (turns_take(&l->turns, l->busy_ms) == 0)
+        return GGL_OK;
+    l->host->set_reason(l->host, "%s: this instance's other writers kept the write lock for "
+                                 "busy_timeout_ms (%lld)", l->path, (long long)l->busy_ms);
+    return GGL_RETRY;
+}
+
 static enum ggl_status sq_get(void *self, const void *key, size_t len, struct ggl_entry *out)
 {
     struct ltm *l = self;
@@ -392,9 +408,12 @@ static enum ggl_status sq_put(void *self, const struct ggl_entry *e, uint64_t ex
     struct conn *c = acquire(l, &s);
     if (!c)
         return s;
-    absent_write_begin(l->absent, e->key, e->key_len);
-    s = put_on(l, c, e, expect, l->host->now(l->host));
-    absent_write_end(l->absent, e->key, e->key_len);
+    if ((s = take_turn(l)) == GGL_OK) {
+        absent_write_begin(l->absent, e->key, e->key_len);
+        s = put_on(l, c, e, expect, l->host->now(l->host));
+        absent_write_end(l->absent, e->key, e->key_len);
+        turns_give(&l->turns);
+    }
     release(l, c);
     return s;
 }
@@ -406,6 +425,10 @@ static enum ggl_status sq_del(void *self, const void *key, size_t len, uint64_t 
     struct conn *c = acquire(l, &s);
     if (!c)
         return s;
+    if ((s = take_turn(l)) != GGL_OK) {
+        release(l, c);
+        return s;
+    }
     sqlite3_stmt *st = c->st[expect == GGL_VERSION_ANY ? DEL_ANY : DEL_EQUAL];
     int changed;
     bind_blob(st, 1, key, len);
@@ -413,6 +436,7 @@ static enum ggl_status sq_del(void *self, const void *key, size_t len, uint64_t 
         sqlite3_bind_int64(st, 10, (sqlite3_int64)expect);
     sqlite3_bind_int64(st, 11, (sqlite3_int64)l->host->now(l->host));
     s = step_write(l, c, st, &changed);
+    turns_give(&l->turns);
     if (s == GGL_OK && changed == 0) {
         /* Absent, or present with another version? */
         struct ggl_entry e = {.size = sizeof e};
@@ -472,6 +496,12 @@ static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size
     if (!c)
         return s;
     uint64_t now = l->host->now(l->host);
+    if ((s = take_turn(l)) != GGL_OK) {
+        for (size_t i = 0; i < n; i++)
+            status[i] = s;
+        release(l, c);
+        return s;
+    }
     uint64_t *hashes = absent_batch_begin(l->absent, es, n); /* until the commit, readers
                                                                see no row yet */
     if ((s = txn(l, c, BEGIN)) == GGL_OK) {
@@ -493,6 +523,7 @@ static enum ggl_status sq_put_batch(void *self, const struct ggl_entry *es, size
             exec(c->db, "ROLLBACK"); /* quietly: the COMMIT's reason is the one to report */
     }
     absent_batch_end(l->absent, es, n, hashes);
+    turns_give(&l->turns);
     for (size_t i = 0; s != GGL_OK && i < n; i++)
         status[i] = s; /* nothing was committed */
     release(l, c);
@@ -527,6 +558,8 @@ static enum ggl_status sq_get_batch(void *self, const void *const *keys, const s
  * up to busy_timeout_ms): busy or failing, it is left for the next walk. */
 static void purge_expired(struct ltm *l, struct conn *c, uint64_t now)
 {
+    if (turns_take(&l->turns, 0) < 0)
+        return;
     sqlite3_stmt *st = c->st[PURGE];
     sqlite3_bind_int64(st, 11, (sqlite3_int64)now);
     sqlite3_bind_int64(st, 13, PURGE_ROWS);
@@ -534,6 +567,7 @@ static void purge_expired(struct ltm *l, struct conn *c, uint64_t now)
     sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_busy_timeout(c->db, (int)l->busy_ms);
+    turns_give(&l->turns);
 }
 
 static enum ggl_status sq_scan(void *self, uint64_t *cursor, size_t count, ggl_scan_fn fn, void *arg)

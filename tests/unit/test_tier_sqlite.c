@@ -1,8 +1,9 @@
 /* tier/sqlite on real files: the conformance suite, then what only a file can show —
  * data surviving close/reopen and a kill -9 of the writer right after its acks, a
  * schema from a newer plugin refused, a bad setting refused, the absent-key set never
- * hiding a row this process wrote (nor one another writer made, when off), and expired
- * rows deleted through their index when a walk starts. */
+ * hiding a row this process wrote (nor one another writer made, when off), expired
+ * rows deleted through their index when a walk starts, and batches taking their turn
+ * at the write lock beside a writer that never pauses. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,12 +12,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <sqlite3.h>
 #include <cmocka.h>
 
 #include "sqlite_sql.h"
+#include "sqlite_turns.h"
 #include "testhost.h"
 #include "tier_conformance.h"
 
@@ -362,6 +369,143 @@ static void test_bad_setting_and_unwritable_path(void **state)
     assert_non_null(strstr(testhost_reason(), "/nonexistent/dir/ltm.db: open"));
 }
 
+struct pounder {
+    void *tier;
+    _Atomic int stop;
+    int puts, errors;
+};
+
+/* Transactions of 50 rows in a tight loop, until told to stop (at most 20 s). */
+static void *pound(void *arg)
+{
+    struct pounder *p = arg;
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    char keys[50][16];
+    struct ggl_entry es[50];
+    enum ggl_status status[50];
+    time_t end = time(NULL) + 20;
+    while (!atomic_load(&p->stop) && time(NULL) < end) {
+        for (int i = 0; i < 50; i++) {
+            snprintf(keys[i], sizeof keys[i], "hot%d", i);
+            es[i] = (struct ggl_entry){.size = sizeof es[i], .key = keys[i],
+                                       .key_len = strlen(keys[i]), .value = keys[i],
+                                       .value_len = strlen(keys[i]),
+                                       .version = (uint64_t)p->puts + 1};
+        }
+        if (vt->put_batch(p->tier, es, 50, GGL_VERSION_ANY, status) != GGL_OK)
+            p->errors++;
+        p->puts++;
+    }
+    return NULL;
+}
+
+/* A batch beside a connection that writes without pause: SQLite's busy handler alone
+ * sleeps and retries, and the writer took the lock again within microseconds of each
+ * commit, so a batch could wait out busy_timeout_ms and fail (a migration into LTM did,
+ * in CI).  With the instance's writers taking turns, every batch lands. */
+static void test_batches_get_their_turn_beside_a_busy_writer(void **state)
+{
+    (void)state;
+    static const char *busy_pairs[] = {"path", path, "mmap_bytes", "0", "busy_timeout_ms", "1000", NULL};
+    const struct ggl_tier *vt = ggl_plugin_entry.vtable;
+    remove_db();
+    testhost_init(0);
+    void *t = testhost_open(&ggl_plugin_entry, busy_pairs, GGL_OK);
+    struct pounder p = {.tier = t};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pound, &p), 0);
+    static struct ggl_entry es[200];
+    static char keys[200][16];
+    enum ggl_status status[200];
+    int failed = 0;
+    while (p.puts < 10) /* the writer is going */
+        sched_yield();
+    for (int b = 0; b < 40; b++) {
+        for (int i = 0; i < 200; i++) {
+            snprintf(keys[i], sizeof keys[i], "b%d:%d", b, i);
+            es[i] = (struct ggl_entry){.size = sizeof es[i], .key = keys[i],
+                                       .key_len = strlen(keys[i]), .value = "v", .value_len = 1,
+                                       .version = 1};
+        }
+        failed += vt->put_batch(t, es, 200, GGL_VERSION_OLDER, status) != GGL_OK;
+    }
+    atomic_store(&p.stop, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(failed, 0);
+    assert_int_equal(p.errors, 0);
+    vt->close(t);
+}
+
+/* The turns themselves: first come, first served, even against a holder that asks
+ * again at once.  Each of 100 rounds: A holds, B asks and waits, A gives and asks again
+ * at once; B, holding, waits until A waits too, then gives: A must come after B.  And a
+ * wait that runs out leaves nothing behind. */
+#define ROUNDS 100
+static struct turns turns;
+static char order[2 * ROUNDS + 1];
+static _Atomic int written;
+
+/* 1 once someone waits for the turn, 0 when nobody did within 2 s. */
+static int until_someone_waits(void)
+{
+    for (int i = 0; i < 2000; i++) {
+        pthread_mutex_lock(&turns.m);
+        int queued = turns.head != NULL;
+        pthread_mutex_unlock(&turns.m);
+        if (queued)
+            return 1;
+        poll(NULL, 0, 1);
+    }
+    return 0;
+}
+
+static void *second_in_line(void *arg)
+{
+    (void)arg;
+    for (int r = 0; r < ROUNDS; r++) {
+        if (turns_take(&turns, 10000) != 0)
+            return NULL;
+        int waits = until_someone_waits(); /* A asked again right after giving */
+        order[atomic_fetch_add(&written, 1)] = 'B';
+        turns_give(&turns);
+        if (!waits)
+            return NULL; /* A did not wait: it took the turn out of order */
+    }
+    return NULL;
+}
+
+static void test_turns_are_first_come_first_served(void **state)
+{
+    (void)state;
+    pthread_t th;
+    char want[2 * ROUNDS + 1];
+    turns_init(&turns);
+    atomic_store(&written, 0);
+    assert_int_equal(turns_take(&turns, 0), 0);
+    assert_int_equal(pthread_create(&th, NULL, second_in_line, NULL), 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        if (!until_someone_waits()) /* B */
+            break;
+        turns_give(&turns);
+        assert_int_equal(turns_take(&turns, 10000), 0);
+        order[atomic_fetch_add(&written, 1)] = 'A';
+        want[2 * r] = 'B', want[2 * r + 1] = 'A';
+    }
+    turns_give(&turns);
+    pthread_join(th, NULL);
+    order[2 * ROUNDS] = want[2 * ROUNDS] = '\0';
+    assert_string_equal(order, want);
+
+    assert_int_equal(turns_take(&turns, 0), 0);
+    assert_int_equal(turns_take(&turns, 0), -1);  /* held: no wait asked */
+    assert_int_equal(turns_take(&turns, 20), -1); /* held: the wait runs out */
+    assert_null(turns.head);
+    turns_give(&turns);
+    assert_int_equal(turns_take(&turns, 0), 0); /* free again */
+    turns_give(&turns);
+    turns_fini(&turns);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/ggl-test-sqlite-XXXXXX");
@@ -381,6 +525,8 @@ int main(void)
         cmocka_unit_test(test_batch_metadata_round_trip),
         cmocka_unit_test(test_newer_schema_refused),
         cmocka_unit_test(test_bad_setting_and_unwritable_path),
+        cmocka_unit_test(test_batches_get_their_turn_beside_a_busy_writer),
+        cmocka_unit_test(test_turns_are_first_come_first_served),
     };
     failed |= cmocka_run_group_tests(tests, NULL, NULL);
     remove_db();
