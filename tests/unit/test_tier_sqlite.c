@@ -371,8 +371,8 @@ static void test_bad_setting_and_unwritable_path(void **state)
 
 struct pounder {
     void *tier;
-    _Atomic int stop;
-    int puts, errors;
+    _Atomic int stop, puts; /* puts: read by the test thread while the writer goes */
+    int errors;
 };
 
 /* Transactions of 50 rows in a tight loop, until told to stop (at most 20 s). */
