@@ -393,23 +393,16 @@ static void test_where_writes_run(void **state)
     close(fd);
 }
 
-static int group_setup(void **state)
+static int start_shared(int in_process_only)
 {
-    (void)state;
     signal(SIGPIPE, SIG_IGN);
-    in_process = 0;
-    start_host_with(&shared, NULL, BODY);
+    in_process = in_process_only;
+    start_host_with(&shared, NULL, in_process_only ? BODY_IN_PROCESS : BODY);
     return 0;
 }
 
-static int group_setup_in_process(void **state)
-{
-    (void)state;
-    signal(SIGPIPE, SIG_IGN);
-    in_process = 1;
-    start_host_with(&shared, NULL, BODY_IN_PROCESS);
-    return 0;
-}
+static int group_setup(void **state) { (void)state; return start_shared(0); }
+static int group_setup_in_process(void **state) { (void)state; return start_shared(1); }
 
 static int group_teardown(void **state)
 {
