@@ -404,7 +404,7 @@ int memory_writes_nonblocking(void)
         if ((b && !b->nonblocking) || atomic_load(&mm.slots[t].previous))
             return 0;
     }
-    return mm.ready;
+    return mm.ready && !mm.compress_mask;
 }
 
 int memory_where(const void *key, size_t len, int *live)
@@ -514,8 +514,15 @@ int memory_check_config(const struct config *c, struct conf_error *err)
 void memory_versions_above(const struct ggl_tier *vt, void *self, const char *label)
 {
     uint64_t top = 0;
-    if (!GGL_HAS_SLOT(vt, struct ggl_tier, max_version) || vt->max_version(self, &top) != GGL_OK)
+    if (!GGL_HAS_SLOT(vt, struct ggl_tier, max_version))
         return;
+    hostapi_clear_reason();
+    if (vt->max_version(self, &top) != GGL_OK) {
+        log_warn("memory: %s could not tell the highest version it stores (%s): if the wall "
+                 "clock is behind it, fresh writes there may lose to its copies", label,
+                 hostapi_take_reason());
+        return;
+    }
     uint64_t was = atomic_load(&mm.version), cur = was;
     while (cur < top && !atomic_compare_exchange_weak(&mm.version, &cur, top))
         ;

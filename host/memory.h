@@ -104,15 +104,20 @@ enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
 /* The two halves of memory_put_batch, for a caller that keeps entries to retry them
  * with the versions they were given (a queued write): entries with fresh versions (key
  * and value borrowed from items) and their target, or -1 (reason set); then the write
- * of prepared entries under `expect`, GGL_VERSION_OLDER (insert-if-newer) for a first
- * attempt as for a retry: a write to the key made on another thread (a plugin's mem_put,
- * the control socket's inline SET) may have landed between the two halves with a newer
- * version, and every tier must keep that one (written unconditionally, the older copy
- * replaced it in the target while the cache kept the newer).  The counter starts above
- * what the tiers store (memory_versions_above), so a fresh write does not lose to an old
- * copy after a restart with the clock behind. */
+ * of prepared entries under `expect`: memory_fresh_expect(target) for a first attempt,
+ * GGL_VERSION_OLDER (insert-if-newer) for a retry, which can then never undo a later
+ * write. */
 int memory_prepare(const struct memory_item *items, size_t n, const struct memory_write *w,
                    struct ggl_entry *es);
+/* The condition of a first attempt with fresh versions at `target`.  Insert-if-newer
+ * where the version counter is known to be above what the tier stores (an in-process
+ * tier, empty at start, or one with max_version: memory_versions_above), so that a newer
+ * write to the key made meanwhile on another thread (a plugin's mem_put, the control
+ * socket's inline SET) keeps its place in every tier; written unconditionally, the
+ * batch's older copy replaced it in the target while the cache kept the newer.
+ * Elsewhere (Redis, whose entries outlive the host) unconditional: after a restart with
+ * the wall clock behind, a fresh write must not lose to an old copy there. */
+uint64_t memory_fresh_expect(int target);
 enum ggl_status memory_write_entries(int target, const struct ggl_entry *es, size_t n,
                                      uint64_t expect, enum ggl_status *status);
 /* Put a queued write's entry in the cache flagged GGL_ENTRY_PENDING: reads see it, and
@@ -126,24 +131,25 @@ enum ggl_status memory_del(const void *key, size_t len, int *existed);
  * source only if its version is unchanged.  GGL_NOTFOUND if `from` has no copy. */
 enum ggl_status memory_move(const void *key, size_t len, int from, int to);
 
+/* Move the version counter above every version the instance stores (its tier's
+ * max_version, ABI 1.4), so that no write loses to a stored copy though the wall clock
+ * that seeded the counter stepped back across a restart.  Called when a slot is bound;
+ * a backend that cannot answer is logged (its fresh writes may then lose to its copies). */
+void memory_versions_above(const struct ggl_tier *vt, void *self, const char *label);
 /* Bind tier slot `tier` to the open backend instance `name` (PLUGIN.SWAP).  With
  * migrate_entries, the old backend's live entries are copied insert-if-newer on a
  * thread of their own while reads fall back to it and writes reach both; INFO memory
  * shows the progress.  The old instance stays open (it is still declared). */
-/* Move the version counter above every version the instance stores (its tier's
- * max_version, ABI 1.4), so that no write loses to a stored copy though the wall clock
- * that seeded the counter stepped back across a restart.  Called when a slot is bound. */
-void memory_versions_above(const struct ggl_tier *vt, void *self, const char *label);
 enum ggl_status memory_swap(int tier, const char *name, int migrate_entries);
 /* The slots' state for INFO memory, as "name:value" lines (Redis INFO style) appended
  * to buf; returns the length written (truncated to len). */
 size_t memory_info(char *buf, size_t len);
 struct slot *memory_slot(int tier);
 int memory_tier_bound(int tier);
-/* 1 when a write (memory_put, memory_del) calls only nonblocking backends: every bound
- * slot's is GGL_NONBLOCKING and no migration runs (its old binding is called too), so the
- * I/O thread may write itself.  A look: a swap right after it can make one such write
- * call a blocking backend. */
+/* 1 when a write (memory_put, memory_del) calls only nonblocking backends and does no
+ * more than copy: every bound slot's is GGL_NONBLOCKING, no migration runs (its old
+ * binding is called too) and no tier compresses, so the I/O thread may write itself.  A
+ * look: a swap right after it can make one such write call a blocking backend. */
 int memory_writes_nonblocking(void);
 /* Which tiers hold a live copy of key (live[t] for each enum tier_slot): asks every
  * bound tier, blocking.  The count, or -1 when a tier could not answer. */

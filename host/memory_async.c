@@ -265,7 +265,8 @@ static void run_writes(struct fifo *f, struct request *r)
         next = group[n - 1]->next;
         int target = memory_prepare(items, n, &r->w, es);
         enum ggl_status st = target < 0 ? GGL_INVALID
-                                        : memory_write_entries(target, es, n, GGL_VERSION_OLDER, status);
+                                        : memory_write_entries(target, es, n,
+                                                               memory_fresh_expect(target), status);
         char why[sizeof ((struct memory_result *)0)->reason]; /* one reason for the batch */
         snprintf(why, sizeof why, "%s", hostapi_take_reason());
         for (size_t i = 0; i < n; i++) {
@@ -338,6 +339,8 @@ static enum ggl_status submit(struct fifo *f, struct request *r)
 }
 
 static struct fifo *writer_for(const void *key, size_t len);
+
+int memory_async_queues_writes(void) { return A.queue_writes; }
 
 enum ggl_status memory_async_get(const void *key, size_t len, memory_done_fn done, void *arg)
 {

@@ -38,5 +38,8 @@ enum ggl_status memory_async_read(const void *key, size_t len, memory_done_fn do
 enum ggl_status memory_async_put(const void *key, size_t len, const void *value, size_t vlen,
                                  const struct memory_write *w, memory_done_fn done, void *arg);
 enum ggl_status memory_async_del(const void *key, size_t len, memory_done_fn done, void *arg);
+/* 1 when a put its tier refuses for now is held and answered QUEUED (queue_writes):
+ * only the workers hold writes, so such puts must be submitted, not made in place. */
+int memory_async_queues_writes(void);
 
 #endif

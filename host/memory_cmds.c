@@ -93,11 +93,16 @@ static void finish_job(void *arg, struct memory_result *r)
     offload_complete(j->pool, j);
 }
 
-/* May this request run here, on the I/O thread?  Nothing of its connection is still
- * running (it must not overtake that) and no tier it writes can block. */
-static int write_here(const struct cmd_call *call)
+#define HERE_MAX_VALUE 65536 /* larger values are copied on a worker */
+#define HERE_MAX_KEYS 16      /* a DEL of more keys runs on a worker */
+
+/* May this write run here, on the I/O thread?  Nothing of its connection is still
+ * running (it must not overtake that), no tier it writes can block, it is small, and a
+ * refusal would not be queued (only the workers hold writes for QUEUED). */
+static int write_here(const struct cmd_call *call, size_t bytes, int keys)
 {
-    return !conn_has_pending(call->conn) && memory_writes_nonblocking();
+    return bytes <= HERE_MAX_VALUE && keys <= HERE_MAX_KEYS && !conn_has_pending(call->conn) &&
+           !memory_async_queues_writes() && memory_writes_nonblocking();
 }
 
 /* Submission refused (queue full, stopping): the deferred slot gets the error now. */
@@ -169,18 +174,14 @@ void cmd_mem_put(struct cmd_call *call)
         reply_error(call->out, "INVALID tier %s is not bound to a backend", tier_slot_names[w.tier]);
         return;
     }
-    if (write_here(call)) {
+    if (write_here(call, req->lens[2], 1)) {
         enum ggl_status st = memory_put(req->argv[1], req->lens[1], req->argv[2], req->lens[2],
                                         &w, NULL);
-        if (st == GGL_OK) {
+        if (st == GGL_OK)
             reply_status(call->out, "OK");
-            return;
-        }
-        if (st != GGL_RETRY && st != GGL_UNAVAILABLE) {
+        else
             reply_failure(call->out, st, hostapi_take_reason());
-            return;
-        }
-        /* a tier refused for now: the worker's path, which queues it if config allows */
+        return;
     }
     struct job *j = conn_defer(call);
     if (!j) {
@@ -250,7 +251,7 @@ static void del_here(struct cmd_call *call)
 void cmd_mem_del(struct cmd_call *call)
 {
     const struct request *req = call->req;
-    if (write_here(call)) {
+    if (write_here(call, 0, req->argc - 1)) {
         del_here(call);
         return;
     }

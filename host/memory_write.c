@@ -135,6 +135,13 @@ enum ggl_status memory_put(const void *key, size_t len, const void *value, size_
     return st;
 }
 
+uint64_t memory_fresh_expect(int target)
+{
+    struct binding *b = atomic_load(&mm.slots[target].current);
+    return !b || b->nonblocking || GGL_HAS_SLOT(b->vt, struct ggl_tier, max_version)
+               ? GGL_VERSION_OLDER : GGL_VERSION_ANY;
+}
+
 int memory_prepare(const struct memory_item *items, size_t n, const struct memory_write *w,
                    struct ggl_entry *es)
 {
@@ -236,7 +243,8 @@ enum ggl_status memory_put_batch(const struct memory_item *items, size_t n,
         return GGL_NOMEM;
     int target = memory_prepare(items, n, w, es);
     enum ggl_status st = target < 0 ? (mm.ready ? GGL_INVALID : GGL_UNAVAILABLE)
-                                    : memory_write_entries(target, es, n, GGL_VERSION_OLDER, status);
+                                    : memory_write_entries(target, es, n, memory_fresh_expect(target),
+                                                           status);
     free(es);
     return st;
 }

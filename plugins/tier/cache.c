@@ -98,8 +98,13 @@ static HOT unsigned my_stripe(void)
 {
     static _Atomic unsigned next_stripe;
     /* initial-exec: a plain load, where a dlopened library's TLS model calls
-     * __tls_get_addr (the static TLS surplus glibc keeps for such libraries holds it) */
+     * __tls_get_addr (the static TLS surplus glibc keeps for such libraries holds it;
+     * elsewhere the default model) */
+#ifdef __GLIBC__
     static _Thread_local unsigned stripe __attribute__((tls_model("initial-exec"))) = ~0u;
+#else
+    static _Thread_local unsigned stripe = ~0u;
+#endif
     if (stripe == ~0u)
         stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % READ_STRIPES;
     return stripe;

@@ -613,44 +613,47 @@ static enum ggl_status sq_scan(void *self, uint64_t *cursor, size_t count, ggl_s
     return s;
 }
 
-static enum ggl_status sq_stats(void *self, struct ggl_tier_stats *out)
+/* Step statement `which` (a one-row query) on a pooled connection; take() reads the row. */
+static enum ggl_status one_row(struct ltm *l, enum stmt which, const char *what,
+                               void (*take)(sqlite3_stmt *st, void *out), void *out)
 {
-    struct ltm *l = self;
     enum ggl_status s;
     struct conn *c = acquire(l, &s);
     if (!c)
         return s;
-    sqlite3_stmt *st = c->st[STATS];
+    sqlite3_stmt *st = c->st[which];
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        out->entries = (uint64_t)sqlite3_column_int64(st, 0);
-        out->bytes = (uint64_t)sqlite3_column_int64(st, 1);
-    } else {
-        s = fail(l, c->db, rc, "stats");
-    }
+    if (rc == SQLITE_ROW)
+        take(st, out);
+    else
+        s = fail(l, c->db, rc, what);
     sqlite3_reset(st);
     release(l, c);
     return s;
+}
+
+static void take_stats(sqlite3_stmt *st, void *out)
+{
+    struct ggl_tier_stats *t = out;
+    t->entries = (uint64_t)sqlite3_column_int64(st, 0);
+    t->bytes = (uint64_t)sqlite3_column_int64(st, 1);
+}
+
+static void take_u64(sqlite3_stmt *st, void *out)
+{
+    *(uint64_t *)out = (uint64_t)sqlite3_column_int64(st, 0);
+}
+
+static enum ggl_status sq_stats(void *self, struct ggl_tier_stats *out)
+{
+    return one_row(self, STATS, "stats", take_stats, out);
 }
 
 /* One walk of the table (no index on version: writes would pay for one), done when a
  * slot is bound to this instance. */
 static enum ggl_status sq_max_version(void *self, uint64_t *out)
 {
-    struct ltm *l = self;
-    enum ggl_status s;
-    struct conn *c = acquire(l, &s);
-    if (!c)
-        return s;
-    sqlite3_stmt *st = c->st[MAX_VERSION];
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *out = (uint64_t)sqlite3_column_int64(st, 0);
-    else
-        s = fail(l, c->db, rc, "max_version");
-    sqlite3_reset(st);
-    release(l, c);
-    return s;
+    return one_row(self, MAX_VERSION, "max_version", take_u64, out);
 }
 
 static const struct ggl_tier vtable = {

@@ -393,6 +393,43 @@ static void test_where_writes_run(void **state)
     close(fd);
 }
 
+/* A tier refusing a write for now (a full STM) is answered the same on either path:
+ * -BUSY with its reason, and nothing written; the I/O thread does not retry it on a
+ * worker (that would count the failure twice in the slot's breaker). */
+static void test_a_refused_write_is_busy_on_either_path(void **state)
+{
+    (void)state;
+    static const char *const ltm[] = {"", " l = { plugin = \"sqlite\"; path = \"%1$s/ltm.db\"; };"};
+    for (int worker = 0; worker < 2; worker++) {
+        struct host h;
+        char body[1024], buf[4096];
+        snprintf(body, sizeof body,
+                 "plugin_dirs = [ \"" BUILD_PLUGINDIR "\" ];\n"
+                 "backends = { c = { plugin = \"cache\"; }; s = { plugin = \"mem\"; max_entries = 1; };%s };\n"
+                 "tiers = { cache = \"c\"; stm = \"s\";%s };\n"
+                 "memory = { breaker_threshold = 2; };\n",
+                 ltm[worker], worker ? " ltm = \"l\";" : "");
+        start_host_with(&h, NULL, body);
+        int fd = client(&h);
+        long before = queued_total(fd);
+        sendf(fd, "SET a 1\r\n");
+        expect(fd, "+OK\r\n");
+        sendf(fd, "SET b 1\r\n");
+        expect(fd, "-BUSY full: 1 entries\r\n");
+        sendf(fd, "GET b\r\n");
+        expect(fd, "$-1\r\n");
+        assert_int_equal(queued_total(fd) - before, worker ? 3 : 1); /* GET b: a miss */
+        sendf(fd, "MEM.STATS\r\n");
+        size_t n = read_n(fd, buf, sizeof buf - 1, 300);
+        buf[n] = '\0';
+        /* one failure counted, of the breaker's 2 */
+        assert_non_null(strstr(buf, "slot_stm:backend=tier/mem[s],breaker=closed,in_flight=0,"
+                                    "refused_busy=0,refused_open=0,errors=1,"));
+        close(fd);
+        stop_host(&h);
+    }
+}
+
 static int start_shared(int in_process_only)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -425,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_queued_write_lands_when_tier_returns),
         cmocka_unit_test(test_maintenance_moves_what_policy_picks),
         cmocka_unit_test(test_swap_with_migration_over_socket),
+        cmocka_unit_test(test_a_refused_write_is_busy_on_either_path),
     };
     const struct CMUnitTest in_process_tests[] = {
         cmocka_unit_test(test_replies_match_redis),
