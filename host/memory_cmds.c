@@ -202,7 +202,8 @@ struct del_batch {
     char reason[160];
 };
 
-static void del_one_done(struct del_batch *b, enum ggl_status st, int existed, const char *why)
+/* Count one key's outcome (the first failure kept); 1 when it was the last key. */
+static int del_count(struct del_batch *b, enum ggl_status st, int existed, const char *why)
 {
     if (st != GGL_OK && !atomic_fetch_add(&b->failed, 1)) {
         b->first_error = st;
@@ -210,12 +211,23 @@ static void del_one_done(struct del_batch *b, enum ggl_status st, int existed, c
     }
     if (st == GGL_OK && existed)
         atomic_fetch_add(&b->deleted, 1);
-    if (atomic_fetch_sub(&b->remaining, 1) != 1)
-        return;
+    return atomic_fetch_sub(&b->remaining, 1) == 1;
+}
+
+/* Every key counted: the first failure, else how many existed. */
+static void del_reply(struct del_batch *b, struct buf *out)
+{
     if (atomic_load(&b->failed))
-        reply_failure(&b->job->reply, b->first_error, b->reason);
+        reply_failure(out, b->first_error, b->reason);
     else
-        reply_int(&b->job->reply, atomic_load(&b->deleted));
+        reply_int(out, atomic_load(&b->deleted));
+}
+
+static void del_one_done(struct del_batch *b, enum ggl_status st, int existed, const char *why)
+{
+    if (!del_count(b, st, existed, why))
+        return;
+    del_reply(b, &b->job->reply);
     offload_complete(b->job->pool, b->job);
     free(b);
 }
@@ -225,27 +237,18 @@ static void del_done(void *arg, struct memory_result *r)
     del_one_done(arg, r->status, r->existed, r->reason);
 }
 
-/* DEL on the I/O thread (write_here): every key deleted, then the count of those that
- * existed or the first failure, as del_one_done replies. */
+/* DEL on the I/O thread (write_here): every key deleted, then the same reply. */
 static void del_here(struct cmd_call *call)
 {
     const struct request *req = call->req;
-    enum ggl_status first = GGL_OK;
-    char why[160] = "";
-    int deleted = 0;
+    struct del_batch b = {.job = NULL};
+    atomic_init(&b.remaining, req->argc - 1);
     for (int i = 1; i < req->argc; i++) {
         int existed = 0;
         enum ggl_status st = memory_del(req->argv[i], req->lens[i], &existed);
-        if (st != GGL_OK && first == GGL_OK) {
-            first = st;
-            snprintf(why, sizeof why, "%s", hostapi_take_reason());
-        }
-        deleted += st == GGL_OK && existed;
+        del_count(&b, st, existed, st == GGL_OK ? NULL : hostapi_take_reason());
     }
-    if (first != GGL_OK)
-        reply_failure(call->out, first, why);
-    else
-        reply_int(call->out, deleted);
+    del_reply(&b, call->out);
 }
 
 void cmd_mem_del(struct cmd_call *call)
